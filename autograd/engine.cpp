@@ -1,0 +1,139 @@
+// The backward engine: reverse topological order over the graph that ops
+// recorded, gradients accumulated into zero-initialised buffers.
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/dispatch.h"
+#include "autograd/function.h"
+
+namespace pw {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+bool grad_enabled() { return g_grad_enabled; }
+NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
+NoGrad::~NoGrad() { g_grad_enabled = prev_; }
+
+bool any_requires_grad(std::initializer_list<const Tensor*> xs) {
+  for (const Tensor* t : xs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+void detail::attach(Tensor& out, const std::shared_ptr<Node>& n, const std::vector<const Tensor*>& inputs) {
+  n->inputs.reserve(inputs.size());
+  for (const Tensor* t : inputs) {
+    Edge e;
+    if (t->defined() && t->requires_grad()) {
+      if (t->is_leaf()) e.leaf = t->impl_ptr();
+      else e.fn = t->grad_fn();
+      e.shape = t->shape();
+      e.dtype = t->dtype();
+      e.device = t->device();
+    }
+    n->inputs.push_back(std::move(e));
+  }
+  out.impl().grad_fn = n;
+  out.impl().requires_grad = true;
+}
+
+Tensor& Grads::operator[](size_t i) {
+  PW_CHECK(needs(i), node_.name(), ": backward asked for the gradient of input ", i,
+           ", which does not require grad (guard with g.needs(i))");
+  Tensor& b = *bufs_[i];
+  if (!b.defined()) b = zeros(node_.inputs[i].shape, node_.inputs[i].dtype);
+  return b;
+}
+
+namespace {
+// Adds src into dst elementwise (same shape and dtype).
+void add_into(Tensor& dst, const Tensor& src) {
+  dispatch_float(dst.dtype(), "backward", [&](auto tag) {
+    using T = decltype(tag);
+    T* d = dst.data<T>();
+    const T* s = src.data<T>();
+    int64_t n = dst.numel();
+#pragma omp parallel for if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+  });
+}
+}  // namespace
+
+void Tensor::backward(const Tensor& grad, bool retain_graph) const {
+  PW_CHECK(requires_grad(), "backward: tensor ", str(), " does not require grad (no input of the ",
+           "computation had requires_grad set, or it ran under NoGrad)");
+  Tensor seed;
+  if (grad.defined()) {
+    PW_CHECK(grad.shape() == shape(), "backward: gradient shape ", shape_str(grad.shape()),
+             " does not match the tensor's shape ", shape_str(shape()));
+    check_same_dtype("backward", *this, grad);
+    seed = grad.clone();
+  } else {
+    PW_CHECK(numel() == 1, "backward: a gradient must be given for non-scalar output ", str(),
+             " (pass dL/dy, or reduce the output to one element first)");
+    seed = ones(shape(), dtype());
+  }
+  NoGrad no_grad;  // backward formulas are not themselves recorded
+
+  if (is_leaf()) {  // backward on a leaf: its gradient is the seed itself
+    Tensor g = this->grad();
+    if (g.defined()) add_into(g, seed);
+    else impl().grad = seed.impl_ptr();
+    return;
+  }
+
+  // Topological order by iterative DFS (deep graphs must not overflow the stack).
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack{{grad_fn().get(), 0}};
+  seen.insert(grad_fn().get());
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      Node* child = node->inputs[next++].fn.get();
+      if (child && seen.insert(child).second) stack.push_back({child, 0});
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  std::reverse(order.begin(), order.end());  // root first
+
+  std::unordered_map<Node*, Tensor> pending;  // dL/d(output of node)
+  pending[grad_fn().get()] = seed;
+  for (Node* node : order) {
+    auto it = pending.find(node);
+    if (it == pending.end()) continue;  // no gradient reached this node
+    PW_CHECK(!node->freed, "backward: trying to run backward through the graph a second time (op '",
+             node->name(), "'); its saved tensors were freed. Pass retain_graph=true to the first backward.");
+    Tensor dy = it->second;
+    pending.erase(it);
+    std::vector<Tensor> leaf_bufs(node->inputs.size());
+    std::vector<Tensor*> bufs(node->inputs.size(), nullptr);
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      Edge& e = node->inputs[i];
+      if (e.fn) {
+        bufs[i] = &pending[e.fn.get()];
+      } else if (e.leaf) {
+        // Accumulate straight into the leaf's .grad, which persists across backward calls.
+        if (e.leaf->grad) leaf_bufs[i] = Tensor(e.leaf->grad);
+        bufs[i] = &leaf_bufs[i];
+      }
+    }
+    Grads g(*node, bufs);
+    node->backward(dy, g);
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      Edge& e = node->inputs[i];
+      if (e.leaf && leaf_bufs[i].defined() && !e.leaf->grad) e.leaf->grad = leaf_bufs[i].impl_ptr();
+    }
+    if (!retain_graph) {
+      node->freed = true;
+      node->release();
+    }
+  }
+}
+
+}  // namespace pw

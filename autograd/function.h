@@ -1,0 +1,115 @@
+// Reverse-mode autograd: the graph node every differentiable op derives from.
+//
+// Convention, kept by every op in patchwork: backward ACCUMULATES (+=) into the
+// gradient buffers it is handed. The engine zero-initialises each buffer the
+// first time it is asked for, so a tensor used twice (x*x), a broadcast input,
+// and repeated backward calls into a leaf all add up without special cases.
+//
+// Writing an op:
+//   // y = gelu(x).   x: any shape, y: same shape.
+//   struct GeluFn final : Node {
+//     Tensor x;
+//     const char* name() const override { return "gelu"; }
+//     void backward(const Tensor& dy, Grads& g) override {
+//       if (g.needs(0)) gelu_backward_cpu(g[0], x, dy);   // dx += gelu'(x) * dy
+//     }
+//   };
+//   Tensor gelu(const Tensor& x) {
+//     Tensor y = empty_like(x);
+//     gelu_forward_cpu(y, x);
+//     if (auto n = record<GeluFn>(y, {x})) n->x = x;
+//     return y;
+//   }
+// Save an op's OUTPUT only as y.detach(): the output holds its node, so saving
+// it with history would make a reference cycle.
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace pw {
+
+// Where the gradient of one input goes: the node that produced it, or the leaf itself.
+struct Edge {
+  std::shared_ptr<Node> fn;            // producer of a non-leaf input
+  std::shared_ptr<TensorImpl> leaf;    // a leaf that requires grad
+  Shape shape;                         // the input's shape, for its gradient buffer
+  DType dtype = DType::F32;
+  Device device = Device::CPU;
+  bool active() const { return fn || leaf; }
+};
+
+class Grads;
+
+struct Node {
+  std::vector<Edge> inputs;
+  bool freed = false;  // set after a backward without retain_graph
+  virtual ~Node() = default;
+  virtual const char* name() const = 0;
+  // dy: gradient of the loss w.r.t. this node's output, same shape as the output.
+  virtual void backward(const Tensor& dy, Grads& g) = 0;
+  // Drops saved tensors after a backward without retain_graph. Ops that save
+  // large buffers override it; the default keeps them until the graph dies.
+  virtual void release() {}
+};
+
+// Gradient buffers for a node's inputs, created (zeroed) on first use.
+class Grads {
+ public:
+  Grads(Node& node, std::vector<Tensor*> bufs) : node_(node), bufs_(std::move(bufs)) {}
+  bool needs(size_t i) const { return i < bufs_.size() && bufs_[i] != nullptr; }
+  Tensor& operator[](size_t i);  // dL/d(input i), to be accumulated into
+ private:
+  Node& node_;
+  std::vector<Tensor*> bufs_;
+};
+
+// Grad mode. While a NoGrad is alive, ops record nothing.
+bool grad_enabled();
+struct NoGrad {
+  NoGrad();
+  ~NoGrad();
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+ private:
+  bool prev_;
+};
+
+bool any_requires_grad(std::initializer_list<const Tensor*> xs);
+
+namespace detail {
+void attach(Tensor& out, const std::shared_ptr<Node>& n, const std::vector<const Tensor*>& inputs);
+}
+
+// Records `out = op(inputs...)` in the graph when grad mode is on and any input
+// requires grad. Returns the new node (to fill with what backward needs), or
+// null when nothing is recorded.
+template <class F>
+std::shared_ptr<F> record(Tensor& out, std::initializer_list<Tensor> inputs) {
+  if (!grad_enabled()) return nullptr;
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (!any) return nullptr;
+  auto n = std::make_shared<F>();
+  std::vector<const Tensor*> in;
+  for (const Tensor& t : inputs) in.push_back(&t);
+  detail::attach(out, n, in);
+  return n;
+}
+// Same, for ops with a variable number of inputs (concat).
+template <class F>
+std::shared_ptr<F> record_list(Tensor& out, const std::vector<Tensor>& inputs) {
+  if (!grad_enabled()) return nullptr;
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (!any) return nullptr;
+  auto n = std::make_shared<F>();
+  std::vector<const Tensor*> in;
+  for (const Tensor& t : inputs) in.push_back(&t);
+  detail::attach(out, n, in);
+  return n;
+}
+
+}  // namespace pw

@@ -1,0 +1,6 @@
+// Every differentiable op of patchwork, one include for users and tests.
+// Each family's API lives beside its kernels in kernels/<family>/<family>.h.
+#pragma once
+#include "autograd/function.h"
+#include "autograd/tensor.h"
+#include "kernels/activation/activation.h"

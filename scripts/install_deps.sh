@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, the Debian 12 packages patchwork needs that are missing.
+# Usage: scripts/install_deps.sh [--data]   (--data adds the Fashion-MNIST data set)
+set -euo pipefail
+pkgs=(cmake ninja-build g++ pkg-config libdnnl-dev libyaml-cpp-dev doctest-dev libstb-dev zlib1g-dev)
+[ "${1:-}" = "--data" ] && pkgs+=(dataset-fashion-mnist)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install_deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
