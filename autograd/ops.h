@@ -4,3 +4,5 @@
 #include "autograd/function.h"
 #include "autograd/tensor.h"
 #include "kernels/activation/activation.h"
+#include "kernels/interp/interp.h"
+#include "kernels/pool/pool.h"
