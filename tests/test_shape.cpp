@@ -146,12 +146,12 @@ TEST_CASE("large permutes (tiled and parallel paths) match a naive loop, forward
 TEST_CASE("expand and repeat backward sum in an order independent of the thread count") {
   Tensor b = uniform({1, 1, 97}, -1, 1).requires_grad_();
   Tensor r = uniform({3, 1, 5}, -1, 1).requires_grad_();
-  Tensor dy = uniform({8, 61, 97}, -1, 1), dr = uniform({4, 30, 4, 25}, -1, 1);
+  Tensor dy = uniform({8, 61, 97}, -1, 1), dr = uniform({4, 60, 8, 25}, -1, 1);
   auto grads = [&] {
     b.zero_grad();
     r.zero_grad();
     expand(b, {8, 61, 97}).backward(dy);
-    repeat(r, {4, 10, 4, 5}).backward(dr);
+    repeat(r, {4, 20, 8, 5}).backward(dr);
     return std::make_pair(b.grad().to_vector(), r.grad().to_vector());
   };
   int threads = omp_get_max_threads();
