@@ -98,9 +98,22 @@ Image resize_bilinear(const Image& in, int64_t h, int64_t w) {
     for (int64_t x = 0; x < w; ++x) {
       const float* wt = &tx.weights[(size_t)(x * tx.max_taps)];
       const uint8_t* s = src + tx.first[x] * c;
+      const int64_t taps = tx.count[x];
+      if (c == 3) {  // the common case: one pass over the taps for all three channels
+        float a0 = 0, a1 = 0, a2 = 0;
+        for (int64_t j = 0; j < taps; ++j) {
+          a0 += wt[j] * s[3 * j];
+          a1 += wt[j] * s[3 * j + 1];
+          a2 += wt[j] * s[3 * j + 2];
+        }
+        dst[3 * x] = a0;
+        dst[3 * x + 1] = a1;
+        dst[3 * x + 2] = a2;
+        continue;
+      }
       for (int64_t k = 0; k < c; ++k) {
         float acc = 0;
-        for (int64_t j = 0; j < tx.count[x]; ++j) acc += wt[j] * s[j * c + k];
+        for (int64_t j = 0; j < taps; ++j) acc += wt[j] * s[j * c + k];
         dst[x * c + k] = acc;
       }
     }

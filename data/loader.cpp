@@ -98,8 +98,8 @@ bool DataLoader::next(Batch& out) {
   if (!started_) set_position(epoch_, next_);
   if (next_ >= end_) return false;
   if (cfg_.num_workers == 0) {
-    out = build(next_);
-    ++next_;
+    const int64_t b = next_++;  // a failed batch is skipped, as with workers
+    out = build(b);
     return true;
   }
   Result r;
