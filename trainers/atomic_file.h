@@ -5,6 +5,7 @@
 // one file system) and fsyncs the directory so the rename itself survives a
 // power cut. A kill at any moment therefore leaves either the old file or the
 // new one, whole; at worst a stale "<path>.tmp.<pid>" is left behind.
+// The temp name holds only the pid: one writer per path per process.
 #pragma once
 #include <cstdio>
 #include <string>
