@@ -12,6 +12,7 @@
 
 #include "autograd/tensor.h"
 #include "trainers/atomic_file.h"
+#include "trainers/json.h"
 #include "trainers/safetensors.h"
 
 using namespace pw;
@@ -199,6 +200,38 @@ TEST_CASE("every malformed file is a pw::Error naming the file and the byte or t
   CHECK(load_error(raw(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1},)"
                        R"("e":{"dtype":"F64","shape":[0],"data_offsets":[8,8]},"e2":{"dtype":"I64","shape":[5,0],"data_offsets":[8,8]}})",
                        t8)) == "");
+}
+
+TEST_CASE("the header's JSON reader is strict RFC 8259") {
+  json::Value v = json::parse(R"( {"a": [1, -2.5e3, 0, true, null], "s": "x\"\\\/\n\u00e9\ud83d\ude00"} )", "j");
+  REQUIRE(v.is_object());
+  CHECK(v.find("a")->items.size() == 5);
+  CHECK(v.find("a")->items[1].text == "-2.5e3");
+  CHECK(v.find("s")->text == "x\"\\/\n\xc3\xa9\xf0\x9f\x98\x80");
+  CHECK(v.find("a")->offset == 7);
+  CHECK(json::parse("18446744073709551615", "j").as_uint64() == ~0ULL);
+  CHECK_FALSE(json::parse("18446744073709551616", "j").is_uint64());
+  CHECK_FALSE(json::parse("1.0", "j").is_uint64());
+  auto err = [](const char* text) {
+    try {
+      json::parse(text, "j", 100);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(err("01") == "j: byte 100: numbers may not have leading zeros");
+  CHECK(err("[1,]") == "j: byte 103: unexpected ']', expected a JSON value");
+  CHECK(err("{\"a\":1,}") == "j: byte 107: expected a string key in the object");
+  CHECK(err("\"\\ud800\"") == "j: byte 101: unpaired high surrogate in a \\u escape");
+  CHECK(err("\"\\x\"") == "j: byte 102: invalid escape '\\x' in a string");
+  CHECK(err("\"a\tb\"") == "j: byte 102: control character \\x09 in a string must be escaped");
+  CHECK(err("\"\xc0\xaf\"") == "j: byte 101: invalid UTF-8 byte \\xc0 in a string");  // overlong '/'
+  CHECK(err("NaN") == "j: byte 100: unexpected 'N', expected a JSON value");
+  CHECK(err("") == "j: byte 100: unexpected end of JSON, expected a value");
+  CHECK(json::quote("a\"\\\n\x01\xc3\xa9") == "\"a\\\"\\\\\\n\\u0001\xc3\xa9\"");
+  CHECK(json::valid_utf8("\xc3\xa9"));
+  CHECK_FALSE(json::valid_utf8("\xed\xa0\x80"));  // a UTF-16 surrogate
 }
 
 TEST_CASE("truncated or corrupted files throw pw::Error or load consistently") {
