@@ -53,8 +53,8 @@ TEST_CASE("defaults fill every key with its declared type") {
   CHECK(c.get_int("model.depth") == 6);
   CHECK(c.get_float("train.lr") == doctest::Approx(1e-3));
   CHECK(c.get_float("model.depth") == 6.0);  // integers widen
-  CHECK(c.get_bool("model.qkv_bias"));
-  CHECK(c.get_string("model.pool") == "cls");
+  CHECK(c.get_string("model.qkv_bias") == "auto");  // the model type decides
+  CHECK(c.get_string("model.pool") == "auto");
   CHECK(c.get_floats("train.betas") == std::vector<double>{0.9, 0.999});
   CHECK(c.origin("model.depth") == "");
   for (const char* sec : {"model", "data", "train", "eval"}) CHECK(c.schema().has_section(sec));
@@ -109,13 +109,14 @@ TEST_CASE("wrong types and out-of-range values say what is allowed") {
   CHECK(error_of("model:\n  dropout: 1\n") == "configs/x.yaml:2: model.dropout: expected a float in [0, 1), got '1'");
   CHECK(error_of("data:\n  randaugment_m: 31\n") ==
         "configs/x.yaml:2: data.randaugment_m: expected an integer in [0, 30], got '31'");
-  CHECK(error_of("model:\n  pool: max\n") == "configs/x.yaml:2: model.pool: expected one of cls|mean, got 'max'");
+  CHECK(error_of("model:\n  pool: max\n") == "configs/x.yaml:2: model.pool: expected one of auto|cls|mean, got 'max'");
   CHECK(error_of("model:\n  pool: men\n") ==
-        "configs/x.yaml:2: model.pool: expected one of cls|mean, got 'men'; did you mean 'mean'?");
+        "configs/x.yaml:2: model.pool: expected one of auto|cls|mean, got 'men'; did you mean 'mean'?");
   CHECK(error_of("data:\n  dataset: cifar\n") ==
         "configs/x.yaml:2: data.dataset: expected one of fashion_mnist|mnist|cifar10|cifar100|image_folder, got "
         "'cifar'; did you mean 'cifar10'?");
-  CHECK(error_of("model:\n  qkv_bias: maybe\n") == "configs/x.yaml:2: model.qkv_bias: expected true or false, got 'maybe'");
+  CHECK(error_of("data:\n  hflip: maybe\n") == "configs/x.yaml:2: data.hflip: expected true or false, got 'maybe'");
+  CHECK(Config::parse("model:\n  qkv_bias: true\n", "x.yaml").get_string("model.qkv_bias") == "true");
   CHECK(error_of("train:\n  betas: [0.9]\n") ==
         "configs/x.yaml:2: train.betas: expected a list of 2 floats in [0, 1), got [0.9]");
   CHECK(error_of("train:\n  betas: [0.9, 1.5]\n") ==
@@ -191,7 +192,7 @@ TEST_CASE("--set overrides are validated the same way") {
         "--set train.betas=[0.9: train.betas: the value is not valid YAML (end of sequence flow not found)");
   CHECK(set_error("train.betas=0.9,0.99") ==
         "--set train.betas=0.9,0.99: train.betas: expected a list of 2 floats in [0, 1), got '0.9,0.99'");
-  CHECK(set_error("model.pool=avg") == "--set model.pool=avg: model.pool: expected one of cls|mean, got 'avg'");
+  CHECK(set_error("model.pool=avg") == "--set model.pool=avg: model.pool: expected one of auto|cls|mean, got 'avg'");
   // Errors from a load's override list carry the same text.
   CHECK(error_of("", {"train.lr=fast"}) == "--set train.lr=fast: train.lr: expected a float > 0, got 'fast'");
 }

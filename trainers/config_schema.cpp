@@ -27,11 +27,14 @@ void model_keys(Schema& s) {
   add("emb_dropout", KeySpec::Float(0.0, "dropout on patch embeddings plus position embeddings").ge(0).lt(1));
   add("attn_dropout", KeySpec::Float(0.0, "dropout on attention weights").ge(0).lt(1));
   add("drop_path", KeySpec::Float(0.0, "stochastic depth rate of the last block (linear from 0)").ge(0).lt(1));
-  add("pool", KeySpec::Enum("cls", {"cls", "mean"}, "class token or mean of tokens feeds the head"));
-  add("qkv_bias", KeySpec::Bool(true, "bias in the query/key/value projection (timm default)"));
-  add("patch_embed", KeySpec::Enum("conv", {"linear", "conv"},
+  // "auto" leaves the choice to model.type (SimpleViT: mean, linear, sincos2d,
+  // no qkv bias; ViT: cls, conv, learned, qkv bias), so a config that names a
+  // model gets that model unless it says otherwise.
+  add("pool", KeySpec::Enum("auto", {"auto", "cls", "mean"}, "class token or mean of tokens feeds the head"));
+  add("qkv_bias", KeySpec::Enum("auto", {"auto", "true", "false"}, "bias in the query/key/value projection"));
+  add("patch_embed", KeySpec::Enum("auto", {"auto", "linear", "conv"},
                                    "patch embedding: conv (timm, stride = patch) or linear on flattened patches"));
-  add("pos_embed", KeySpec::Enum("learned", {"sincos2d", "learned", "sinusoidal", "none"},
+  add("pos_embed", KeySpec::Enum("auto", {"auto", "sincos2d", "learned", "sinusoidal", "none"},
                                  "position embedding added to the patch tokens"));
 }
 
