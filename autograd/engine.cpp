@@ -118,6 +118,12 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
       if (e.fn) {
         bufs[i] = &pending[e.fn.get()];
       } else if (e.leaf) {
+        // A leaf feeding several inputs of this node (x*x) gets one buffer for
+        // all of them; separate ones would each be zero-initialised and all but
+        // the first dropped below.
+        for (size_t j = 0; j < i && !bufs[i]; ++j)
+          if (node->inputs[j].leaf == e.leaf) bufs[i] = bufs[j];
+        if (bufs[i]) continue;
         // Accumulate straight into the leaf's .grad, which persists across backward calls.
         if (e.leaf->grad) leaf_bufs[i] = Tensor(e.leaf->grad);
         bufs[i] = &leaf_bufs[i];
