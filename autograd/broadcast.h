@@ -25,9 +25,12 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 // the sum fits dst's shape (the backward of every broadcasting op).
 //   src: the broadcast shape S;  dst: any shape that broadcasts to S.
 // Deterministic: every dst element is summed in an order fixed by the shapes
-// alone (never by the thread count); accumulates in double.
+// alone (never by the thread count); running sums are kept in double.
 void sum_to_shape_acc(Tensor& dst, const Tensor& src);
 void sum_to_shape_acc(Tensor& dst, const Tensor& src, double alpha);
+// dst += (a * b) summed down to dst's shape, without materialising a * b
+// (the gradient of a broadcast factor: dscale += sum(dy * x)).   a, b: S
+void sum_prod_to_shape_acc(Tensor& dst, const Tensor& a, const Tensor& b);
 
 // The loop plan of an elementwise kernel: `out` (contiguous, shape `out`) and
 // up to kMaxOperands inputs, each of a shape that broadcasts to `out`.

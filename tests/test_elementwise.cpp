@@ -1,3 +1,5 @@
+#include <omp.h>
+
 #include <cmath>
 #include <random>
 
@@ -25,6 +27,7 @@ TEST_CASE("elementwise gradients") {
       {"mul same shape", {In({3, 5, 7}), In({3, 5, 7})}, [](X x) { return mul(x[0], x[1]); }},
       {"mul {3,1,5}*{4,5}", {In({3, 1, 5}), In({4, 5})}, [](X x) { return x[0] * x[1]; }},
       {"mul {3,5,1}*{3,5,7}", {In({3, 5, 1}), In({3, 5, 7})}, [](X x) { return x[0] * x[1]; }},
+      {"mul {3,5,7}*{7}", {In({3, 5, 7}), In({7})}, [](X x) { return x[0] * x[1]; }},
       {"mul {3,1,7}*{1,5,1}", {In({3, 1, 7}), In({1, 5, 1})}, [](X x) { return x[0] * x[1]; }},
       {"div same shape", {In({3, 5, 7}), In({3, 5, 7}, POS)}, [](X x) { return div(x[0], x[1]); }},
       {"div {3,1,5}/{4,5}", {In({3, 1, 5}), In({4, 5}, POS)}, [](X x) { return x[0] / x[1]; }},
@@ -203,7 +206,7 @@ std::vector<double> naive_sum_to(const Shape& D, const Shape& S, const std::vect
 }
 }  // namespace
 
-TEST_CASE("sum_to_shape_acc matches a naive sum and is deterministic") {
+TEST_CASE("sum_to_shape_acc and sum_prod_to_shape_acc match a naive sum, deterministically") {
   struct C { Shape dst, src; };
   std::vector<C> cs = {
       {{7}, {50001, 7}},           // inner kept, few dst rows: split reduction
@@ -233,6 +236,14 @@ TEST_CASE("sum_to_shape_acc matches a naive sum and is deterministic") {
       check_close(d1.to_vector(), want, tol, tol, "sum_to_shape_acc");
       sum_to_shape_acc(d2, src, 0.5);
       CHECK(d1.to_vector() == d2.to_vector());
+      // The fused product form: dst += sum_to(src * f).
+      Tensor f = normal(c.src, 0, 1, t), d3 = d0.clone();
+      std::vector<double> vs = src.to_vector(), vf = f.to_vector(), prod(vs.size());
+      for (size_t i = 0; i < vs.size(); ++i) prod[i] = t == DType::F32 ? (double)((float)vs[i] * (float)vf[i]) : vs[i] * vf[i];
+      std::vector<double> want3 = naive_sum_to(c.dst, c.src, prod);
+      for (size_t i = 0; i < want3.size(); ++i) want3[i] += base[i];
+      sum_prod_to_shape_acc(d3, src, f);
+      check_close(d3.to_vector(), want3, tol, tol, "sum_prod_to_shape_acc");
     }
   }
 }
@@ -267,6 +278,32 @@ TEST_CASE("broadcast forward on large shapes matches naive indexing") {
       if (!ok) FAIL_CHECK("element ", i, " got ", vy[i], " expected ", va[ia] * vb[ib]);
     }
   }
+}
+
+TEST_CASE("results do not depend on the thread count") {
+  // Vectorised transcendentals (simd_math_cpu.h) and split reductions must give
+  // bitwise the same numbers on 1 and on 3 threads.
+  Tensor x = normal({3, 50021}, 0, 1, DType::F32).requires_grad_();
+  Tensor s = normal({3, 1}, 0, 1, DType::F32).requires_grad_();
+  Tensor u = normal({3, 50021}, 0, 1, DType::F32);
+  auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    x.zero_grad();
+    s.zero_grad();
+    Tensor y = exp(x) * s + log(abs(x) + 1.0) / s + pow(abs(x), 1.7) * s;
+    y.backward(u);
+    std::vector<double> out = y.to_vector(), gx = x.grad().to_vector(), gs = s.grad().to_vector();
+    out.insert(out.end(), gx.begin(), gx.end());
+    out.insert(out.end(), gs.begin(), gs.end());
+    return out;
+  };
+  const int prev = omp_get_max_threads();
+  std::vector<double> one = run(1), three = run(3);
+  omp_set_num_threads(prev);
+  REQUIRE(one.size() == three.size());
+  size_t diff = 0;
+  for (size_t i = 0; i < one.size(); ++i) diff += one[i] != three[i];
+  CHECK(diff == 0);
 }
 
 TEST_CASE("broadcast_shapes") {
@@ -305,4 +342,8 @@ TEST_CASE("elementwise bad inputs") {
   // sum_to_shape_acc: dst must broadcast to src
   Tensor d = zeros({2}, DType::F64);
   CHECK_THROWS_WITH_AS(sum_to_shape_acc(d, a), doctest::Contains("sum_to_shape_acc"), pw::Error);
+  CHECK_THROWS_WITH_AS(sum_prod_to_shape_acc(d, a, a), doctest::Contains("sum_prod_to_shape_acc"), pw::Error);
+  Tensor d4 = zeros({4}, DType::F64);
+  CHECK_THROWS_WITH_AS(sum_prod_to_shape_acc(d4, a, normal({4}, 0, 1, DType::F64)),
+                       doctest::Contains("must have one shape"), pw::Error);
 }

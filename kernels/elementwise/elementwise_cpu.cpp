@@ -135,9 +135,14 @@ struct BinaryFn final : Node {
       const T* pa = a.data<T>();
       const T* pb = b.data<T>();
       if (kind == Bin::Mul) {
-        auto f = [](T d, T v) { return math::mul_bwd_a(d, v); };
-        if (g.needs(0)) grad2_acc<T>(g[0], out, pdy, out, pb, b.shape(), f);
-        if (g.needs(1)) grad2_acc<T>(g[1], out, pdy, out, pa, a.shape(), f);
+        // A broadcast factor times a full-shape one (x * scale): the product
+        // dy * x is summed as it is formed, never stored.
+        auto dfactor = [&](Tensor& d, const Tensor& other, const T* po) {
+          if (d.numel() < dy.numel() && other.shape() == dy.shape()) sum_prod_to_shape_acc(d, dy, other);
+          else grad2_acc<T>(d, out, pdy, out, po, other.shape(), [](T dv, T v) { return math::mul_bwd_a(dv, v); });
+        };
+        if (g.needs(0)) dfactor(g[0], b, pb);
+        if (g.needs(1)) dfactor(g[1], a, pa);
       } else {
         if (g.needs(0))
           grad2_acc<T>(g[0], out, pdy, out, pb, b.shape(), [](T d, T vb) { return math::div_bwd_a(d, vb); });

@@ -11,22 +11,40 @@
 //
 // Parameters (pow's p, clamp's lo and hi) are members of the op struct.
 #pragma once
+#include <algorithm>
+
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
+#include "kernels/elementwise/simd_math_cpu.h"
 
 namespace pw {
 
+// Work is cut into blocks fixed by n, each a `#pragma omp simd` loop, so that
+// which elements fall in a vector body or a scalar tail (which may round
+// transcendentals differently, see simd_math_cpu.h) never depends on threads.
+constexpr int64_t kMapBlock = 4096;
+
 // y[i] = f(x[i]).   x, y: (n)
 template <class T, class F>
-void map_cpu(T* y, const T* x, int64_t n, F f) {
+void map_cpu(T* __restrict y, const T* __restrict x, int64_t n, F f) {
+  const int64_t nb = (n + kMapBlock - 1) / kMapBlock;
 #pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t i1 = std::min(n, (b + 1) * kMapBlock);
+#pragma omp simd
+    for (int64_t i = b * kMapBlock; i < i1; ++i) y[i] = f(x[i]);
+  }
 }
 // dx[i] += f(s[i], dy[i]), s the saved x or y.   dx, s, dy: (n)
 template <class T, class F>
-void map_bwd_cpu(T* dx, const T* s, const T* dy, int64_t n, F f) {
+void map_bwd_cpu(T* __restrict dx, const T* s, const T* dy, int64_t n, F f) {
+  const int64_t nb = (n + kMapBlock - 1) / kMapBlock;
 #pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dx[i] += f(s[i], dy[i]);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t i1 = std::min(n, (b + 1) * kMapBlock);
+#pragma omp simd
+    for (int64_t i = b * kMapBlock; i < i1; ++i) dx[i] += f(s[i], dy[i]);
+  }
 }
 
 // y = Op::fwd(x).   x: any shape, y: same shape.
