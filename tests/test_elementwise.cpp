@@ -347,3 +347,13 @@ TEST_CASE("elementwise bad inputs") {
   CHECK_THROWS_WITH_AS(sum_prod_to_shape_acc(d4, a, normal({4}, 0, 1, DType::F64)),
                        doctest::Contains("must have one shape"), pw::Error);
 }
+
+TEST_CASE("empty tensors flow through forward and backward") {
+  Tensor a = zeros({0, 3}, DType::F64).requires_grad_();
+  Tensor b = normal({3}, 0, 1, DType::F64).requires_grad_();
+  Tensor y = where(a, a * b, exp(a) / b) + masked_fill(a, a, 1.0);
+  CHECK(y.shape() == Shape{0, 3});
+  y.backward(zeros({0, 3}, DType::F64));
+  CHECK(b.grad().to_vector() == std::vector<double>{0, 0, 0});
+  CHECK(a.grad().numel() == 0);
+}
