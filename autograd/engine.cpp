@@ -111,6 +111,10 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
   for (Node* node : order) {
     auto it = pending.find(node);
     if (it == pending.end()) continue;  // no gradient reached this node
+    if (!it->second.defined()) {        // a consumer asked for the buffer but wrote nothing
+      pending.erase(it);
+      continue;
+    }
     PW_CHECK(!node->freed, "backward: trying to run backward through the graph a second time (op '",
              node->name(), "'); its saved tensors were freed. Pass retain_graph=true to the first backward.");
     Tensor dy = it->second;

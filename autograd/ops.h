@@ -4,6 +4,7 @@
 #include "autograd/function.h"
 #include "autograd/tensor.h"
 #include "kernels/activation/activation.h"
+#include "kernels/elementwise/elementwise.h"
 #include "kernels/index/index.h"
 #include "kernels/interp/interp.h"
 #include "kernels/pool/pool.h"
