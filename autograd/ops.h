@@ -4,3 +4,6 @@
 #include "autograd/function.h"
 #include "autograd/tensor.h"
 #include "kernels/activation/activation.h"
+#include "kernels/conv/conv.h"
+#include "kernels/matmul/matmul.h"
+#include "kernels/unfold/unfold.h"

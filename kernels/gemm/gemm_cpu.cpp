@@ -103,9 +103,10 @@ void sgemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 // when the GEMMs are small: the per-call fork/join and the thin per-thread tiles cost
 // more than the arithmetic. Measured on 2 cores (see bench_gemm): 256 x (64x64x32)
 // runs ~1.6x faster spread over the batch than as sequential threaded calls.
+// Tiny batches (the gradient checks) stay on one thread: the fork costs more than the work.
 bool spread_batch(int64_t batch, int64_t M, int64_t N, int64_t K) {
   int nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
-  return nthr > 1 && batch >= nthr && M * N * K <= (int64_t(1) << 22);
+  return nthr > 1 && batch >= nthr && M * N * K <= (int64_t(1) << 22) && batch * M * N * K > (int64_t(1) << 16);
 }
 
 template <class T, class G>
