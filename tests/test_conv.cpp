@@ -22,6 +22,10 @@ TEST_CASE("conv and unfold gradients") {
        [](auto& x) { return conv2d(x[0], x[1], x[2], {2, 2}, {1, 1}, {1, 1}, 3); }},
       {"conv2d depthwise x2, dilation 2, stride (1,2)", {In({2, 3, 7, 9}), In({6, 1, 3, 3}), In({6})},
        [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 2}, {2, 1}, {2, 2}, 3); }},
+      {"conv2d depthwise stride 1, x2, dilation (2,1), padding (2,1)", {In({2, 3, 7, 8}), In({6, 1, 3, 2}), In({6})},
+       [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {2, 1}, {2, 1}, 3); }},
+      {"conv2d depthwise stride 1, no padding", {In({1, 4, 5, 6}), In({4, 1, 3, 3})},
+       [](auto& x) { return conv2d(x[0], x[1], Tensor(), {1, 1}, {0, 0}, {1, 1}, 4); }},
       {"conv1d stride 2, padding, dilation 2, groups 2", {In({2, 4, 11}), In({6, 2, 3}), In({6})},
        [](auto& x) { return conv1d(x[0], x[1], x[2], 2, 1, 2, 2); }},
       {"conv1d depthwise", {In({2, 5, 9}), In({5, 1, 3})}, [](auto& x) { return conv1d(x[0], x[1], Tensor(), 1, 1, 1, 5); }},
@@ -36,6 +40,8 @@ TEST_CASE("conv gradients with the batch cut into several im2col chunks") {
   run_op_cases({
       {"conv2d chunked", {In({3, 4, 5, 6}), In({4, 2, 3, 3}), In({4})},
        [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}, {1, 1}, 2); }},
+      {"conv2d 1x1 chunked (x is the column matrix)", {In({3, 4, 3, 5}), In({6, 2, 1, 1}), In({6})},
+       [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {0, 0}, {1, 1}, 2); }},
   });
   detail::conv_col_budget() = saved;
 }
@@ -47,6 +53,8 @@ TEST_CASE("conv and unfold match PyTorch") {
                   [](auto& x) { return conv2d(x[0], x[1], x[2], {2, 1}, {1, 2}, {2, 1}, 2); });
   check_reference(cases.at("conv2d_depthwise_m2"),
                   [](auto& x) { return conv2d(x[0], x[1], x[2], {2, 2}, {1, 1}, {1, 1}, 3); });
+  check_reference(cases.at("conv2d_depthwise_s1"),
+                  [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {3, 1}, {1, 2}, 4); });
   check_reference(cases.at("conv2d_patch_nobias"), [](auto& x) { return conv2d(x[0], x[1], Tensor(), {4, 4}); });
   check_reference(cases.at("conv1d_s2_p1_d2_g2"), [](auto& x) { return conv1d(x[0], x[1], x[2], 2, 1, 2, 2); });
   check_reference(cases.at("unfold_k23_d21_p11_s22"),
@@ -92,6 +100,10 @@ TEST_CASE("float32 conv and unfold agree with float64") {
                    [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); });
   check_f32_vs_f64({{4, 16, 17, 15}, {24, 4, 3, 3}, {24}},
                    [](auto& x) { return conv2d(x[0], x[1], x[2], {2, 2}, {2, 2}, {2, 2}, 4); });
+  check_f32_vs_f64({{3, 32, 24, 24}, {16, 32, 3, 3}, {16}},  // one image per im2col chunk
+                   [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); });
+  check_f32_vs_f64({{2, 64, 64, 64}, {32, 64, 1, 1}, {32}},  // 1x1, one image per chunk: no im2col
+                   [](auto& x) { return conv2d(x[0], x[1], x[2]); });
   check_f32_vs_f64({{8, 32, 14, 14}, {32, 1, 7, 7}, {32}},  // ConvNeXt-style depthwise
                    [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {3, 3}, {1, 1}, 32); });
   check_f32_vs_f64({{16, 3, 32, 32}, {64, 3, 4, 4}, {64}},  // ViT patch embedding

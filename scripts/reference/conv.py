@@ -31,6 +31,8 @@ cases = {
                                (2, 4, 9, 8), (6, 2, 3, 2), (6,)),
     "conv2d_depthwise_m2": case(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=3),
                                 (2, 3, 7, 7), (6, 1, 3, 3), (6,)),
+    "conv2d_depthwise_s1": case(lambda x, w, b: F.conv2d(x, w, b, padding=(3, 1), dilation=(1, 2), groups=4),
+                                (1, 4, 6, 7), (4, 1, 7, 3), (4,)),
     "conv2d_patch_nobias": case(lambda x, w: F.conv2d(x, w, stride=4), (2, 3, 8, 12), (5, 3, 4, 4)),
     "conv1d_s2_p1_d2_g2": case(lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1, dilation=2, groups=2),
                                (2, 4, 11), (6, 2, 3), (6,)),
