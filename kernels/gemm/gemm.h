@@ -45,7 +45,7 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, 
                           int64_t ldb, int64_t stride_b, double beta, double* C, int64_t ldc, int64_t stride_c);
 
 // `patchwork bench gemm`: float32 GFLOP/s at ViT shapes on 1 and 2 threads, plus the
-// batched attention GEMMs, printed as a table (about 15 s).
+// batched attention GEMMs, printed as a table (under 15 s).
 void bench_gemm(std::ostream& os);
 
 }  // namespace pw

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "kernels/gemm/gemm.h"
@@ -55,6 +56,13 @@ std::string fmt(const char* f, double a) {
 
 void bench_gemm(std::ostream& os) {
   const int64_t M = 6272;  // 128 images x 49 patches
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {  // other processes skew the 2-thread numbers
+    double load = 0;
+    if (std::fscanf(f, "%lf", &load) == 1)
+      os << "load average " << fmt("%.2f", load) << " on " << omp_get_num_procs() << " cores"
+         << (load > 0.5 ? " (busy machine: numbers are low)" : "") << "\n";
+    std::fclose(f);
+  }
   const int max_thr = omp_get_max_threads();
   std::vector<int> threads{1};
   if (max_thr >= 2) threads.push_back(2);
