@@ -4,6 +4,7 @@
 #include <string>
 
 #include "autograd/check.h"
+#include "kernels/gemm/gemm.h"
 
 namespace {
 
@@ -21,6 +22,15 @@ int main(int argc, char** argv) {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       std::cout << kUsage;
       return 0;
+    }
+    if (cmd == "bench") {
+      std::string what = argc > 2 ? argv[2] : "";
+      if (what == "gemm") {
+        pw::bench_gemm(std::cout);
+        return 0;
+      }
+      std::cerr << "patchwork: unknown benchmark '" << what << "' (known: gemm)\n" << kUsage;
+      return 2;
     }
     std::cerr << "patchwork: unknown command '" << cmd << "'\n" << kUsage;
     return 2;

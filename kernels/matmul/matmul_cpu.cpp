@@ -1,0 +1,297 @@
+#include <algorithm>
+#include <vector>
+
+#include "autograd/dispatch.h"
+#include "autograd/function.h"
+#include "kernels/gemm/gemm.h"
+#include "kernels/matmul/matmul.h"
+
+namespace pw {
+
+namespace {
+
+// How the batch of a @ b maps onto the batches of its operands.
+struct MatmulPlan {
+  int64_t M = 0, K = 0, N = 0;
+  Shape out_batch;                 // broadcast of a's and b's batch dims
+  int64_t a_bn = 1, b_bn = 1;      // number of (M,K) slices in a, (K,N) slices in b
+  int64_t out_bn = 1;              // number of (M,N) slices in y
+  std::vector<int64_t> ia, ib;     // (out_bn): the a and b slice under each y slice
+};
+
+MatmulPlan plan_matmul(const Tensor& a, const Tensor& b) {
+  MatmulPlan p;
+  p.M = a.size(-2);
+  p.K = a.size(-1);
+  p.N = b.size(-1);
+  PW_CHECK(b.size(-2) == p.K, "matmul: inner dimensions differ, a ", a.str(), " @ b ", b.str(),
+           "; a's last dim must equal b's second-to-last");
+  Shape ab(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+  size_t nd = std::max(ab.size(), bb.size());
+  ab.insert(ab.begin(), nd - ab.size(), 1);
+  bb.insert(bb.begin(), nd - bb.size(), 1);
+  p.out_batch.resize(nd);
+  for (size_t d = 0; d < nd; ++d) {
+    PW_CHECK(ab[d] == bb[d] || ab[d] == 1 || bb[d] == 1, "matmul: batch dims of a ", a.str(), " and b ", b.str(),
+             " do not broadcast (", ab[d], " vs ", bb[d], " at batch dim ", d, ")");
+    p.out_batch[d] = ab[d] == 1 ? bb[d] : ab[d];
+  }
+  p.a_bn = numel_of(ab);
+  p.b_bn = numel_of(bb);
+  p.out_bn = numel_of(p.out_batch);
+  // Slice strides of a and b per batch dim; 0 where the dim broadcasts.
+  std::vector<int64_t> sa(nd, 0), sb(nd, 0);
+  for (int64_t d = (int64_t)nd - 1, ra = 1, rb = 1; d >= 0; --d) {
+    if (ab[d] != 1) sa[d] = ra;
+    if (bb[d] != 1) sb[d] = rb;
+    ra *= ab[d];
+    rb *= bb[d];
+  }
+  // Odometer over the output batch index.
+  p.ia.resize(p.out_bn);
+  p.ib.resize(p.out_bn);
+  std::vector<int64_t> idx(nd, 0);
+  int64_t oa = 0, ob = 0;
+  for (int64_t i = 0; i < p.out_bn; ++i) {
+    p.ia[i] = oa;
+    p.ib[i] = ob;
+    for (int64_t d = (int64_t)nd - 1; d >= 0; --d) {
+      oa += sa[d];
+      ob += sb[d];
+      if (++idx[d] < p.out_batch[d]) break;
+      oa -= sa[d] * idx[d];
+      ob -= sb[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+  return p;
+}
+
+// dst slice s (dst + s*dst_stride) += op(A[i]) @ op(B[i]) for every i with slot[i] == s.
+// When several i share one slot (a broadcast operand's gradient), the GEMMs run in
+// rounds: round r does every slot's r-th contribution as one batched call, so no two
+// GEMMs of a call write the same slice and each slice sums in i order on any thread count.
+// Several rounds sum into a zeroed buffer first, which is then added to dst once: the
+// backward adds exactly its own contribution (see Node in autograd/function.h).
+template <class T>
+void accumulate_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const std::vector<const T*>& A,
+                        int64_t lda, const std::vector<const T*>& B, int64_t ldb, const std::vector<int64_t>& slot,
+                        int64_t n_slots, T* dst, int64_t dst_stride, int64_t ldc) {
+  std::vector<int64_t> seen(n_slots, 0), round(slot.size());
+  int64_t n_rounds = 0;
+  for (size_t i = 0; i < slot.size(); ++i) {
+    round[i] = seen[slot[i]]++;
+    n_rounds = std::max(n_rounds, round[i] + 1);
+  }
+  std::vector<T> sum;  // (n_slots * dst_stride), only when slots repeat
+  T* out = dst;
+  if (n_rounds > 1) {
+    sum.assign(n_slots * dst_stride, T(0));
+    out = sum.data();
+  }
+  std::vector<const T*> a, b;
+  std::vector<T*> c;
+  for (int64_t r = 0; r < n_rounds; ++r) {
+    a.clear();
+    b.clear();
+    c.clear();
+    for (size_t i = 0; i < slot.size(); ++i) {
+      if (round[i] != r) continue;
+      a.push_back(A[i]);
+      b.push_back(B[i]);
+      c.push_back(out + slot[i] * dst_stride);
+    }
+    gemm_batched(ta, tb, (int64_t)c.size(), M, N, K, T(1), a.data(), lda, b.data(), ldb, T(1), c.data(), ldc);
+  }
+  if (n_rounds > 1) {
+    const int64_t n = n_slots * dst_stride;
+#pragma omp parallel for if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) dst[i] += sum[i];
+  }
+}
+
+// y (out_bn,M,N) = a (a_bn,M,K) @ b (b_bn,K,N), slices paired by the plan.
+template <class T>
+void matmul_forward_cpu(T* y, const T* a, const T* b, const MatmulPlan& p) {
+  const int64_t M = p.M, K = p.K, N = p.N;
+  if (p.b_bn == 1) {  // one b for all: fold a's batch into M, one big GEMM
+    gemm(false, false, p.out_bn * M, N, K, T(1), a, K, b, N, T(0), y, N);
+    return;
+  }
+  std::vector<const T*> A(p.out_bn), B(p.out_bn);
+  std::vector<T*> C(p.out_bn);
+  for (int64_t i = 0; i < p.out_bn; ++i) {
+    A[i] = a + p.ia[i] * M * K;
+    B[i] = b + p.ib[i] * K * N;
+    C[i] = y + i * M * N;
+  }
+  gemm_batched(false, false, p.out_bn, M, N, K, T(1), A.data(), K, B.data(), N, T(0), C.data(), N);
+}
+
+// Forward was y = a @ b:  da += dy @ b^T,  db += a^T @ dy, each summed over the output
+// slices that a broadcast operand slice fed.   da: (a_bn,M,K)  db: (b_bn,K,N)  dy: (out_bn,M,N)
+template <class T>
+void matmul_backward_cpu(T* da, T* db, const T* dy, const T* a, const T* b, const MatmulPlan& p) {
+  const int64_t M = p.M, K = p.K, N = p.N;
+  if (p.b_bn == 1) {  // a's batch folded into M, as in the forward
+    if (da) gemm(false, true, p.out_bn * M, K, N, T(1), dy, N, b, N, T(1), da, K);
+    if (db) gemm(true, false, K, N, p.out_bn * M, T(1), a, K, dy, N, T(1), db, N);
+    return;
+  }
+  std::vector<const T*> A(p.out_bn), B(p.out_bn), DY(p.out_bn);
+  for (int64_t i = 0; i < p.out_bn; ++i) {
+    A[i] = a + p.ia[i] * M * K;
+    B[i] = b + p.ib[i] * K * N;
+    DY[i] = dy + i * M * N;
+  }
+  if (da) accumulate_batched(false, true, M, K, N, DY, N, B, N, p.ia, p.a_bn, da, M * K, K);
+  if (db) accumulate_batched(true, false, K, N, M, A, K, DY, N, p.ib, p.b_bn, db, K * N, N);
+}
+
+// y = a @ b.   a: (...,M,K)  b: (...,K,N)  y: (out_batch...,M,N)
+struct MatmulFn final : Node {
+  Tensor a, b;
+  MatmulPlan plan;
+  const char* name() const override { return "matmul"; }
+  void backward(const Tensor& dy, Grads& g) override {
+    dispatch_float(dy.dtype(), "matmul", [&](auto tag) {
+      using T = decltype(tag);
+      T* da = g.needs(0) ? g[0].data<T>() : nullptr;
+      T* db = g.needs(1) ? g[1].data<T>() : nullptr;
+      matmul_backward_cpu(da, db, dy.data<T>(), a.data<T>(), b.data<T>(), plan);
+    });
+  }
+  void release() override {
+    a = Tensor();
+    b = Tensor();
+  }
+};
+
+// db (C) += sum over rows of dy (R,C). Columns are cut into blocks, one block per task,
+// each summed over rows in order: the result does not depend on the thread count.
+// NOTE: float sums accumulate in double; R is the batch*tokens count, often thousands.
+template <class T>
+void column_sum_add(T* db, const T* dy, int64_t R, int64_t C) {
+  constexpr int64_t kCB = 64;
+  int64_t nb = (C + kCB - 1) / kCB;
+#pragma omp parallel for if (R * C > kParallelGrain)
+  for (int64_t cb = 0; cb < nb; ++cb) {
+    int64_t c0 = cb * kCB, c1 = std::min(C, c0 + kCB);
+    double acc[kCB] = {0};
+    for (int64_t r = 0; r < R; ++r) {
+      const T* row = dy + r * C;
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += row[c];
+    }
+    for (int64_t c = c0; c < c1; ++c) db[c] += (T)acc[c - c0];
+  }
+}
+
+// y (R,Dout) = x (R,Din) @ w^T + bias; bias (Dout) may be null.
+template <class T>
+void linear_forward_cpu(T* y, const T* x, const T* w, const T* bias, int64_t R, int64_t Din, int64_t Dout) {
+  if (bias) {  // y starts as the bias rows, the GEMM adds onto it (beta = 1)
+#pragma omp parallel for if (R * Dout > kParallelGrain)
+    for (int64_t r = 0; r < R; ++r) std::copy(bias, bias + Dout, y + r * Dout);
+  }
+  gemm(false, true, R, Dout, Din, T(1), x, Din, w, Din, bias ? T(1) : T(0), y, Dout);
+}
+
+// Forward was y = x @ w^T + bias:  dx += dy @ w,  dw += dy^T @ x,  dbias += column sums of dy.
+template <class T>
+void linear_backward_cpu(T* dx, T* dw, T* dbias, const T* dy, const T* x, const T* w, int64_t R, int64_t Din,
+                         int64_t Dout) {
+  if (dx) gemm(false, false, R, Din, Dout, T(1), dy, Dout, w, Din, T(1), dx, Din);
+  if (dw) gemm(true, false, Dout, Din, R, T(1), dy, Dout, x, Din, T(1), dw, Din);
+  if (dbias) column_sum_add(dbias, dy, R, Dout);
+}
+
+// y = x @ w^T + b.   x: (R,Din) viewed from (...,Din)  w: (Dout,Din)  b: (Dout)  y: (R,Dout)
+struct LinearFn final : Node {
+  Tensor x, w;
+  int64_t R = 0, Din = 0, Dout = 0;
+  const char* name() const override { return "linear"; }
+  void backward(const Tensor& dy, Grads& g) override {
+    dispatch_float(dy.dtype(), "linear", [&](auto tag) {
+      using T = decltype(tag);
+      T* dx = g.needs(0) ? g[0].data<T>() : nullptr;
+      T* dw = g.needs(1) ? g[1].data<T>() : nullptr;
+      T* db = g.needs(2) ? g[2].data<T>() : nullptr;
+      linear_backward_cpu(dx, dw, db, dy.data<T>(), x.data<T>(), w.data<T>(), R, Din, Dout);
+    });
+  }
+  void release() override {
+    x = Tensor();
+    w = Tensor();
+  }
+};
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_cpu("matmul", a);
+  check_cpu("matmul", b);
+  PW_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got a ", a.str(),
+           " and b ", b.str());
+  check_same_dtype("matmul", a, b);
+  if (a.dim() == 1 || b.dim() == 1) {  // vectors become (1,K) / (K,1); that dim leaves the result
+    int64_t Kb = b.dim() == 1 ? b.size(0) : b.size(-2);
+    PW_CHECK(a.size(-1) == Kb, "matmul: inner dimensions differ, a ", a.str(), " @ b ", b.str(),
+             "; a's last dim must equal b's ", b.dim() == 1 ? "only" : "second-to-last", " dim");
+    Tensor a2 = a.dim() == 1 ? a.reshape({1, a.size(0)}) : a;
+    Tensor b2 = b.dim() == 1 ? b.reshape({b.size(0), 1}) : b;
+    Tensor y = matmul(a2, b2);
+    Shape s = y.shape();
+    if (b.dim() == 1) s.pop_back();
+    if (a.dim() == 1) s.erase(s.end() - (b.dim() == 1 ? 1 : 2));
+    return y.reshape(s);
+  }
+  MatmulPlan p = plan_matmul(a, b);
+  Shape ys = p.out_batch;
+  ys.push_back(p.M);
+  ys.push_back(p.N);
+  Tensor y = empty(ys, a.dtype());
+  dispatch_float(a.dtype(), "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    matmul_forward_cpu(y.data<T>(), a.data<T>(), b.data<T>(), p);
+  });
+  if (auto n = record<MatmulFn>(y, {a, b})) {
+    n->a = a;
+    n->b = b;
+    n->plan = std::move(p);
+  }
+  return y;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_cpu("linear", x);
+  check_cpu("linear", w);
+  PW_CHECK(w.dim() == 2, "linear: weight must be (Dout,Din), got ", w.str(), " (x is ", x.str(), ")");
+  PW_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "linear: x ", x.str(), " must end in Din = ", w.size(1),
+           " to match weight ", w.str());
+  check_same_dtype("linear", x, w);
+  const int64_t Din = w.size(1), Dout = w.size(0);
+  if (b.defined()) {
+    check_cpu("linear", b);
+    check_same_dtype("linear", x, b);
+    PW_CHECK(b.dim() == 1 && b.size(0) == Dout, "linear: bias must be (Dout) = (", Dout, "), got ", b.str(),
+             " for weight ", w.str());
+  }
+  Shape ys = x.shape();
+  ys.back() = Dout;
+  int64_t R = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
+  Tensor y = empty(ys, x.dtype());
+  dispatch_float(x.dtype(), "linear", [&](auto tag) {
+    using T = decltype(tag);
+    linear_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, R, Din, Dout);
+  });
+  if (auto n = record<LinearFn>(y, {x, w, b})) {
+    n->x = x;
+    n->w = w;
+    n->R = R;
+    n->Din = Din;
+    n->Dout = Dout;
+  }
+  return y;
+}
+
+}  // namespace pw
