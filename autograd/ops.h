@@ -4,3 +4,4 @@
 #include "autograd/function.h"
 #include "autograd/tensor.h"
 #include "kernels/activation/activation.h"
+#include "kernels/reduce/reduce.h"
