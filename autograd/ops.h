@@ -4,4 +4,6 @@
 #include "autograd/function.h"
 #include "autograd/tensor.h"
 #include "kernels/activation/activation.h"
+#include "kernels/loss/loss.h"
 #include "kernels/reduce/reduce.h"
+#include "kernels/softmax/softmax.h"
