@@ -5,5 +5,6 @@
 #include "autograd/tensor.h"
 #include "kernels/activation/activation.h"
 #include "kernels/loss/loss.h"
+#include "kernels/norm/norm.h"
 #include "kernels/reduce/reduce.h"
 #include "kernels/softmax/softmax.h"
