@@ -4,6 +4,7 @@
 #include "autograd/function.h"
 #include "autograd/tensor.h"
 #include "kernels/activation/activation.h"
+#include "kernels/dropout/dropout.h"
 #include "kernels/loss/loss.h"
 #include "kernels/norm/norm.h"
 #include "kernels/reduce/reduce.h"
