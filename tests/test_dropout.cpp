@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "kernels/dropout/dropout_math.h"
 #include "tests/gradcheck.h"
 
 using namespace pw;
@@ -19,6 +20,20 @@ TEST_CASE("dropout gradients") {
       {"dropout_eval", {In({5, 7})}, [](const X& x) { return sum(dropout(x[0], 0.5, false), {1}); }},
       {"drop_path_p0.4", {In({9, 5, 3})}, [](const X& x) { Generator g(13); return drop_path(x[0], 0.4, true, &g); }},
   });
+}
+
+TEST_CASE("the inline Philox matches pw::philox_uniform") {
+  for (uint64_t seed : {0ull, 1ull, 0x123456789abcdefull})
+    for (uint64_t ctr : {0ull, 1ull, 77ull, (1ull << 32) - 1, (1ull << 32) + 5, 0xfedcba9876543210ull}) {
+      float u[4];
+      math::philox_uniform4(seed, ctr, u);
+      CHECK(u[0] == philox_uniform(seed, ctr));
+      for (float w : u) CHECK((w >= 0.0f && w < 1.0f));
+    }
+  // The four words of one counter are distinct draws, not copies.
+  float u[4];
+  math::philox_uniform4(3, 9, u);
+  CHECK((u[0] != u[1] && u[1] != u[2] && u[2] != u[3]));
 }
 
 TEST_CASE("dropout keeps 1-p of the elements, scaled by 1/(1-p)") {
@@ -39,7 +54,7 @@ TEST_CASE("dropout keeps 1-p of the elements, scaled by 1/(1-p)") {
   CHECK(scaled);
   double rate = (double)kept / n, sigma = std::sqrt(p * (1 - p) / n);
   CHECK(std::abs(rate - (1 - p)) < 5 * sigma);
-  CHECK(g.offset == (uint64_t)n);  // the generator advanced by one counter per element
+  CHECK(g.offset == (uint64_t)n / 4);  // one Philox counter per 4 elements
   // The expectation is preserved: mean(y) ~ mean(x).
   CHECK(mean(y).item() == doctest::Approx(mean(x).item()).epsilon(0.01));
 }
@@ -52,6 +67,10 @@ TEST_CASE("dropout masks: same seed same mask, new draw new mask, independent of
   };
   CHECK(draw(5) == draw(5));
   CHECK(draw(5) != draw(6));
+  // Odd sizes (a last Philox counter serving fewer than 4 elements) advance by ceil(n/4).
+  Generator go(1);
+  dropout(normal({7}, 0, 1, DType::F64), 0.5, true, &go);
+  CHECK(go.offset == 2);
   Generator g(5);
   auto first = dropout(x, 0.5, true, &g).to_vector();
   auto second = dropout(x, 0.5, true, &g).to_vector();

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "kernels/softmax/softmax_math.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"
 
@@ -46,6 +47,22 @@ TEST_CASE("softmax and losses match PyTorch") {
   run("cross_entropy_ls0.1", [](const X& x) { return cross_entropy(x[0], x[1], 0.1); });
   run("cross_entropy_ls0.3_large", [](const X& x) { return cross_entropy(x[0], x[1], 0.3); });
   run("cross_entropy_soft", [](const X& x) { return cross_entropy_soft(x[0], x[1]); });
+}
+
+TEST_CASE("exp_fast (the float exp of softmax and the losses) is within 2 ulp of exp") {
+  double worst = 0;
+  for (float x = -87.0f; x < 88.7f; x += 0.00137f) {
+    double ref = std::exp((double)x), got = math::exp_fast(x);
+    worst = std::max(worst, std::abs(got - ref) / ref);
+  }
+  CHECK(worst < 2 * 5.97e-8);  // 2 ulp of float's 2^-24 relative spacing
+  CHECK(math::exp_fast(0.0f) == 1.0f);
+  CHECK(math::exp_fast(-100.0f) == 0.0f);
+  CHECK(math::exp_fast(-INFINITY) == 0.0f);
+  CHECK(std::isinf(math::exp_fast(89.0f)));
+  CHECK(std::isinf(math::exp_fast(INFINITY)));
+  CHECK(std::isnan(math::exp_fast(NAN)));
+  CHECK(std::isfinite(math::exp_fast(88.72f)));
 }
 
 TEST_CASE("softmax is stable and consistent in float32") {

@@ -1,6 +1,7 @@
 // Dropout with masks from pw's counter-based Philox: element i's draw is a pure
-// function of (seed, counter + i), so masks never depend on the thread count,
-// and backward re-derives the mask instead of storing it.
+// function of (seed, counter + i/4) (word i%4 of Philox4x32), so masks never depend
+// on the thread count, and backward re-derives the mask instead of storing it.
+// dropout advances the generator by ceil(numel/4) counters, drop_path by B.
 // Both ops return x itself when !training or p == 0. g = nullptr uses default_generator().
 #pragma once
 #include "autograd/tensor.h"

@@ -14,9 +14,8 @@ namespace {
 // logsumexp of one row of C logits, with the max subtracted so exp cannot overflow.
 template <class T>
 double row_lse(const T* x, int64_t C) {
-  T m = x[0];
-  for (int64_t c = 1; c < C; ++c) m = x[c] > m ? x[c] : m;
-  return (double)m + std::log(detail::lane_sum(C, [&](int64_t c) { return std::exp(x[c] - m); }));
+  const T m = detail::row_max(x, C);
+  return (double)m + std::log(detail::lane_sum(C, [&](int64_t c) { return math::vexp(x[c] - m); }));
 }
 
 // Sum of per-row losses in row order, divided by B: the mean never depends on the threads.
@@ -47,13 +46,14 @@ struct CrossEntropyFn final : Node {
       const T* x = logits.data<T>();
       const int64_t* t = target.data<int64_t>();
       T* dx = g[0].data<T>();
-      const T scale = dy.data<T>()[0] / (T)B, e = (T)eps, inv_c = (T)(1.0 / (double)C);
+      const T scale = dy.data<T>()[0] / (T)B, e_c = (T)(eps / (double)C);
 #pragma omp parallel for if (B * C > kParallelGrain)
       for (int64_t b = 0; b < B; ++b) {
         const T l = (T)lse[b];
         const T* xr = x + b * C;
         T* dxr = dx + b * C;
-        for (int64_t c = 0; c < C; ++c) dxr[c] += math::ce_bwd(xr[c], l, c == t[b], e, inv_c, scale);
+        for (int64_t c = 0; c < C; ++c) dxr[c] += math::ce_bwd(xr[c], l, e_c, scale);
+        dxr[t[b]] += math::ce_bwd_target((T)eps, scale);
       }
     });
   }

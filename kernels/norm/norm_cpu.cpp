@@ -53,6 +53,11 @@ void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const
   const int64_t rows = std::max<int64_t>(16, (N + 127) / 128), nc = (N + rows - 1) / rows;
   const bool params = dw || db;
   std::vector<double> part_w(params ? nc * C : 0), part_b(params ? nc * C : 0);
+  std::vector<T> ones;  // no weight: w = 1, so the loops stay branch-free (and vectorise)
+  if (!w) {
+    ones.assign(C, T(1));
+    w = ones.data();
+  }
 #pragma omp parallel for if (N * C > kParallelGrain)
   for (int64_t k = 0; k < nc; ++k) {
     double* gw = params ? part_w.data() + k * C : nullptr;
@@ -63,15 +68,13 @@ void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const
       const T m = mean[r], rs = rstd[r];
       if (dx) {
         T* dxr = dx + r * C;
-        const T a = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * (w ? w[c] : T(1)); }) / (double)C);
-        const T bb = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * (w ? w[c] : T(1)) * ((xr[c] - m) * rs); }) /
-                         (double)C);
-        for (int64_t c = 0; c < C; ++c)
-          dxr[c] += math::norm_bwd(dyr[c] * (w ? w[c] : T(1)), (xr[c] - m) * rs, rs, a, bb);
+        const T a = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c]; }) / (double)C);
+        const T bb = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c] * ((xr[c] - m) * rs); }) / (double)C);
+        for (int64_t c = 0; c < C; ++c) dxr[c] += math::norm_bwd(dyr[c] * w[c], (xr[c] - m) * rs, rs, a, bb);
       }
       if (params)
         for (int64_t c = 0; c < C; ++c) {
-          gw[c] += (double)dyr[c] * ((xr[c] - m) * rs);
+          gw[c] += (double)(dyr[c] * ((xr[c] - m) * rs));
           gb[c] += (double)dyr[c];
         }
     }

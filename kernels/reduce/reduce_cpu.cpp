@@ -186,15 +186,37 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
     T* py = r.values.data<T>();
     int64_t* pi = r.indices.data<int64_t>();
     const int64_t O = v.O, R = v.R, I = v.I;
-    if (I == 1) {  // max along contiguous rows
+    if (I == 1) {  // max along contiguous rows: a vectorised pass for the value, then its first index
 #pragma omp parallel for if (O * R > kParallelGrain)
       for (int64_t o = 0; o < O; ++o) {
         const T* row = px + o * R;
-        T best = row[0];
+        T acc[8];
+        bool nan[8];
+        for (int j = 0; j < 8; ++j) { acc[j] = row[0]; nan[j] = false; }
+        int64_t j0 = 0;
+        for (; j0 + 8 <= R; j0 += 8)
+          for (int j = 0; j < 8; ++j) {
+            const T e = row[j0 + j];
+            acc[j] = e > acc[j] ? e : acc[j];
+            nan[j] = nan[j] | (e != e);
+          }
+        for (; j0 < R; ++j0) {
+          acc[0] = row[j0] > acc[0] ? row[j0] : acc[0];
+          nan[0] = nan[0] | (row[j0] != row[j0]);
+        }
+        T best = acc[0];
+        bool any_nan = nan[0];
+        for (int j = 1; j < 8; ++j) {
+          best = acc[j] > best ? acc[j] : best;
+          any_nan = any_nan | nan[j];
+        }
         int64_t bi = 0;
-        for (int64_t j = 1; j < R; ++j)
-          if (math::max_takes(row[j], best)) { best = row[j]; bi = j; }
-        py[o] = best;
+        if (any_nan) {  // max propagates NaN: the first NaN is the answer
+          while (row[bi] == row[bi]) ++bi;
+        } else {
+          while (row[bi] != best) ++bi;
+        }
+        py[o] = row[bi];
         pi[o] = bi;
       }
       return;

@@ -53,6 +53,22 @@ inline double lane_sum(int64_t n, F f) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
 }
 
+// max_{i<n} x[i] in 8 lanes (vectorises to max instructions). A NaN may be
+// skipped; callers whose result must carry NaN get it from the NaN element itself
+// (exp(NaN - m) is NaN). n >= 1.
+template <class T>
+inline T row_max(const T* x, int64_t n) {
+  T acc[8];
+  for (int j = 0; j < 8; ++j) acc[j] = x[0];
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  for (; i < n; ++i) acc[0] = x[i] > acc[0] ? x[i] : acc[0];
+  T m = acc[0];
+  for (int j = 1; j < 8; ++j) m = acc[j] > m ? acc[j] : m;
+  return m;
+}
+
 // Calls f(offset) for every index of an odometer over (sizes, strides), last
 // dim fastest. An empty odometer has exactly one index, offset 0.
 template <class F>

@@ -24,14 +24,13 @@ void softmax_forward_cpu(T* y, const T* x, DimView v) {
     for (int64_t o = 0; o < O; ++o) {
       const T* xr = x + o * R;
       T* yr = y + o * R;
-      T m = xr[0];
-      for (int64_t j = 1; j < R; ++j) m = xr[j] > m ? xr[j] : m;
+      const T m = detail::row_max(xr, R);
       if constexpr (Log) {
-        const double s = detail::lane_sum(R, [&](int64_t j) { return std::exp(xr[j] - m); });
+        const double s = detail::lane_sum(R, [&](int64_t j) { return math::vexp(xr[j] - m); });
         const T lse = m + (T)std::log(s);
         for (int64_t j = 0; j < R; ++j) yr[j] = xr[j] - lse;
       } else {
-        for (int64_t j = 0; j < R; ++j) yr[j] = std::exp(xr[j] - m);
+        for (int64_t j = 0; j < R; ++j) yr[j] = math::vexp(xr[j] - m);
         const T inv = (T)(1.0 / detail::lane_sum(R, [&](int64_t j) { return yr[j]; }));
         for (int64_t j = 0; j < R; ++j) yr[j] *= inv;
       }
@@ -52,7 +51,7 @@ void softmax_forward_cpu(T* y, const T* x, DimView v) {
       for (int64_t i = 0; i < len; ++i) m[i] = xb[j * I + i] > m[i] ? xb[j * I + i] : m[i];
     for (int64_t j = 0; j < R; ++j)
       for (int64_t i = 0; i < len; ++i) {
-        T e = std::exp(xb[j * I + i] - m[i]);
+        T e = math::vexp(xb[j * I + i] - m[i]);
         if constexpr (!Log) yb[j * I + i] = e;
         s[i] += e;
       }
