@@ -95,6 +95,22 @@ TEST_CASE("softmax is stable and consistent in float32") {
   check_close(a, bt, 1e-15, 1e-12, "strided softmax");
 }
 
+TEST_CASE("float32 softmax, log_softmax and losses agree with float64") {
+  Tensor x64 = normal({37, 203}, 0, 4, DType::F64), q64 = softmax(normal({37, 203}, 0, 1, DType::F64));
+  Tensor x32 = x64.to(DType::F32), q32 = q64.to(DType::F32);
+  Tensor t = from_indices(std::vector<int64_t>(37, 5), {37});
+  check_close(softmax(x32).to_vector(), softmax(x64).to_vector(), 1e-7, 1e-5, "softmax");
+  check_close(softmax(x32, 0).to_vector(), softmax(x64, 0).to_vector(), 1e-7, 1e-5, "softmax dim 0");
+  check_close(log_softmax(x32).to_vector(), log_softmax(x64).to_vector(), 1e-5, 1e-5, "log_softmax");
+  CHECK(cross_entropy(x32, t, 0.1).item() == doctest::Approx(cross_entropy(x64, t, 0.1).item()).epsilon(1e-5));
+  CHECK(cross_entropy_soft(x32, q32).item() == doctest::Approx(cross_entropy_soft(x64, q64).item()).epsilon(1e-5));
+  // Gradients too.
+  Tensor a = x32.clone().requires_grad_(), b = x64.clone().requires_grad_();
+  cross_entropy(a, t, 0.1).backward();
+  cross_entropy(b, t, 0.1).backward();
+  check_close(a.grad().to_vector(), b.grad().to_vector(), 1e-7, 1e-4, "cross_entropy grad");
+}
+
 TEST_CASE("softmax and cross entropy do not depend on the thread count") {
   Tensor x = normal({256, 1000}, 0, 2, DType::F32).requires_grad_();
   Tensor target = from_indices(std::vector<int64_t>(256, 3), {256});

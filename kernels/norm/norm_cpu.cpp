@@ -67,10 +67,21 @@ void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const
       const T* dyr = dy + r * C;
       const T m = mean[r], rs = rstd[r];
       if (dx) {
-        T* dxr = dx + r * C;
+        // The row (a few KB) stays in L1 across these passes.
         const T a = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c]; }) / (double)C);
         const T bb = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c] * ((xr[c] - m) * rs); }) / (double)C);
-        for (int64_t c = 0; c < C; ++c) dxr[c] += math::norm_bwd(dyr[c] * w[c], (xr[c] - m) * rs, rs, a, bb);
+        T* dxr = dx + r * C;
+        if (params) {
+          for (int64_t k2 = 0; k2 < C; ++k2) {
+            const T xhat = (xr[k2] - m) * rs;
+            dxr[k2] += math::norm_bwd(dyr[k2] * w[k2], xhat, rs, a, bb);
+            gw[k2] += (double)(dyr[k2] * xhat);
+            gb[k2] += (double)dyr[k2];
+          }
+          continue;
+        }
+        for (int64_t k2 = 0; k2 < C; ++k2) dxr[k2] += math::norm_bwd(dyr[k2] * w[k2], (xr[k2] - m) * rs, rs, a, bb);
+        continue;
       }
       if (params)
         for (int64_t c = 0; c < C; ++c) {
@@ -80,15 +91,15 @@ void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const
     }
   }
   if (!params) return;
-#pragma omp parallel for if (nc * C > kParallelGrain)
-  for (int64_t c = 0; c < C; ++c) {
-    double sw = 0, sb = 0;
-    for (int64_t k = 0; k < nc; ++k) {
-      sw += part_w[k * C + c];
-      sb += part_b[k * C + c];
+  // Chunk k's partials are added in k order for every c (rows of part_* read contiguously).
+  for (int64_t k = 1; k < nc; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      part_w[c] += part_w[k * C + c];
+      part_b[c] += part_b[k * C + c];
     }
-    if (dw) dw[c] += (T)sw;
-    if (db) db[c] += (T)sb;
+  for (int64_t c = 0; c < C; ++c) {
+    if (dw) dw[c] += (T)part_w[c];
+    if (db) db[c] += (T)part_b[c];
   }
 }
 
