@@ -8,8 +8,6 @@
 
 namespace pw {
 
-struct Generator;
-
 // x: any shape -> y: same shape; each element kept with prob 1-p, scaled by 1/(1-p).
 Tensor dropout(const Tensor& x, double p, bool training, Generator* g = nullptr);
 // Stochastic depth.  x: (B,...) -> y: same shape; each sample b kept whole with prob 1-p,

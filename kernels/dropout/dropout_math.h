@@ -1,5 +1,5 @@
 // Per-element math of dropout, for the CPU loops and the CUDA kernels alike
-// (T = float or double). u is element i's Philox uniform in [0,1).
+// (float and double). u is an element's Philox uniform in [0,1).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -49,8 +49,8 @@ PW_HD inline float dropout_apply(float v, bool keep, float scale) {
   std::memcpy(&s, &bits, sizeof s);
   return v * s;
 }
-PW_HD inline double dropout_apply(double v, bool keep, double scale) { return keep ? v * scale : 0.0; }
+PW_HD inline double dropout_apply(double v, bool keep, double scale) { return v * (keep ? scale : 0.0); }
 // NOTE: p = 1 drops everything; the scale is then 0, not 1/0.
-inline double dropout_scale(double p) { return p < 1.0 ? 1.0 / (1.0 - p) : 0.0; }
+PW_HD inline double dropout_scale(double p) { return p < 1.0 ? 1.0 / (1.0 - p) : 0.0; }
 
 }  // namespace pw::math

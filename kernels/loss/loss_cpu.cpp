@@ -52,8 +52,12 @@ struct CrossEntropyFn final : Node {
         const T l = (T)lse[b];
         const T* xr = x + b * C;
         T* dxr = dx + b * C;
-        for (int64_t c = 0; c < C; ++c) dxr[c] += math::ce_bwd(xr[c], l, e_c, scale);
-        dxr[t[b]] += math::ce_bwd_target((T)eps, scale);
+        // One += per element (the accumulation contract: a second backward adds exactly the
+        // same values), so the target's term joins its own element rather than a second pass.
+        const int64_t tb = t[b];
+        for (int64_t c = 0; c < tb; ++c) dxr[c] += math::ce_bwd(xr[c], l, e_c, scale);
+        dxr[tb] += math::ce_bwd(xr[tb], l, e_c, scale) + math::ce_bwd_target((T)eps, scale);
+        for (int64_t c = tb + 1; c < C; ++c) dxr[c] += math::ce_bwd(xr[c], l, e_c, scale);
       }
     });
   }

@@ -16,7 +16,7 @@ template <class T> PW_HD inline T ce_row_loss(T lse, T x_t, T mean_x, T eps) {
   return (T(1) - eps) * (lse - x_t) + eps * (lse - mean_x);
 }
 // dloss/dx_c = p_c - eps/C - (1-eps)[c == t], p = softmax(x) = exp(x - lse); all scaled by dy/B.
-// Split in two so the loop over c has no branch: ce_bwd for every c, ce_bwd_target added at c = t.
+// Split in two so the loop over c has no branch: ce_bwd for every c, plus ce_bwd_target at c = t.
 template <class T> PW_HD inline T ce_bwd(T x, T lse, T eps_over_c, T scale) {
   return scale * (vexp(x - lse) - eps_over_c);
 }

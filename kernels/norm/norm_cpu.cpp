@@ -52,6 +52,7 @@ void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const
   // afterwards), so the result does not depend on the thread count.
   const int64_t rows = std::max<int64_t>(16, (N + 127) / 128), nc = (N + rows - 1) / rows;
   const bool params = dw || db;
+  if (!dx && !params) return;
   std::vector<double> part_w(params ? nc * C : 0), part_b(params ? nc * C : 0);
   std::vector<T> ones;  // no weight: w = 1, so the loops stay branch-free (and vectorise)
   if (!w) {
@@ -66,28 +67,27 @@ void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const
       const T* xr = x + r * C;
       const T* dyr = dy + r * C;
       const T m = mean[r], rs = rstd[r];
-      if (dx) {
-        // The row (a few KB) stays in L1 across these passes.
-        const T a = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c]; }) / (double)C);
-        const T bb = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c] * ((xr[c] - m) * rs); }) / (double)C);
-        T* dxr = dx + r * C;
-        if (params) {
-          for (int64_t k2 = 0; k2 < C; ++k2) {
-            const T xhat = (xr[k2] - m) * rs;
-            dxr[k2] += math::norm_bwd(dyr[k2] * w[k2], xhat, rs, a, bb);
-            gw[k2] += (double)(dyr[k2] * xhat);
-            gb[k2] += (double)dyr[k2];
-          }
-          continue;
-        }
-        for (int64_t k2 = 0; k2 < C; ++k2) dxr[k2] += math::norm_bwd(dyr[k2] * w[k2], (xr[k2] - m) * rs, rs, a, bb);
-        continue;
-      }
-      if (params)
+      if (!dx) {  // only the parameter partials
         for (int64_t c = 0; c < C; ++c) {
           gw[c] += (double)(dyr[c] * ((xr[c] - m) * rs));
           gb[c] += (double)dyr[c];
         }
+        continue;
+      }
+      // Row means of dxhat and dxhat*xhat; the row (a few KB) stays in L1 across the passes.
+      const T a = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c]; }) / (double)C);
+      const T bb = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c] * ((xr[c] - m) * rs); }) / (double)C);
+      T* dxr = dx + r * C;
+      if (params) {
+        for (int64_t c = 0; c < C; ++c) {
+          const T xhat = (xr[c] - m) * rs;
+          dxr[c] += math::norm_bwd(dyr[c] * w[c], xhat, rs, a, bb);
+          gw[c] += (double)(dyr[c] * xhat);
+          gb[c] += (double)dyr[c];
+        }
+      } else {
+        for (int64_t c = 0; c < C; ++c) dxr[c] += math::norm_bwd(dyr[c] * w[c], (xr[c] - m) * rs, rs, a, bb);
+      }
     }
   }
   if (!params) return;
