@@ -102,7 +102,11 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
   }
   std::reverse(order.begin(), order.end());  // root first
 
-  std::unordered_map<Node*, Tensor> pending;  // dL/d(output of node)
+  // dL/d(output of node), and dL/d(leaf) summed over this whole pass. A leaf's
+  // sum is added to its .grad once at the end (PyTorch's AccumulateGrad), so a
+  // second identical backward adds exactly the same values again.
+  std::unordered_map<Node*, Tensor> pending;
+  std::unordered_map<TensorImpl*, std::pair<std::shared_ptr<TensorImpl>, Tensor>> leaf_sums;
   pending[grad_fn().get()] = seed;
   for (Node* node : order) {
     auto it = pending.find(node);
@@ -111,27 +115,32 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
              node->name(), "'); its saved tensors were freed. Pass retain_graph=true to the first backward.");
     Tensor dy = it->second;
     pending.erase(it);
-    std::vector<Tensor> leaf_bufs(node->inputs.size());
     std::vector<Tensor*> bufs(node->inputs.size(), nullptr);
     for (size_t i = 0; i < node->inputs.size(); ++i) {
       Edge& e = node->inputs[i];
       if (e.fn) {
         bufs[i] = &pending[e.fn.get()];
       } else if (e.leaf) {
-        // Accumulate straight into the leaf's .grad, which persists across backward calls.
-        if (e.leaf->grad) leaf_bufs[i] = Tensor(e.leaf->grad);
-        bufs[i] = &leaf_bufs[i];
+        auto& slot = leaf_sums[e.leaf.get()];
+        slot.first = e.leaf;
+        bufs[i] = &slot.second;
       }
     }
     Grads g(*node, bufs);
     node->backward(dy, g);
-    for (size_t i = 0; i < node->inputs.size(); ++i) {
-      Edge& e = node->inputs[i];
-      if (e.leaf && leaf_bufs[i].defined() && !e.leaf->grad) e.leaf->grad = leaf_bufs[i].impl_ptr();
-    }
     if (!retain_graph) {
       node->freed = true;
       node->release();
+    }
+  }
+  for (auto& [raw, slot] : leaf_sums) {
+    auto& [leaf, sum] = slot;
+    if (!sum.defined()) continue;
+    if (leaf->grad) {
+      Tensor acc(leaf->grad);
+      add_into(acc, sum);
+    } else {
+      leaf->grad = sum.impl_ptr();
     }
   }
 }

@@ -1,0 +1,96 @@
+#include "data/image_folder.h"
+
+#include <stb_image.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "autograd/check.h"
+
+namespace pw {
+
+namespace {
+namespace fs = std::filesystem;
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  for (auto& ch : ext) ch = (char)std::tolower((unsigned char)ch);
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+}  // namespace
+
+ImageFolder::ImageFolder(const std::string& root, std::string name) : root_(root), name_(std::move(name)) {
+  std::error_code ec;
+  PW_CHECK(fs::is_directory(root, ec), name_, ": image folder '", root,
+           "' does not exist or is not a directory; set data.root to the folder holding one subfolder per class");
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.is_directory() && e.path().filename().string()[0] != '.') classes_.push_back(e.path().filename().string());
+  PW_CHECK(!ec, name_, ": cannot list '", root, "' (", ec.message(), ")");
+  std::sort(classes_.begin(), classes_.end());
+  PW_CHECK(!classes_.empty(), name_, ": '", root, "' has no class subfolders; expected root/<class>/<image>.jpg");
+  for (size_t k = 0; k < classes_.size(); ++k) {
+    fs::path dir = fs::path(root) / classes_[k];
+    std::vector<std::string> files;
+    for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      if (it->is_regular_file() && is_image_file(it->path())) files.push_back(it->path().string());
+    }
+    PW_CHECK(!ec, name_, ": cannot list '", dir.string(), "' (", ec.message(), ")");
+    PW_CHECK(!files.empty(), name_, ": class folder '", dir.string(),
+             "' holds no .jpg/.jpeg/.png file; remove the folder or add its images");
+    std::sort(files.begin(), files.end());
+    for (auto& f : files) {
+      paths_.push_back(std::move(f));
+      labels_.push_back((int32_t)k);
+    }
+  }
+}
+
+const std::string& ImageFolder::path(int64_t i) const {
+  PW_CHECK(i >= 0 && i < size(), name_, ": sample index ", i, " out of range [0,", size(), ")");
+  return paths_[(size_t)i];
+}
+
+int64_t ImageFolder::label(int64_t i) const {
+  PW_CHECK(i >= 0 && i < size(), name_, ": sample index ", i, " out of range [0,", size(), ")");
+  return labels_[(size_t)i];
+}
+
+Sample ImageFolder::get(int64_t i) const { return Sample{decode_image_file(path(i)), label(i)}; }
+
+Image decode_image_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  PW_CHECK(f != nullptr, "cannot open image '", path, "' (", std::strerror(errno), "); check that it exists and is readable");
+  std::vector<uint8_t> bytes;
+  std::fseek(f, 0, SEEK_END);
+  long size = std::ftell(f);
+  std::fseek(f, 0, SEEK_SET);
+  if (size > 0) {
+    bytes.resize((size_t)size);
+    size_t got = std::fread(bytes.data(), 1, bytes.size(), f);
+    bytes.resize(got);
+  }
+  std::fclose(f);
+  PW_CHECK(!bytes.empty() && bytes.size() < (size_t)INT32_MAX, "cannot decode image '", path, "': the file is ",
+           bytes.size(), " bytes; replace or delete it");
+  int w = 0, h = 0, c = 0;
+  // stb's failure reason is thread-local (stb_image >= 2.24), so concurrent
+  // workers each see their own.
+  uint8_t* px = stbi_load_from_memory(bytes.data(), (int)bytes.size(), &w, &h, &c, 3);
+  PW_CHECK(px != nullptr, "cannot decode image '", path, "' (stb_image: ", stbi_failure_reason(),
+           "); the file is not a valid JPEG or PNG, replace or delete it");
+  Image img;
+  img.h = h;
+  img.w = w;
+  img.c = 3;
+  img.data.assign(px, px + (size_t)h * w * 3);
+  stbi_image_free(px);
+  return img;
+}
+
+}  // namespace pw

@@ -1,0 +1,156 @@
+#include "data/loader.h"
+
+#include <cstring>
+#include <numeric>
+
+#include "autograd/check.h"
+
+namespace pw {
+
+DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, Transform transform, LoaderConfig cfg,
+                       MixupConfig mixup)
+    : ds_(std::move(dataset)), tf_(std::move(transform)), cfg_(cfg), mix_(mixup) {
+  PW_CHECK(ds_ != nullptr, "DataLoader: null dataset");
+  PW_CHECK(cfg_.batch_size > 0, "DataLoader: batch_size must be > 0, got ", cfg_.batch_size);
+  PW_CHECK(cfg_.num_workers >= 0 && cfg_.prefetch >= 0, "DataLoader: num_workers and prefetch must be >= 0, got ",
+           cfg_.num_workers, " and ", cfg_.prefetch);
+  PW_CHECK(ds_->size() > 0, "DataLoader: data set '", ds_->name(), "' is empty");
+  PW_CHECK(!mix_.enabled() || ds_->num_classes() > 0, "DataLoader: mixup needs the number of classes");
+  if (cfg_.prefetch == 0) cfg_.prefetch = std::max(2, 2 * cfg_.num_workers);
+  end_ = num_batches();
+  PW_CHECK(end_ > 0, "DataLoader: batch_size ", cfg_.batch_size, " with drop_last leaves no batch of the ",
+           ds_->size(), " samples of '", ds_->name(), "'; lower batch_size");
+}
+
+DataLoader::~DataLoader() { stop(); }
+
+int64_t DataLoader::num_batches() const {
+  const int64_t n = ds_->size(), b = cfg_.batch_size;
+  return cfg_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+  std::vector<int64_t> order((size_t)ds_->size());
+  std::iota(order.begin(), order.end(), 0);
+  if (!cfg_.shuffle) return order;
+  // Fisher-Yates from the (seed, epoch) stream: the order is a pure function of both.
+  SampleRng rng(cfg_.seed, (uint64_t)epoch, 0, RngStream::Shuffle);
+  for (int64_t i = (int64_t)order.size() - 1; i > 0; --i) std::swap(order[(size_t)i], order[(size_t)rng.randint(0, i)]);
+  return order;
+}
+
+void DataLoader::set_position(int64_t epoch, int64_t batch) {
+  PW_CHECK(epoch >= 0 && batch >= 0 && batch <= end_, "DataLoader::set_position: position (epoch ", epoch,
+           ", batch ", batch, ") is outside an epoch of ", end_, " batches");
+  stop();
+  if (epoch != epoch_ || order_.empty()) order_ = epoch_order(epoch);
+  epoch_ = epoch;
+  next_ = batch;
+  start();
+}
+
+void DataLoader::start() {
+  stopping_ = false;
+  claim_ = next_;
+  ready_.clear();
+  started_ = true;
+  for (int w = 0; w < cfg_.num_workers; ++w) threads_.emplace_back([this] { worker(); });
+}
+
+void DataLoader::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  ready_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  ready_.clear();
+  started_ = false;
+}
+
+void DataLoader::worker() {
+  for (;;) {
+    int64_t b;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      // Bounded prefetch: never more than `prefetch` batches beyond the consumer.
+      work_cv_.wait(lk, [&] { return stopping_ || claim_ >= end_ || claim_ < next_ + cfg_.prefetch; });
+      if (stopping_ || claim_ >= end_) return;
+      b = claim_++;
+    }
+    Result r;
+    try {
+      r.batch = build(b);
+    } catch (...) {
+      r.error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      ready_.emplace(b, std::move(r));
+    }
+    ready_cv_.notify_all();
+  }
+}
+
+bool DataLoader::next(Batch& out) {
+  if (!started_) set_position(epoch_, next_);
+  if (next_ >= end_) return false;
+  if (cfg_.num_workers == 0) {
+    const int64_t b = next_++;  // a failed batch is skipped, as with workers
+    out = build(b);
+    return true;
+  }
+  Result r;
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    ready_cv_.wait(lk, [&] { return ready_.count(next_) > 0; });
+    auto it = ready_.find(next_);
+    r = std::move(it->second);
+    ready_.erase(it);
+    ++next_;
+  }
+  work_cv_.notify_all();  // a prefetch slot is free
+  if (r.error) std::rethrow_exception(r.error);
+  out = std::move(r.batch);
+  return true;
+}
+
+Batch DataLoader::build(int64_t b) const {
+  const int64_t n = ds_->size();
+  const int64_t first = b * cfg_.batch_size;
+  const int64_t B = std::min(cfg_.batch_size, n - first);
+  Batch out;
+  out.epoch = epoch_;
+  out.index = b;
+  out.labels = empty({B}, DType::I64);
+  int64_t* labels = out.labels.data<int64_t>();
+  Shape shape;
+  float* dst = nullptr;
+  int64_t per = 0;
+  for (int64_t j = 0; j < B; ++j) {
+    const int64_t idx = order_[(size_t)(first + j)];
+    Sample s = ds_->get(idx);
+    Shape sj = tf_.output_shape(s.image);
+    if (j == 0) {
+      shape = sj;
+      out.images = empty({B, shape[0], shape[1], shape[2]}, DType::F32);
+      dst = out.images.data<float>();
+      per = numel_of(shape);
+    }
+    PW_CHECK(sj == shape, "DataLoader: sample ", idx, " of '", ds_->name(), "' transforms to ", shape_str(sj),
+             " but sample ", order_[(size_t)first], " of the same batch to ", shape_str(shape),
+             "; set image_size so every image comes out the same size");
+    SampleRng rng(cfg_.seed, (uint64_t)epoch_, (uint64_t)idx, RngStream::Sample);
+    tf_.apply(s.image, rng, dst + j * per);
+    labels[j] = s.label;
+  }
+  if (mix_.enabled() && tf_.train()) {
+    SampleRng rng(cfg_.seed, (uint64_t)epoch_, (uint64_t)b, RngStream::Mixup);
+    out.soft_targets = mixup_batch(out.images, out.labels, ds_->num_classes(), mix_, rng);
+  }
+  return out;
+}
+
+}  // namespace pw

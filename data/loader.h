@@ -1,0 +1,91 @@
+// DataLoader: batches of transformed samples, built by worker threads ahead
+// of the model and delivered strictly in order.
+//
+// Determinism: the epoch's sample order is a shuffle keyed by (seed, epoch);
+// sample i's augmentation uses SampleRng(seed, epoch, i, Sample); batch b's
+// mixup uses SampleRng(seed, epoch, b, Mixup). Batches are therefore identical
+// for any number of workers, and set_position(epoch, b) resumes exactly.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "autograd/tensor.h"
+#include "data/dataset.h"
+#include "data/mixup.h"
+#include "data/transforms.h"
+
+namespace pw {
+
+struct Batch {
+  Tensor images;        // (B,C,H,W) F32
+  Tensor labels;        // (B) I64
+  Tensor soft_targets;  // (B,K) F32 when mixup/cutmix is on, else undefined
+  int64_t epoch = 0, index = 0;  // which batch this is
+};
+
+struct LoaderConfig {
+  int64_t batch_size = 128;
+  bool shuffle = true;
+  bool drop_last = false;  // drop a final partial batch
+  int num_workers = 2;     // 0: batches are built on the calling thread inside next()
+  int prefetch = 0;        // batches built ahead of the consumer; 0 = 2 * num_workers
+  uint64_t seed = 0;
+};
+
+class DataLoader {
+ public:
+  DataLoader(std::shared_ptr<const Dataset> dataset, Transform transform, LoaderConfig cfg,
+             MixupConfig mixup = MixupConfig{});
+  ~DataLoader();  // stops the workers; returns promptly even mid-epoch
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  int64_t num_batches() const;  // per epoch
+  int64_t epoch() const { return epoch_; }
+  int64_t batch_index() const { return next_; }  // index of the batch next() returns next
+  // The next batch returned is batch `batch` of epoch `epoch`; workers start prefetching now.
+  void set_position(int64_t epoch, int64_t batch = 0);
+  // Fills `out` with the next batch; false once the epoch is exhausted (call
+  // set_position(epoch + 1) to go on). A worker's exception is rethrown here.
+  bool next(Batch& out);
+  // Indices of the dataset in epoch `epoch`'s order.
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+  const Dataset& dataset() const { return *ds_; }
+
+ private:
+  Batch build(int64_t b) const;  // pure function of (epoch_, b)
+  void start();
+  void stop();
+  void worker();
+
+  std::shared_ptr<const Dataset> ds_;
+  Transform tf_;
+  LoaderConfig cfg_;
+  MixupConfig mix_;
+
+  int64_t epoch_ = 0;
+  std::vector<int64_t> order_;  // (size) this epoch's sample order
+  int64_t next_ = 0;            // next batch to deliver
+  int64_t end_ = 0;             // batches in the epoch
+  bool started_ = false;
+
+  struct Result {
+    Batch batch;
+    std::exception_ptr error;
+  };
+  std::mutex mu_;
+  std::condition_variable work_cv_, ready_cv_;
+  int64_t claim_ = 0;                 // next batch a worker may claim
+  std::map<int64_t, Result> ready_;   // built, not yet delivered
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace pw
