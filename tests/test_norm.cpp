@@ -1,0 +1,152 @@
+// layer_norm and batch_norm (kernels/norm).
+#include <omp.h>
+
+#include "autograd/ops.h"
+#include "tests/gradcheck.h"
+#include "tests/reference.h"
+
+using namespace pw;
+using namespace pw::test;
+
+using X = std::vector<Tensor>;
+
+// Fresh running statistics for each call, so gradcheck's repeated forwards see the same inputs.
+static Tensor bn_train(const X& x) {
+  int64_t C = x[0].size(1);
+  Tensor rm = zeros({C}, DType::F64), rv = ones({C}, DType::F64);
+  return batch_norm(x[0], x[1], x[2], rm, rv, /*training=*/true);
+}
+
+TEST_CASE("norm gradients") {
+  run_op_cases({
+      {"layer_norm_affine", {In({3, 5, 7}), In({7}), In({7})},
+       [](const X& x) { return layer_norm(x[0], x[1], x[2]); }},
+      {"layer_norm_plain", {In({5, 9})}, [](const X& x) { return layer_norm(x[0], Tensor(), Tensor()); }},
+      {"layer_norm_weight_only", {In({4, 7}), In({7})},
+       [](const X& x) { return layer_norm(x[0], x[1], Tensor(), 1e-3); }},
+      {"batch_norm_train_2d", {In({5, 3}), In({3}), In({3})}, bn_train},
+      {"batch_norm_train_3d", {In({3, 5, 7}), In({5}), In({5})}, bn_train},
+      {"batch_norm_train_4d", {In({3, 3, 5, 3}), In({3}), In({3})}, bn_train},
+      {"batch_norm_train_no_affine", {In({3, 5, 7})},
+       [](const X& x) { return batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }},
+      {"batch_norm_eval_4d",
+       {In({3, 5, 3, 3}), In({5}), In({5}), In({5}).no_grad(), In({5}, Domain::Positive).no_grad()},
+       [](const X& x) { return batch_norm(x[0], x[1], x[2], x[3], x[4], /*training=*/false); }},
+      {"batch_norm_eval_2d", {In({5, 3}), In({3}), In({3}), In({3}).no_grad(), In({3}, Domain::Positive).no_grad()},
+       [](const X& x) { return batch_norm(x[0], x[1], x[2], x[3], x[4], false, 0.1, 1e-3); }},
+  });
+}
+
+TEST_CASE("norm forward and backward match PyTorch") {
+  auto cases = load_reference("norm");
+  auto run = [&](const char* name, OpFn fn) {
+    CAPTURE(name);
+    check_reference(cases.at(name), fn);
+  };
+  run("layer_norm_affine", [](const X& x) { return layer_norm(x[0], x[1], x[2]); });
+  run("layer_norm_plain", [](const X& x) { return layer_norm(x[0], Tensor(), Tensor()); });
+  run("layer_norm_shifted", [](const X& x) { return layer_norm(x[0], x[1], x[2]); });
+  run("layer_norm_eps0.1", [](const X& x) { return layer_norm(x[0], x[1], x[2], 0.1); });
+  // batch_norm inputs: x, weight, bias, running_mean, running_var.
+  auto bn = [](bool training) {
+    return [=](const X& x) { return batch_norm(x[0], x[1], x[2], x[3], x[4], training); };
+  };
+  run("batch_norm_train_2d", bn(true));
+  run("batch_norm_train_3d", bn(true));
+  run("batch_norm_train_4d", bn(true));
+  run("batch_norm_eval_4d", bn(false));
+  run("batch_norm_eval_2d", bn(false));
+  // Running statistics after one training step: output = concat(running_mean, running_var).
+  auto running = [](double momentum) {
+    return [=](const X& x) {
+      Tensor rm = x[3].detach().clone(), rv = x[4].detach().clone();
+      batch_norm(x[0], x[1], x[2], rm, rv, true, momentum);
+      std::vector<double> v = rm.to_vector(), w = rv.to_vector();
+      v.insert(v.end(), w.begin(), w.end());
+      return from_vector(v, {(int64_t)v.size()}, DType::F64);
+    };
+  };
+  run("batch_norm_running_4d", running(0.1));
+  run("batch_norm_running_3d_m0.3", running(0.3));
+}
+
+TEST_CASE("batch_norm running statistics and modes") {
+  // Channel 0 holds {1,2,3,4}, channel 1 holds {10,10,10,10}: batch mean 2.5 / 10,
+  // biased var 1.25 / 0, unbiased 5/3 / 0.
+  Tensor x = from_vector({1, 10, 2, 10, 3, 10, 4, 10}, {4, 2}, DType::F64);
+  Tensor rm = from_vector({0.5, -1}, {2}, DType::F64), rv = from_vector({2, 3}, {2}, DType::F64);
+  Tensor y = batch_norm(x, Tensor(), Tensor(), rm, rv, true, 0.25);
+  auto m = rm.to_vector(), v = rv.to_vector();
+  CHECK(m[0] == doctest::Approx(0.75 * 0.5 + 0.25 * 2.5));
+  CHECK(m[1] == doctest::Approx(0.75 * -1 + 0.25 * 10));
+  CHECK(v[0] == doctest::Approx(0.75 * 2 + 0.25 * 5.0 / 3.0));
+  CHECK(v[1] == doctest::Approx(0.75 * 3));
+  CHECK(y.to_vector()[0] == doctest::Approx(-1.5 / std::sqrt(1.25 + 1e-5)));
+  CHECK(y.to_vector()[1] == 0.0);
+  // Eval uses (and leaves alone) the running statistics.
+  auto before = rm.to_vector();
+  Tensor ye = batch_norm(x, Tensor(), Tensor(), rm, rv, false);
+  CHECK(rm.to_vector() == before);
+  CHECK(ye.to_vector()[0] == doctest::Approx((1 - m[0]) / std::sqrt(v[0] + 1e-5)));
+  // Training without running statistics is allowed (track_running_stats=False).
+  CHECK(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true).shape() == x.shape());
+}
+
+TEST_CASE("layer_norm and batch_norm in float32 do not depend on the thread count") {
+  Tensor x = normal({512, 96}, 1, 2, DType::F32).requires_grad_();
+  Tensor w = normal({96}, 1, 0.1, DType::F32).requires_grad_(), b = normal({96}, 0, 0.1, DType::F32).requires_grad_();
+  Tensor xi = normal({16, 8, 24, 24}, 1, 2, DType::F32).requires_grad_();
+  Tensor wi = normal({8}, 1, 0.1, DType::F32).requires_grad_(), bi = normal({8}, 0, 0.1, DType::F32).requires_grad_();
+  Tensor u = normal({512, 96}, 0, 1, DType::F32), ui = normal({16, 8, 24, 24}, 0, 1, DType::F32);
+  auto go = [&] {
+    for (Tensor* t : {&x, &w, &b, &xi, &wi, &bi}) t->zero_grad();
+    std::vector<double> out;
+    Tensor y = layer_norm(x, w, b);
+    y.backward(u);
+    Tensor rm = zeros({8}), rv = ones({8});
+    Tensor yi = batch_norm(xi, wi, bi, rm, rv, true);
+    yi.backward(ui);
+    for (const Tensor& t : {y, x.grad(), w.grad(), b.grad(), yi, xi.grad(), wi.grad(), bi.grad(), rm, rv})
+      for (double v : t.to_vector()) out.push_back(v);
+    return out;
+  };
+  int prev = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto a = go();
+  omp_set_num_threads(2);
+  auto c = go();
+  omp_set_num_threads(prev);
+  CHECK(a == c);
+  // And float32 agrees with float64 to float precision.
+  Tensor y32 = layer_norm(x.detach(), w.detach(), b.detach());
+  Tensor y64 = layer_norm(x.detach().to(DType::F64), w.detach().to(DType::F64), b.detach().to(DType::F64));
+  check_close(y32.to_vector(), y64.to_vector(), 1e-5, 1e-5, "layer_norm f32 vs f64");
+}
+
+TEST_CASE("norm bad inputs") {
+  Tensor x = normal({4, 6}, 0, 1, DType::F64);
+  Tensor w6 = ones({6}, DType::F64), w5 = ones({5}, DType::F64);
+  CHECK_THROWS_WITH_AS(layer_norm(x, w5, Tensor()), doctest::Contains("layer_norm: weight f64[5] must have shape (C) = [6]"),
+                       pw::Error);
+  CHECK_THROWS_WITH_AS(layer_norm(x, w6, ones({6}, DType::F32)), doctest::Contains("layer_norm: dtype mismatch"),
+                       pw::Error);
+  CHECK_THROWS_WITH_AS(layer_norm(full({}, 1.0, DType::F64), Tensor(), Tensor()), doctest::Contains("layer_norm"),
+                       pw::Error);
+  CHECK_THROWS_WITH_AS(layer_norm(from_indices({1, 2}, {1, 2}), Tensor(), Tensor()), doctest::Contains("layer_norm"),
+                       pw::Error);
+
+  Tensor rm = zeros({6}, DType::F64), rv = ones({6}, DType::F64);
+  CHECK_THROWS_WITH_AS(batch_norm(normal({2, 6, 2, 2, 2}, 0, 1, DType::F64), w6, w6, rm, rv, true),
+                       doctest::Contains("batch_norm: expected an input of shape (B,C), (B,C,L) or (B,C,H,W)"),
+                       pw::Error);
+  CHECK_THROWS_WITH_AS(batch_norm(x, w5, Tensor(), rm, rv, true), doctest::Contains("batch_norm: weight f64[5]"),
+                       pw::Error);
+  CHECK_THROWS_WITH_AS(batch_norm(x, w6, w6, zeros({4}, DType::F64), rv, true),
+                       doctest::Contains("batch_norm: running_mean f64[4]"), pw::Error);
+  CHECK_THROWS_WITH_AS(batch_norm(x, w6, w6, Tensor(), Tensor(), false), doctest::Contains("batch_norm: eval mode"),
+                       pw::Error);
+  CHECK_THROWS_WITH_AS(batch_norm(x, w6, w6, rm, Tensor(), true), doctest::Contains("batch_norm: running_mean and running_var"),
+                       pw::Error);
+  CHECK_THROWS_WITH_AS(batch_norm(normal({1, 6}, 0, 1, DType::F64), w6, w6, rm, rv, true),
+                       doctest::Contains("batch_norm: training needs more than 1 value per channel"), pw::Error);
+}
