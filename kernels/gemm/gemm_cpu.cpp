@@ -7,6 +7,8 @@
 #include "autograd/check.h"
 #include "kernels/gemm/gemm.h"
 
+#include "autograd/profile.h"
+
 namespace pw {
 
 namespace {
@@ -115,6 +117,7 @@ void batched(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, T
              int64_t lda, const T* const* B, int64_t ldb, T beta, T* const* C, int64_t ldc, G one) {
   PW_CHECK(batch >= 0, "gemm_batched: negative batch ", batch);
   check_gemm_args(ta, tb, M, N, K, lda, ldb, ldc);
+  count_flops(2 * batch * M * N * K);
   if (spread_batch(batch, M, N, K)) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < batch; ++i) one(ta, tb, M, N, K, alpha, A[i], lda, B[i], ldb, beta, C[i], ldc);
@@ -142,11 +145,13 @@ void strided(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, T
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   check_gemm_args(trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  count_flops(2 * M * N * K);
   sgemm_dnnl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   check_gemm_args(trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  count_flops(2 * M * N * K);
   gemm_blocked(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -1,0 +1,126 @@
+#include "nn/layers.h"
+
+#include <cmath>
+
+namespace pw {
+
+Linear::Linear(int64_t din, int64_t dout, bool with_bias) {
+  // timm's ViT init: trunc_normal(std=.02) weights, zero biases.
+  weight = add_param("weight", zeros({dout, din}));
+  init_trunc_normal(weight, 0.02);
+  if (with_bias) bias = add_param("bias", zeros({dout}), /*decay=*/false);
+}
+Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+
+LayerNorm::LayerNorm(int64_t d, double eps) : eps(eps) {
+  weight = add_param("weight", ones({d}), false);
+  bias = add_param("bias", zeros({d}), false);
+}
+Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, weight, bias, eps); }
+
+BatchNorm::BatchNorm(int64_t c, double momentum, double eps) : momentum(momentum), eps(eps) {
+  weight = add_param("weight", ones({c}), false);
+  bias = add_param("bias", zeros({c}), false);
+  running_mean = add_buffer("running_mean", zeros({c}));
+  running_var = add_buffer("running_var", ones({c}));
+}
+Tensor BatchNorm::forward(const Tensor& x) {
+  return batch_norm(x, weight, bias, running_mean, running_var, training(), momentum, eps);
+}
+
+Conv2d::Conv2d(int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t padding, int64_t groups,
+               bool with_bias, int64_t dilation)
+    : stride(stride), padding(padding), dilation(dilation), groups(groups) {
+  PW_CHECK(cin % groups == 0 && cout % groups == 0, "Conv2d: in_channels ", cin, " and out_channels ", cout,
+           " must both be divisible by groups ", groups);
+  weight = add_param("weight", zeros({cout, cin / groups, k, k}));
+  init_kaiming_uniform(weight, std::sqrt(5.0));  // PyTorch's Conv2d default
+  if (with_bias) {
+    bias = add_param("bias", zeros({cout}), false);
+    double bound = 1.0 / std::sqrt((double)(cin / groups) * k * k);
+    init_uniform(bias, -bound, bound);
+  }
+}
+Tensor Conv2d::forward(const Tensor& x) {
+  return conv2d(x, weight, bias, {stride, stride}, {padding, padding}, {dilation, dilation}, groups);
+}
+
+Tensor Dropout::forward(const Tensor& x) { return dropout(x, p, training()); }
+Tensor DropPath::forward(const Tensor& x) { return drop_path(x, p, training()); }
+
+FeedForward::FeedForward(int64_t d, int64_t hidden, double dropout) : dropout(dropout) {
+  fc1 = add_module("fc1", std::make_shared<Linear>(d, hidden));
+  fc2 = add_module("fc2", std::make_shared<Linear>(hidden, d));
+}
+Tensor FeedForward::forward(const Tensor& x) {
+  Tensor h = pw::dropout(gelu((*fc1)(x)), dropout, training());
+  return pw::dropout((*fc2)(h), dropout, training());
+}
+
+Attention::Attention(int64_t d, int64_t heads, int64_t dim_head, bool qkv_bias, double attn_dropout,
+                     double proj_dropout)
+    : heads(heads), dim_head(dim_head), attn_dropout(attn_dropout), proj_dropout(proj_dropout) {
+  qkv = add_module("qkv", std::make_shared<Linear>(d, 3 * heads * dim_head, qkv_bias));
+  proj = add_module("proj", std::make_shared<Linear>(heads * dim_head, d));
+}
+Tensor Attention::forward(const Tensor& x) {
+  PW_CHECK(x.dim() == 3, "Attention: expected x of shape (B,N,D), got ", x.str());
+  int64_t B = x.size(0), N = x.size(1);
+  // (B,N,3*NH*HD) -> (3,B,NH,N,HD)
+  Tensor qkv_ = permute((*qkv)(x).reshape({B, N, 3, heads, dim_head}), {2, 0, 3, 1, 4});
+  std::vector<Tensor> parts = chunk(qkv_, 3, 0);
+  Tensor q = parts[0].reshape({B, heads, N, dim_head});
+  Tensor k = parts[1].reshape({B, heads, N, dim_head});
+  Tensor v = parts[2].reshape({B, heads, N, dim_head});
+  Tensor logits = matmul(q * (1.0 / std::sqrt((double)dim_head)), transpose(k, -2, -1));  // (B,NH,N,N)
+  if (term) logits = logits + term->logits_term(q, k);
+  Tensor attn = dropout(softmax(logits, -1), attn_dropout, training());
+  Tensor out = permute(matmul(attn, v), {0, 2, 1, 3}).reshape({B, N, heads * dim_head});  // (B,N,NH*HD)
+  return dropout((*proj)(out), proj_dropout, training());
+}
+
+Block::Block(int64_t d, int64_t heads, int64_t dim_head, int64_t mlp_dim, bool qkv_bias, double dropout,
+             double attn_dropout, double drop_path_p) {
+  norm1 = add_module("norm1", std::make_shared<LayerNorm>(d));
+  attn = add_module("attn", std::make_shared<Attention>(d, heads, dim_head, qkv_bias, attn_dropout, dropout));
+  norm2 = add_module("norm2", std::make_shared<LayerNorm>(d));
+  mlp = add_module("mlp", std::make_shared<FeedForward>(d, mlp_dim, dropout));
+  drop_path = add_module("drop_path", std::make_shared<DropPath>(drop_path_p));
+}
+Tensor Block::forward(const Tensor& x) {
+  Tensor h = x + (*drop_path)((*attn)((*norm1)(x)));
+  return h + (*drop_path)((*mlp)((*norm2)(h)));
+}
+
+Tensor posemb_sincos_2d(int64_t h, int64_t w, int64_t dim, double temperature) {
+  PW_CHECK(dim % 4 == 0 && dim >= 8, "posemb_sincos_2d: dim must be a multiple of 4 and >= 8, got ", dim);
+  int64_t q = dim / 4;
+  std::vector<double> pe(h * w * dim);
+  for (int64_t yy = 0; yy < h; ++yy)
+    for (int64_t xx = 0; xx < w; ++xx) {
+      double* row = &pe[(yy * w + xx) * dim];
+      for (int64_t i = 0; i < q; ++i) {
+        // omega_i = 1 / temperature^(i / (q-1)), computed in float32 like torch
+        double omega = 1.0 / std::pow(temperature, (double)(float)((float)i / (float)(q - 1)));
+        row[i] = std::sin(xx * omega);
+        row[q + i] = std::cos(xx * omega);
+        row[2 * q + i] = std::sin(yy * omega);
+        row[3 * q + i] = std::cos(yy * omega);
+      }
+    }
+  return from_vector(pe, {h * w, dim});
+}
+
+Tensor posemb_sinusoidal_1d(int64_t n, int64_t dim, double base) {
+  PW_CHECK(dim % 2 == 0, "posemb_sinusoidal_1d: dim must be even, got ", dim);
+  std::vector<double> pe(n * dim);
+  for (int64_t p = 0; p < n; ++p)
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      double a = p / std::pow(base, 2.0 * i / dim);
+      pe[p * dim + 2 * i] = std::sin(a);
+      pe[p * dim + 2 * i + 1] = std::cos(a);
+    }
+  return from_vector(pe, {n, dim});
+}
+
+}  // namespace pw

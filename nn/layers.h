@@ -1,0 +1,112 @@
+// Building blocks of the vision transformers.   Shapes: B batch, N tokens,
+// D model width, NH heads, HD head dim, C channels, H/W height/width.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "autograd/ops.h"
+#include "nn/module.h"
+
+namespace pw {
+
+// y = x W^T + b.   x: (..., Din)  W: (Dout, Din)  b: (Dout)
+struct Linear : Module {
+  Tensor weight, bias;
+  Linear(int64_t din, int64_t dout, bool with_bias = true);
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "Linear"; }
+};
+
+// Normalises the last dim.   x: (..., D)
+struct LayerNorm : Module {
+  Tensor weight, bias;
+  double eps;
+  explicit LayerNorm(int64_t d, double eps = 1e-5);
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "LayerNorm"; }
+};
+
+// x: (B,C) | (B,C,L) | (B,C,H,W); running statistics are buffers.
+struct BatchNorm : Module {
+  Tensor weight, bias, running_mean, running_var;
+  double momentum, eps;
+  explicit BatchNorm(int64_t c, double momentum = 0.1, double eps = 1e-5);
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "BatchNorm"; }
+};
+
+// x: (B,C,H,W)  weight: (O, C/groups, K, K)
+struct Conv2d : Module {
+  Tensor weight, bias;
+  int64_t stride, padding, dilation, groups;
+  Conv2d(int64_t cin, int64_t cout, int64_t k, int64_t stride = 1, int64_t padding = 0,
+         int64_t groups = 1, bool with_bias = true, int64_t dilation = 1);
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "Conv2d"; }
+};
+
+struct Dropout : Module {
+  double p;
+  explicit Dropout(double p) : p(p) {}
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "Dropout"; }
+};
+
+// Stochastic depth: drops whole samples of a residual branch.
+struct DropPath : Module {
+  double p;
+  explicit DropPath(double p) : p(p) {}
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "DropPath"; }
+};
+
+// Linear -> GELU -> Dropout -> Linear -> Dropout.   x: (B,N,D)
+struct FeedForward : Module {
+  std::shared_ptr<Linear> fc1, fc2;
+  double dropout;
+  FeedForward(int64_t d, int64_t hidden, double dropout = 0.0);
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "FeedForward"; }
+};
+
+// An additive term on the attention logits: relative position biases, masks,
+// contextual encodings. Returns something broadcastable to (B,NH,N,N).
+//   q, k: (B,NH,N,HD)
+struct AttentionTerm : Module {
+  virtual Tensor logits_term(const Tensor& q, const Tensor& k) = 0;
+};
+
+// Multi-head self-attention.   x: (B,N,D) -> (B,N,D)
+struct Attention : Module {
+  std::shared_ptr<Linear> qkv, proj;
+  std::shared_ptr<AttentionTerm> term;  // optional hook (null = none)
+  int64_t heads, dim_head;
+  double attn_dropout, proj_dropout;
+  Attention(int64_t d, int64_t heads, int64_t dim_head, bool qkv_bias = false,
+            double attn_dropout = 0.0, double proj_dropout = 0.0);
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "Attention"; }
+};
+
+// Pre-norm transformer block: x + DropPath(Attn(LN(x))); x + DropPath(FF(LN(x))).
+struct Block : Module {
+  std::shared_ptr<LayerNorm> norm1, norm2;
+  std::shared_ptr<Attention> attn;
+  std::shared_ptr<FeedForward> mlp;
+  std::shared_ptr<DropPath> drop_path;
+  Block(int64_t d, int64_t heads, int64_t dim_head, int64_t mlp_dim, bool qkv_bias, double dropout,
+        double attn_dropout, double drop_path);
+  Tensor forward(const Tensor& x) override;
+  const char* type_name() const override { return "Block"; }
+};
+
+// --- fixed position encodings (buffers, not parameters) ---
+
+// SimpleViT's posemb_sincos_2d, exactly: (h*w, dim), rows in raster order,
+// columns [sin(x*omega), cos(x*omega), sin(y*omega), cos(y*omega)].
+Tensor posemb_sincos_2d(int64_t h, int64_t w, int64_t dim, double temperature = 10000.0);
+// The Transformer's 1D sinusoidal table: (n, dim), pe[p, 2i] = sin(p / 10000^(2i/dim)), pe[p, 2i+1] = cos(...).
+Tensor posemb_sinusoidal_1d(int64_t n, int64_t dim, double base = 10000.0);
+
+}  // namespace pw

@@ -1,0 +1,142 @@
+#include "nn/vit.h"
+
+namespace pw {
+
+VitOptions VitOptions::simple_vit() { return VitOptions{}; }
+VitOptions VitOptions::vit() {
+  VitOptions o;
+  o.pool = "cls";
+  o.patch_embed = "conv";
+  o.pos_embed = "learned";
+  o.qkv_bias = true;
+  o.dropout = 0.1;
+  o.emb_dropout = 0.1;
+  return o;
+}
+
+void VitOptions::apply(const ModelArgs& a) {
+  image_size = a.i("image_size", image_size);
+  patch_size = a.i("patch_size", patch_size);
+  channels = a.i("channels", channels);
+  num_classes = a.i("num_classes", num_classes);
+  dim = a.i("dim", dim);
+  depth = a.i("depth", depth);
+  heads = a.i("heads", heads);
+  dim_head = a.i("dim_head", dim_head);
+  mlp_dim = a.i("mlp_dim", mlp_dim);
+  dropout = a.f("dropout", dropout);
+  emb_dropout = a.f("emb_dropout", emb_dropout);
+  attn_dropout = a.f("attn_dropout", attn_dropout);
+  drop_path = a.f("drop_path", drop_path);
+  // "auto" (the config default) keeps this model type's own choice.
+  auto choice = [&](const char* key, const std::string& mine) {
+    std::string v = a.s(key, "auto");
+    return v == "auto" ? mine : v;
+  };
+  std::string qb = choice("qkv_bias", qkv_bias ? "true" : "false");
+  PW_CHECK(qb == "true" || qb == "false", "model.qkv_bias: expected auto, true or false, got '", qb, "'");
+  qkv_bias = qb == "true";
+  pool = choice("pool", pool);
+  patch_embed = choice("patch_embed", patch_embed);
+  pos_embed = choice("pos_embed", pos_embed);
+  PW_CHECK(image_size % patch_size == 0, "model.image_size ", image_size, " must be divisible by model.patch_size ",
+           patch_size);
+  PW_CHECK(dim_head > 0 || dim % heads == 0, "model.dim ", dim, " must be divisible by model.heads ", heads,
+           " (or set model.dim_head)");
+  PW_CHECK(pool == "mean" || pool == "cls", "model.pool: expected mean or cls, got '", pool, "'");
+  PW_CHECK(patch_embed == "linear" || patch_embed == "conv", "model.patch_embed: expected linear or conv, got '",
+           patch_embed, "'");
+  PW_CHECK(pos_embed == "sincos2d" || pos_embed == "learned" || pos_embed == "sinusoidal" || pos_embed == "none",
+           "model.pos_embed: expected sincos2d, learned, sinusoidal or none, got '", pos_embed, "'");
+}
+
+PatchEmbed::PatchEmbed(const std::string& kind, int64_t channels, int64_t patch, int64_t dim)
+    : kind(kind), patch(patch) {
+  int64_t patch_dim = channels * patch * patch;
+  if (kind == "linear") {
+    norm_in = add_module("norm_in", std::make_shared<LayerNorm>(patch_dim));
+    proj_linear = add_module("proj", std::make_shared<Linear>(patch_dim, dim));
+    norm_out = add_module("norm_out", std::make_shared<LayerNorm>(dim));
+  } else {
+    proj_conv = add_module("proj", std::make_shared<Conv2d>(channels, dim, patch, patch));
+  }
+}
+
+Tensor PatchEmbed::forward(const Tensor& img) {
+  PW_CHECK(img.dim() == 4 && img.size(2) % patch == 0 && img.size(3) % patch == 0,
+           "PatchEmbed: expected images (B,C,H,W) with H and W divisible by the patch size ", patch, ", got ",
+           img.str());
+  int64_t B = img.size(0), C = img.size(1), h = img.size(2) / patch, w = img.size(3) / patch;
+  if (kind == "linear") {
+    // b c (h p1) (w p2) -> b (h w) (p1 p2 c), as SimpleViT's Rearrange
+    Tensor x = permute(img.reshape({B, C, h, patch, w, patch}), {0, 2, 4, 3, 5, 1})
+                   .reshape({B, h * w, patch * patch * C});
+    return (*norm_out)((*proj_linear)((*norm_in)(x)));
+  }
+  Tensor y = (*proj_conv)(img);  // (B,D,h,w)
+  return transpose(y.reshape({B, y.size(1), h * w}), 1, 2);
+}
+
+VisionTransformer::VisionTransformer(const VitOptions& o) : opt(o) {
+  int64_t dh = o.dim_head > 0 ? o.dim_head : o.dim / o.heads;
+  int64_t side = o.image_size / o.patch_size, n = side * side;
+  patch_embed = add_module("patch_embed", std::make_shared<PatchEmbed>(o.patch_embed, o.channels, o.patch_size, o.dim));
+  bool cls = o.pool == "cls";
+  if (cls) {
+    cls_token = add_param("cls_token", zeros({1, 1, o.dim}), /*decay=*/false);
+    init_trunc_normal(cls_token, 0.02);
+  }
+  if (o.pos_embed == "learned") {
+    pos_embed = add_param("pos_embed", zeros({1, n + (cls ? 1 : 0), o.dim}), /*decay=*/false);
+    init_trunc_normal(pos_embed, 0.02);
+  } else if (o.pos_embed == "sincos2d") {
+    pos_embed = posemb_sincos_2d(side, side, o.dim);
+  } else if (o.pos_embed == "sinusoidal") {
+    pos_embed = posemb_sinusoidal_1d(n, o.dim);
+  }
+  for (int64_t i = 0; i < o.depth; ++i) {
+    // stochastic depth grows linearly with depth (timm)
+    double dp = o.depth > 1 ? o.drop_path * i / (o.depth - 1) : o.drop_path;
+    blocks.push_back(add_module("blocks." + std::to_string(i),
+                                std::make_shared<Block>(o.dim, o.heads, dh, o.mlp_dim, o.qkv_bias, o.dropout,
+                                                        o.attn_dropout, dp)));
+  }
+  norm = add_module("norm", std::make_shared<LayerNorm>(o.dim));
+  head = add_module("head", std::make_shared<Linear>(o.dim, o.num_classes));
+}
+
+Tensor VisionTransformer::forward(const Tensor& img) {
+  PW_CHECK(img.dim() == 4 && img.size(1) == opt.channels && img.size(2) == opt.image_size &&
+               img.size(3) == opt.image_size,
+           "VisionTransformer: expected images (B,", opt.channels, ",", opt.image_size, ",", opt.image_size,
+           "), got ", img.str(), "; check data.resize/crop_size against model.image_size");
+  Tensor x = (*patch_embed)(img);  // (B,N,D)
+  int64_t B = x.size(0), D = x.size(2);
+  bool learned = opt.pos_embed == "learned";
+  if (pos_embed.defined() && !learned) x = x + pos_embed.to(x.dtype());  // fixed table, patches only
+  if (cls_token.defined()) x = concat({expand(cls_token, {B, 1, D}), x}, 1);
+  if (learned) x = x + pos_embed;
+  x = dropout(x, opt.emb_dropout, training());
+  for (auto& b : blocks) x = (*b)(x);
+  x = (*norm)(x);
+  x = opt.pool == "cls" ? narrow(x, 1, 0, 1).reshape({B, D}) : mean(x, {1});
+  return (*head)(x);
+}
+
+namespace {
+std::shared_ptr<Module> make_simple_vit(const ModelArgs& a) {
+  VitOptions o = VitOptions::simple_vit();
+  o.apply(a);
+  return std::make_shared<VisionTransformer>(o);
+}
+std::shared_ptr<Module> make_vit(const ModelArgs& a) {
+  VitOptions o = VitOptions::vit();
+  o.apply(a);
+  return std::make_shared<VisionTransformer>(o);
+}
+}  // namespace
+
+PW_REGISTER_MODEL("simple_vit", make_simple_vit);
+PW_REGISTER_MODEL("vit", make_vit);
+
+}  // namespace pw

@@ -1,0 +1,56 @@
+// Vision transformers built from one configurable class: SimpleViT and ViT are
+// two sets of defaults, not two forks.
+//   SimpleViT (Beyer et al. 2022): LN-Linear-LN patch embedding, fixed 2D sin-cos
+//     positions, mean pooling, no dropout.
+//   ViT (Dosovitskiy et al. 2021): conv patch embedding, cls token, learned
+//     positions, dropout, cls pooling.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/layers.h"
+#include "nn/registry.h"
+
+namespace pw {
+
+struct VitOptions {
+  int64_t image_size = 28, patch_size = 4, channels = 1, num_classes = 10;
+  int64_t dim = 64, depth = 6, heads = 4, dim_head = 0 /* 0: dim/heads */, mlp_dim = 128;
+  double dropout = 0, emb_dropout = 0, attn_dropout = 0, drop_path = 0;
+  bool qkv_bias = false;
+  std::string pool = "mean";            // mean | cls
+  std::string patch_embed = "linear";   // linear (rearrange-LN-Linear-LN) | conv (strided conv)
+  std::string pos_embed = "sincos2d";   // sincos2d | learned | sinusoidal | none
+  static VitOptions simple_vit();
+  static VitOptions vit();
+  // Overrides defaults from a config's model block; errors name the key.
+  void apply(const ModelArgs& a);
+};
+
+// img: (B,C,H,W) -> tokens (B, N, D), N = (H/P)*(W/P)
+struct PatchEmbed : Module {
+  std::string kind;
+  int64_t patch;
+  std::shared_ptr<LayerNorm> norm_in, norm_out;
+  std::shared_ptr<Linear> proj_linear;
+  std::shared_ptr<Conv2d> proj_conv;
+  PatchEmbed(const std::string& kind, int64_t channels, int64_t patch, int64_t dim);
+  Tensor forward(const Tensor& img) override;
+  const char* type_name() const override { return "PatchEmbed"; }
+};
+
+struct VisionTransformer : Module {
+  VitOptions opt;
+  std::shared_ptr<PatchEmbed> patch_embed;
+  Tensor cls_token;   // (1,1,D) when pool == cls
+  Tensor pos_embed;   // learned: parameter (1, N(+1), D); fixed: buffer-free constant (N, D)
+  std::vector<std::shared_ptr<Block>> blocks;
+  std::shared_ptr<LayerNorm> norm;
+  std::shared_ptr<Linear> head;
+  explicit VisionTransformer(const VitOptions& o);
+  Tensor forward(const Tensor& img) override;  // (B,C,H,W) -> logits (B, num_classes)
+  const char* type_name() const override { return "VisionTransformer"; }
+};
+
+}  // namespace pw

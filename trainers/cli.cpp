@@ -1,0 +1,189 @@
+#include "trainers/cli.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <regex>
+#include <sstream>
+
+#include "autograd/function.h"
+#include "autograd/profile.h"
+#include "kernels/gemm/gemm.h"
+#include "nn/module.h"
+#include "trainers/checkpoint.h"
+#include "trainers/config.h"
+#include "trainers/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace pw {
+
+namespace {
+
+const char* kUsage =
+    "usage:\n"
+    "  patchwork train CONFIG [--set section.key=value]... [--out RUN_DIR]\n"
+    "  patchwork train [CONFIG] --resume RUN_DIR     (CONFIG defaults to RUN_DIR/config.yaml)\n"
+    "  patchwork eval CONFIG --checkpoint PATH [--split test|train] [--json] [--set k=v]...\n"
+    "  patchwork info CONFIG [--set k=v]...          layers, output shapes, parameters, FLOPs per image\n"
+    "  patchwork bench gemm                          float32 GEMM GFLOP/s at ViT shapes\n"
+    "  patchwork keys                                every config key with its type, default and meaning\n";
+
+struct Args {
+  std::string config, out, resume, checkpoint, split = "test";
+  std::vector<std::string> sets;
+  bool json = false;
+};
+
+Args parse(const std::vector<std::string>& a, size_t from) {
+  Args r;
+  auto value = [&](size_t& i) -> std::string {
+    PW_CHECK(i + 1 < a.size(), "option ", a[i], " needs a value");
+    return a[++i];
+  };
+  for (size_t i = from; i < a.size(); ++i) {
+    const std::string& s = a[i];
+    if (s == "--set") r.sets.push_back(value(i));
+    else if (s.rfind("--set=", 0) == 0) r.sets.push_back(s.substr(6));
+    else if (s == "--out") r.out = value(i);
+    else if (s == "--resume") r.resume = value(i);
+    else if (s == "--checkpoint") r.checkpoint = value(i);
+    else if (s == "--split") r.split = value(i);
+    else if (s == "--json") r.json = true;
+    else if (s.rfind("--", 0) == 0) PW_FAIL("unknown option ", s, "\n", kUsage);
+    else {
+      PW_CHECK(r.config.empty(), "more than one config file given ('", r.config, "' and '", s, "')");
+      r.config = s;
+    }
+  }
+  return r;
+}
+
+Config load_config(const Args& a) {
+  PW_CHECK(!a.config.empty(), "no config file given\n", kUsage);
+  PW_CHECK(fs::exists(a.config), "config file '", a.config, "' does not exist");
+  return Config::load(a.config, a.sets);
+}
+
+int cmd_train(const Args& a0) {
+  Args a = a0;
+  if (a.config.empty() && !a.resume.empty()) a.config = (fs::path(a.resume) / "config.yaml").string();
+  Config cfg = load_config(a);
+  TrainOptions o;
+  o.out_dir = a.out;
+  o.resume_dir = a.resume;
+  TrainResult r = train(cfg, o);
+  std::printf("run folder: %s\n", r.run_dir.c_str());
+  if (r.test_top1 >= 0) std::printf("final test top-1: %.2f%%\n", 100 * r.test_top1);
+  return 0;
+}
+
+int cmd_eval(const Args& a) {
+  Config cfg = load_config(a);
+  PW_CHECK(!a.checkpoint.empty(), "eval needs --checkpoint PATH (a run folder, a checkpoint folder or a .safetensors file)");
+  PW_CHECK(a.split == "test" || a.split == "train", "--split: expected test or train, got '", a.split, "'");
+  std::shared_ptr<Module> model = build_model(cfg);
+  LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
+  try {
+    model->load_state_dict(ck.model);
+  } catch (const Error& e) {
+    PW_FAIL(a.checkpoint, ": does not fit the model of ", a.config, ": ", e.what());
+  }
+  auto ds = open_split(cfg, a.split == "train");
+  EvalResult r = evaluate(*model, cfg, *ds);
+  if (a.json) std::printf("%s\n", r.to_json().c_str());
+  else std::printf("%s on %s (%s split):\n%s", a.checkpoint.c_str(), ds->name().c_str(), a.split.c_str(),
+                   r.to_text(ds->class_names()).c_str());
+  return 0;
+}
+
+std::string human(double v) {
+  char buf[32];
+  if (v >= 1e9) std::snprintf(buf, sizeof buf, "%.2fG", v / 1e9);
+  else if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.1fK", v / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+// Names every module in the tree by its dotted path.
+void name_modules(const Module& m, const std::string& prefix, std::map<const Module*, std::string>& names) {
+  names[&m] = prefix.empty() ? "(model)" : prefix;
+  for (auto& [n, c] : m.children()) name_modules(*c, prefix.empty() ? n : prefix + "." + n, names);
+}
+int64_t own_params(const Module& m) { return m.num_parameters(); }
+
+int cmd_info(const Args& a) {
+  Config cfg = load_config(a);
+  std::shared_ptr<Module> model = build_model(cfg);
+  model->eval();
+  std::map<const Module*, std::string> names;
+  name_modules(*model, "", names);
+  int64_t C = cfg.get_int("model.channels"), S = cfg.get_int("model.image_size");
+  Tensor img = normal({1, C, S, S}, 0, 1);
+  ModuleTrace trace;
+  {
+    NoGrad ng;
+    (*model)(img);
+  }
+  std::printf("%s: %s\n", a.config.c_str(), cfg.get_string("model.type").c_str());
+  std::printf("%-44s %-18s %-18s %10s %10s\n", "module", "type", "output", "params", "FLOPs");
+  for (auto& e : trace.entries) {
+    // Every block has the same internals: show them for the first one only.
+    bool repeat = e.depth >= 2 && names[e.module].rfind("blocks.0.", 0) != 0;
+    if (e.depth > 2 || repeat) continue;
+    std::string indent(2 * e.depth, ' ');
+    std::printf("%-44s %-18s %-18s %10s %10s\n", (indent + names[e.module]).c_str(), e.module->type_name(),
+                shape_str(e.out).c_str(), human((double)own_params(*e.module)).c_str(), human((double)e.flops).c_str());
+  }
+  int64_t flops = trace.entries.empty() ? 0 : trace.entries[0].flops;
+  std::printf("parameters: %lld (%s)\nFLOPs per image (forward, 2 per multiply-add, GEMM and conv only): %s\n",
+              (long long)model->num_parameters(), human((double)model->num_parameters()).c_str(),
+              human((double)flops).c_str());
+  return 0;
+}
+
+// PW_CHECK prefixes "source.cpp:123: " for developers; a user needs only the sentence.
+std::string user_message(const std::string& what) {
+  std::smatch m;
+  static const std::regex prefix(R"(^[^ :]+\.(cpp|h|cu|cuh):[0-9]+: )");
+  return std::regex_search(what, m, prefix) ? what.substr(m.length()) : what;
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args) {
+  try {
+    std::string cmd = args.size() > 1 ? args[1] : "help";
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (cmd == "train") return cmd_train(parse(args, 2));
+    if (cmd == "eval") return cmd_eval(parse(args, 2));
+    if (cmd == "info") return cmd_info(parse(args, 2));
+    if (cmd == "keys") {
+      std::cout << Schema::global().describe();
+      return 0;
+    }
+    if (cmd == "bench") {
+      std::string what = args.size() > 2 ? args[2] : "";
+      if (what == "gemm") {
+        bench_gemm(std::cout);
+        return 0;
+      }
+      std::cerr << "patchwork: unknown benchmark '" << what << "' (available: gemm)\n";
+      return 2;
+    }
+    std::cerr << "patchwork: unknown command '" << cmd << "'\n" << kUsage;
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "patchwork: error: " << user_message(e.what()) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "patchwork: error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace pw

@@ -1,0 +1,70 @@
+// Optimizers, learning-rate schedules, gradient clipping and weight EMA.
+// All update parameters in place, outside autograd, with PyTorch's exact
+// formulas (so results can be compared step for step).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace pw {
+
+struct Optimizer {
+  virtual ~Optimizer() = default;
+  // Applies one update from the parameters' .grad at learning rate lr.
+  // Parameters without a gradient are skipped (PyTorch does the same).
+  virtual void step(double lr) = 0;
+  void zero_grad();
+  // Moments and counters by name, for checkpoints ("exp_avg.blocks.0.attn.qkv.weight", ...).
+  virtual std::vector<std::pair<std::string, Tensor>> state() const = 0;
+  virtual void load_state(const std::vector<std::pair<std::string, Tensor>>& s) = 0;
+  std::vector<Param> params;
+  int64_t steps = 0;
+};
+
+// torch.optim.AdamW; weight decay is skipped for params with decay == false.
+struct AdamW : Optimizer {
+  double beta1, beta2, eps, weight_decay;
+  std::vector<Tensor> exp_avg, exp_avg_sq;
+  AdamW(std::vector<Param> ps, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double wd = 0.05);
+  void step(double lr) override;
+  std::vector<std::pair<std::string, Tensor>> state() const override;
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& s) override;
+};
+
+// torch.optim.SGD with momentum / Nesterov and L2 weight decay.
+struct SGD : Optimizer {
+  double momentum, weight_decay;
+  bool nesterov;
+  std::vector<Tensor> momentum_buffer;  // undefined until the first step
+  SGD(std::vector<Param> ps, double momentum = 0.9, double wd = 0.0, bool nesterov = false);
+  void step(double lr) override;
+  std::vector<std::pair<std::string, Tensor>> state() const override;
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& s) override;
+};
+
+// Learning rate at optimizer step `step` (0-based) of `total` steps.
+struct LrSchedule {
+  std::string kind = "cosine";  // cosine | step | constant
+  double base_lr = 1e-3, min_lr = 0;
+  int64_t warmup_steps = 0, total_steps = 1;
+  int64_t step_size = 1;  // for "step": in optimizer steps
+  double gamma = 0.1;
+  double at(int64_t step) const;
+};
+
+// torch.nn.utils.clip_grad_norm_: scales all gradients so their global L2 norm
+// is at most max_norm. Returns the norm before clipping.
+double clip_grad_norm(const std::vector<Param>& params, double max_norm);
+// Global L2 norm of the gradients (double accumulation, fixed order).
+double grad_norm(const std::vector<Param>& params);
+
+// Exponential moving average of parameters and buffers: ema = d*ema + (1-d)*p.
+struct Ema {
+  double decay;
+  std::vector<std::pair<std::string, Tensor>> shadow;
+  Ema(const Module& m, double decay);
+  void update(const Module& m);
+};
+
+}  // namespace pw

@@ -1,0 +1,59 @@
+// Training, resuming and evaluating a model described by a Config.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "nn/module.h"
+#include "trainers/config.h"
+
+namespace pw {
+
+struct TrainOptions {
+  std::string out_dir;     // new run folder ("" = runs/<config name>-<time>)
+  std::string resume_dir;  // continue this run folder from its latest checkpoint
+  // Stop (with a checkpoint) after this many optimizer steps in total; -1 = run
+  // to the end. Simulates an interruption in tests; the schedule is unchanged.
+  int64_t max_steps = -1;
+  bool quiet = false;      // no progress output (tests)
+};
+
+struct TrainResult {
+  std::string run_dir;
+  std::vector<double> losses;  // per optimizer step of this invocation
+  int64_t steps = 0;           // total optimizer steps done
+  double test_top1 = -1;       // final evaluation, -1 when it did not run
+};
+
+TrainResult train(const Config& cfg, const TrainOptions& opt);
+
+// The model a config describes, freshly initialised from train.seed.
+std::shared_ptr<Module> build_model(const Config& cfg);
+// The training or evaluation data set a config names.
+std::shared_ptr<Dataset> open_split(const Config& cfg, bool train);
+
+struct EvalResult {
+  int64_t n = 0, num_classes = 0;
+  double loss = 0, top1 = 0, top5 = 0;
+  std::vector<double> per_class;       // (num_classes) recall
+  std::vector<int64_t> confusion;      // (num_classes, num_classes) row = true, col = predicted
+  std::string to_json() const;
+  std::string to_text(const std::vector<std::string>& class_names) const;
+};
+
+// Accumulates an evaluation batch by batch.   logits: (B,K)  labels: (B)
+struct EvalAccumulator {
+  explicit EvalAccumulator(int64_t num_classes);
+  void add(const Tensor& logits, const Tensor& labels);
+  EvalResult result() const;
+ private:
+  EvalResult r_;
+  double loss_sum_ = 0;
+  int64_t top1_ = 0, top5_ = 0;
+};
+
+EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds);
+
+}  // namespace pw
