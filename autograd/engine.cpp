@@ -40,12 +40,51 @@ void detail::attach(Tensor& out, const std::shared_ptr<Node>& n, const std::vect
   out.impl().requires_grad = true;
 }
 
+void OpProfile::on_forward(std::shared_ptr<Node> n) {
+  auto now = Clock::now();
+  flush();
+  pending_ = std::move(n);
+  pending_s_ = std::chrono::duration<double>(now - last_).count();
+  last_ = now;
+}
+void OpProfile::flush() {
+  if (!pending_) return;
+  Times& t = ops[pending_->name()];
+  t.forward_s += pending_s_;
+  ++t.forward_calls;
+  pending_.reset();
+}
+
 Tensor& Grads::operator[](size_t i) {
   PW_CHECK(needs(i), node_.name(), ": backward asked for the gradient of input ", i,
            ", which does not require grad (guard with g.needs(i))");
   Tensor& b = *bufs_[i];
   if (!b.defined()) b = zeros(node_.inputs[i].shape, node_.inputs[i].dtype);
   return b;
+}
+
+Tensor& Grads::out(size_t i, bool& fresh) {
+  PW_CHECK(needs(i), node_.name(), ": backward asked for the gradient of input ", i,
+           ", which does not require grad (guard with g.needs(i))");
+  Tensor& b = *bufs_[i];
+  fresh = !b.defined();
+  if (fresh) b = empty(node_.inputs[i].shape, node_.inputs[i].dtype);
+  return b;
+}
+
+namespace {
+void add_into(Tensor& dst, const Tensor& src);
+}
+
+void Grads::give(size_t i, const Tensor& t) {
+  PW_CHECK(needs(i), node_.name(), ": backward gave a gradient for input ", i,
+           ", which does not require grad (guard with g.needs(i))");
+  const Edge& e = node_.inputs[i];
+  PW_CHECK(t.shape() == e.shape && t.dtype() == e.dtype, node_.name(), ": backward gave a gradient ", t.str(),
+           " for input ", i, " of shape ", shape_str(e.shape), " and dtype ", dtype_name(e.dtype));
+  Tensor& b = *bufs_[i];
+  if (!b.defined()) b = t.detach();
+  else add_into(b, t);
 }
 
 namespace {
@@ -131,7 +170,13 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
       }
     }
     Grads g(*node, bufs);
-    node->backward(dy, g);
+    if (OpProfile* prof = OpProfile::current()) {
+      auto t0 = OpProfile::Clock::now();
+      node->backward(dy, g);
+      prof->on_backward(node->name(), t0);
+    } else {
+      node->backward(dy, g);
+    }
     if (!retain_graph) {
       node->freed = true;
       node->release();

@@ -27,6 +27,7 @@
 #include <memory>
 #include <vector>
 
+#include "autograd/profile.h"
 #include "autograd/tensor.h"
 
 namespace pw {
@@ -61,6 +62,16 @@ class Grads {
   Grads(Node& node, std::vector<Tensor*> bufs) : node_(node), bufs_(std::move(bufs)) {}
   bool needs(size_t i) const { return i < bufs_.size() && bufs_[i] != nullptr; }
   Tensor& operator[](size_t i);  // dL/d(input i), to be accumulated into
+  // The buffer of input i for a backward that can write instead of add. When
+  // `fresh` comes back true the buffer is new and UNINITIALISED, and the op must
+  // set every element (=); when false it already holds the gradient from other
+  // uses of the input, and the op adds (+=) as always. Saves a zero fill and a read.
+  Tensor& out(size_t i, bool& fresh);
+  // Hands t over as dL/d(input i): t becomes the buffer when there is none yet
+  // (no copy), else it is added into the buffer. t must have the input's shape and
+  // dtype, and nothing may write to it afterwards: pass dy itself (the engine drops
+  // it after this backward) or a tensor the op just made.
+  void give(size_t i, const Tensor& t);
  private:
   Node& node_;
   std::vector<Tensor*> bufs_;
@@ -96,6 +107,7 @@ std::shared_ptr<F> record(Tensor& out, std::initializer_list<Tensor> inputs) {
   std::vector<const Tensor*> in;
   for (const Tensor& t : inputs) in.push_back(&t);
   detail::attach(out, n, in);
+  if (OpProfile* p = OpProfile::current()) p->on_forward(n);
   return n;
 }
 // Same, for ops with a variable number of inputs (concat).
@@ -109,6 +121,7 @@ std::shared_ptr<F> record_list(Tensor& out, const std::vector<Tensor>& inputs) {
   std::vector<const Tensor*> in;
   for (const Tensor& t : inputs) in.push_back(&t);
   detail::attach(out, n, in);
+  if (OpProfile* p = OpProfile::current()) p->on_forward(n);
   return n;
 }
 

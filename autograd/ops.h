@@ -4,6 +4,7 @@
 #include "autograd/function.h"
 #include "autograd/tensor.h"
 #include "kernels/activation/activation.h"
+#include "kernels/attention/attention.h"
 #include "kernels/conv/conv.h"
 #include "kernels/dropout/dropout.h"
 #include "kernels/elementwise/elementwise.h"

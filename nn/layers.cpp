@@ -66,13 +66,16 @@ Attention::Attention(int64_t d, int64_t heads, int64_t dim_head, bool qkv_bias, 
 Tensor Attention::forward(const Tensor& x) {
   PW_CHECK(x.dim() == 3, "Attention: expected x of shape (B,N,D), got ", x.str());
   int64_t B = x.size(0), N = x.size(1);
+  const double scale = 1.0 / std::sqrt((double)dim_head);
+  if (!term && (attn_dropout == 0 || !training()))  // the fused kernel: no head-split copies
+    return dropout((*proj)(attention_qkv((*qkv)(x), heads, scale)), proj_dropout, training());
   // (B,N,3*NH*HD) -> (3,B,NH,N,HD)
   Tensor qkv_ = permute((*qkv)(x).reshape({B, N, 3, heads, dim_head}), {2, 0, 3, 1, 4});
   std::vector<Tensor> parts = chunk(qkv_, 3, 0);
   Tensor q = parts[0].reshape({B, heads, N, dim_head});
   Tensor k = parts[1].reshape({B, heads, N, dim_head});
   Tensor v = parts[2].reshape({B, heads, N, dim_head});
-  Tensor logits = matmul(q * (1.0 / std::sqrt((double)dim_head)), transpose(k, -2, -1));  // (B,NH,N,N)
+  Tensor logits = matmul(q * scale, transpose(k, -2, -1));  // (B,NH,N,N)
   if (term) logits = logits + term->logits_term(q, k);
   Tensor attn = dropout(softmax(logits, -1), attn_dropout, training());
   Tensor out = permute(matmul(attn, v), {0, 2, 1, 3}).reshape({B, N, heads * dim_head});  // (B,N,NH*HD)

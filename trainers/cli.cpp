@@ -10,6 +10,7 @@
 #include "autograd/profile.h"
 #include "kernels/gemm/gemm.h"
 #include "nn/module.h"
+#include "trainers/bench.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
 #include "trainers/trainer.h"
@@ -168,6 +169,7 @@ int run_cli(const std::vector<std::string>& args) {
     }
     if (cmd == "bench") {
       std::string what = args.size() > 2 ? args[2] : "";
+      if (what == "train") return cmd_bench_train(args);
       if (what == "gemm") {
         bench_gemm(std::cout);
         return 0;

@@ -1,0 +1,216 @@
+#include "trainers/bench.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "autograd/ops.h"
+#include "autograd/profile.h"
+#include "trainers/config.h"
+#include "trainers/optim.h"
+#include "trainers/trainer.h"
+
+namespace pw {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* kBenchUsage =
+    "usage: patchwork bench train CONFIG [--steps N] [--warmup W] [--repeat R] [--threads T]\n"
+    "                                    [--profile-steps P] [--set section.key=value]...\n"
+    "  times R runs of N training steps (forward, loss, backward, optimizer step) on one fixed\n"
+    "  synthetic batch after W warmup steps, then P more steps with the per-op profiler on.\n";
+
+struct BenchArgs {
+  std::string config;
+  std::vector<std::string> sets;
+  int64_t steps = 20, warmup = 3, repeat = 3, profile_steps = 10;
+  int threads = 0;  // 0: train.threads, else every core
+};
+
+BenchArgs parse_bench(const std::vector<std::string>& a) {
+  BenchArgs r;
+  auto value = [&](size_t& i) -> std::string {
+    PW_CHECK(i + 1 < a.size(), "option ", a[i], " needs a value\n", kBenchUsage);
+    return a[++i];
+  };
+  auto count = [&](size_t& i, int64_t lo) {
+    std::string opt = a[i], v = value(i);
+    char* end = nullptr;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    PW_CHECK(end && *end == 0 && n >= lo, opt, ": expected an integer >= ", lo, ", got '", v, "'");
+    return (int64_t)n;
+  };
+  for (size_t i = 3; i < a.size(); ++i) {
+    const std::string& s = a[i];
+    if (s == "--set") r.sets.push_back(value(i));
+    else if (s.rfind("--set=", 0) == 0) r.sets.push_back(s.substr(6));
+    else if (s == "--steps") r.steps = count(i, 1);
+    else if (s == "--warmup") r.warmup = count(i, 0);
+    else if (s == "--repeat") r.repeat = count(i, 1);
+    else if (s == "--threads") r.threads = (int)count(i, 1);
+    else if (s == "--profile-steps") r.profile_steps = count(i, 0);
+    else if (s.rfind("--", 0) == 0) PW_FAIL("bench train: unknown option ", s, "\n", kBenchUsage);
+    else {
+      PW_CHECK(r.config.empty(), "bench train: more than one config file given ('", r.config, "' and '", s, "')");
+      r.config = s;
+    }
+  }
+  PW_CHECK(!r.config.empty(), "bench train: no config file given\n", kBenchUsage);
+  PW_CHECK(std::filesystem::exists(r.config), "config file '", r.config, "' does not exist");
+  return r;
+}
+
+// The optimizer train() builds for this config.
+std::unique_ptr<Optimizer> make_optimizer(const Config& cfg, const std::vector<Param>& params) {
+  if (cfg.get_string("train.optimizer") == "adamw") {
+    auto b = cfg.get_floats("train.betas");
+    return std::make_unique<AdamW>(params, b[0], b[1], 1e-8, cfg.get_float("train.weight_decay"));
+  }
+  return std::make_unique<SGD>(params, cfg.get_float("train.momentum"), cfg.get_float("train.weight_decay"),
+                               cfg.get_bool("train.nesterov"));
+}
+
+// One training step as train() runs it, minus data loading, logging and the schedule.
+struct TrainStep {
+  Module& model;
+  Optimizer& optim;
+  Tensor images, labels;  // images: (B,C,S,S)  labels: (B)
+  double label_smoothing, lr;
+  double run() {
+    OpProfile* prof = OpProfile::current();
+    Tensor loss;
+    {
+      OpProfile::Scope s("forward + loss");
+      if (prof) prof->mark();
+      loss = cross_entropy(model(images), labels, label_smoothing);
+    }
+    double lv = loss.item();
+    {
+      OpProfile::Scope s("zero_grad");
+      optim.zero_grad();
+    }
+    {
+      OpProfile::Scope s("backward");
+      loss.backward();
+    }
+    {
+      OpProfile::Scope s("optimizer");
+      optim.step(lr);
+    }
+    return lv;
+  }
+};
+
+double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+void print_profile(const OpProfile& prof, int64_t steps, double step_s) {
+  // Merge equal names (the map is keyed by the literal's address).
+  std::map<std::string, OpProfile::Times> ops;
+  double op_fwd = 0, op_bwd = 0;
+  for (auto& [name, t] : prof.ops) {
+    OpProfile::Times& m = ops[name];
+    m.forward_s += t.forward_s;
+    m.backward_s += t.backward_s;
+    m.forward_calls += t.forward_calls;
+    m.backward_calls += t.backward_calls;
+    op_fwd += t.forward_s;
+    op_bwd += t.backward_s;
+  }
+  std::vector<std::pair<std::string, OpProfile::Times>> rows(ops.begin(), ops.end());
+  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) {
+    return a.second.forward_s + a.second.backward_s > b.second.forward_s + b.second.backward_s;
+  });
+  double per = 1000.0 / (double)steps, step_ms = 1000 * step_s;
+  std::printf("\nper-op time, ms per step (forward: from the previous op's end to this op's end):\n");
+  std::printf("  %-22s %9s %9s %9s %6s %7s\n", "op", "forward", "backward", "total", "%", "calls");
+  for (auto& [name, t] : rows) {
+    double tot = (t.forward_s + t.backward_s) * per;
+    std::printf("  %-22s %9.3f %9.3f %9.3f %5.1f%% %7.1f\n", name.c_str(), t.forward_s * per, t.backward_s * per,
+                tot, 100 * tot / step_ms, (double)std::max(t.forward_calls, t.backward_calls) / steps);
+  }
+  std::printf("  %-22s %9.3f %9.3f %9.3f %5.1f%%\n", "(all ops)", op_fwd * per, op_bwd * per, (op_fwd + op_bwd) * per,
+              100 * (op_fwd + op_bwd) * per / step_ms);
+  std::printf("\nphases, ms per step:\n");
+  double phased = 0;
+  const char* order[] = {"forward + loss", "zero_grad", "backward", "optimizer"};
+  for (const char* name : order) {
+    double s = 0;
+    for (auto& [n, v] : prof.phases)
+      if (std::strcmp(n, name) == 0) s += v;
+    phased += s;
+    std::printf("  %-22s %9.3f %5.1f%%\n", name, s * per, 100 * s * per / step_ms);
+    if (std::strcmp(name, "backward") == 0)
+      std::printf("    %-20s %9.3f   (graph walk, buffers, leaf sums)\n", "engine overhead", (s - op_bwd) * per);
+  }
+  std::printf("  %-22s %9.3f   (loss.item, loop)\n", "other", step_ms - phased * per);
+}
+
+}  // namespace
+
+int cmd_bench_train(const std::vector<std::string>& args) {
+  BenchArgs a = parse_bench(args);
+  Config cfg = Config::load(a.config, a.sets);
+  int threads = a.threads > 0 ? a.threads : (int)cfg.get_int("train.threads");
+  if (threads > 0) omp_set_num_threads(threads);
+  threads = omp_get_max_threads();
+
+  std::shared_ptr<Module> model = build_model(cfg);  // seeds the default generator from train.seed
+  model->train();
+  std::vector<Param> params = model->parameters();
+  std::unique_ptr<Optimizer> optim = make_optimizer(cfg, params);
+
+  const int64_t B = cfg.get_int("train.batch_size"), C = cfg.get_int("model.channels"),
+                S = cfg.get_int("model.image_size"), K = cfg.get_int("model.num_classes");
+  Generator gen(1);
+  std::vector<int64_t> y(B);
+  for (int64_t i = 0; i < B; ++i) y[i] = (i * 7 + 3) % K;
+  TrainStep step{*model, *optim, normal({B, C, S, S}, 0, 1, DType::F32, &gen), from_indices(y, {B}),
+                 cfg.get_float("train.label_smoothing"), cfg.get_float("train.lr")};
+
+  std::printf("bench train %s: %s, %lld parameters, batch %lld of %lldx%lldx%lld, %d threads, %s, label smoothing %g\n",
+              a.config.c_str(), cfg.get_string("model.type").c_str(), (long long)model->num_parameters(),
+              (long long)B, (long long)C, (long long)S, (long long)S, threads,
+              cfg.get_string("train.optimizer").c_str(), step.label_smoothing);
+  std::fflush(stdout);
+
+  for (int64_t i = 0; i < a.warmup; ++i) step.run();
+  std::vector<double> ips;
+  double loss = 0;
+  for (int64_t r = 0; r < a.repeat; ++r) {
+    auto t0 = Clock::now();
+    for (int64_t i = 0; i < a.steps; ++i) loss = step.run();
+    double dt = seconds(t0);
+    ips.push_back((double)(B * a.steps) / dt);
+    std::printf("run %lld: %lld steps in %.3f s: %.2f ms/step, %.1f images/s (loss %.4f)\n", (long long)r + 1,
+                (long long)a.steps, dt, 1000 * dt / a.steps, ips.back(), loss);
+    std::fflush(stdout);
+  }
+  std::vector<double> sorted = ips;
+  std::sort(sorted.begin(), sorted.end());
+  double median = sorted[sorted.size() / 2];
+  if (sorted.size() % 2 == 0) median = 0.5 * (median + sorted[sorted.size() / 2 - 1]);
+  std::printf("median: %.1f images/s, %.2f ms/step\n", median, 1000.0 * B / median);
+
+  if (a.profile_steps > 0) {
+    OpProfile prof;
+    auto t0 = Clock::now();
+    for (int64_t i = 0; i < a.profile_steps; ++i) step.run();
+    double dt = seconds(t0);
+    std::printf("\nprofiled: %lld steps, %.2f ms/step, %.1f images/s\n", (long long)a.profile_steps,
+                1000 * dt / a.profile_steps, (double)(B * a.profile_steps) / dt);
+    print_profile(prof, a.profile_steps, dt / a.profile_steps);
+  }
+  std::printf("RESULT images_per_s=%.3f params=%lld ms_per_step=%.3f\n", median, (long long)model->num_parameters(),
+              1000.0 * B / median);
+  return 0;
+}
+
+}  // namespace pw
