@@ -203,20 +203,12 @@ struct ToFn final : Node {
     });
   }
 };
-// y = x.reshape(s).  Shares storage; backward reshapes dy back.
+// y = x.reshape(s).  Shares storage; backward hands dy over, reshaped back
+// (a view, no copy, when x's gradient buffer is still empty).
 struct ReshapeFn final : Node {
   const char* name() const override { return "reshape"; }
   void backward(const Tensor& dy, Grads& g) override {
-    if (!g.needs(0)) return;
-    Tensor& dx = g[0];
-    dispatch_float(dx.dtype(), "reshape", [&](auto tag) {
-      using T = decltype(tag);
-      T* d = dx.data<T>();
-      const T* s = dy.data<T>();
-      int64_t n = dx.numel();
-#pragma omp parallel for if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) d[i] += s[i];
-    });
+    if (g.needs(0)) g.give(0, dy.reshape(inputs[0].shape));
   }
 };
 }  // namespace

@@ -43,14 +43,17 @@ void for_each_head(const AttnDims& d, F body) {
   }
 }
 
-// Row softmax of an (N,N) tile in place, as softmax_forward_cpu computes it.
+// Row softmax of an (N,N) tile in place: exp and sum in one pass, then the scale.
 template <class T>
 void softmax_rows(T* p, int64_t N) {
   for (int64_t i = 0; i < N; ++i) {
     T* r = p + i * N;
     const T m = detail::row_max(r, N);
-    for (int64_t j = 0; j < N; ++j) r[j] = math::vexp(r[j] - m);
-    const T inv = (T)(1.0 / detail::lane_sum(N, [&](int64_t j) { return r[j]; }));
+    const T inv = (T)(1.0 / detail::short_sum<T>(N, [&](int64_t j) {
+      const T e = math::vexp(r[j] - m);
+      r[j] = e;
+      return e;
+    }));
     for (int64_t j = 0; j < N; ++j) r[j] *= inv;
   }
 }
@@ -100,7 +103,7 @@ void attention_backward_cpu(T* dqkv, const T* dy, const T* qkv, const T* p, cons
     for (int64_t i = 0; i < N; ++i) {
       const T* pr = pt + i * N;
       T* r = ds + i * N;
-      const T dot = (T)detail::lane_sum(N, [&](int64_t j) { return r[j] * pr[j]; });
+      const T dot = (T)detail::short_sum<T>(N, [&](int64_t j) { return r[j] * pr[j]; });
       for (int64_t j = 0; j < N; ++j) r[j] = math::softmax_bwd(pr[j], r[j], dot);
     }
     gemm(false, false, N, HD, N, scale, ds, N, k, ld, beta, dq, ld);

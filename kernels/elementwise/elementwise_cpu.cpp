@@ -115,18 +115,44 @@ void binary_forward_cpu(Tensor& y, const Tensor& a, const Tensor& b, F f) {
   bcast2_cpu<false>(py, pa, pb, BroadcastPlan(y.shape(), {&a.shape(), &b.shape()}), f);
 }
 
+// dst = alpha * src (same shape): a fresh gradient buffer's first write.
+void scale_copy(Tensor& dst, const Tensor& src, double alpha) {
+  dispatch_float(dst.dtype(), "scale_copy", [&](auto tag) {
+    using T = decltype(tag);
+    T* __restrict d = dst.data<T>();
+    const T* s = src.data<T>();
+    const T a = (T)alpha;
+    const int64_t n = dst.numel();
+#pragma omp parallel for if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) d[i] = a * s[i];
+  });
+}
+
 // y = a op b, op in {+, -, *, /}.   a: A, b: B, y: Y = broadcast(A, B)
 struct BinaryFn final : Node {
   Bin kind = Bin::Add;
   Tensor a, b;  // saved for mul and div only
   Shape out;    // Y
+  Shape a_shape, b_shape;
   const char* name() const override { return bin_name(kind); }
   void backward(const Tensor& dy, Grads& g) override {
     // add: da += dy, db += dy;  sub: db -= dy;  mul: da += dy*b, db += dy*a;
     // div: da += dy/b, db += -dy*a/b^2; each summed down to its input's shape.
     if (kind == Bin::Add || kind == Bin::Sub) {
-      if (g.needs(0)) sum_to_shape_acc(g[0], dy);
-      if (g.needs(1)) sum_to_shape_acc(g[1], dy, kind == Bin::Sub ? -1.0 : 1.0);
+      // A full-shape input's gradient is dy itself (-dy for sub's b): input 1 gets a
+      // copy when its buffer is fresh, input 0 takes dy over without one. Only one of
+      // them may hold dy: two buffers sharing storage would add into each other.
+      const double s1 = kind == Bin::Sub ? -1.0 : 1.0;
+      if (g.needs(1)) {
+        bool fresh = false;
+        Tensor& db = b_shape == dy.shape() ? g.out(1, fresh) : g[1];
+        if (fresh) scale_copy(db, dy, s1);
+        else sum_to_shape_acc(db, dy, s1);
+      }
+      if (g.needs(0)) {
+        if (a_shape == dy.shape()) g.give(0, dy);
+        else sum_to_shape_acc(g[0], dy);
+      }
       return;
     }
     dispatch_float(dy.dtype(), name(), [&](auto tag) {
@@ -178,6 +204,8 @@ Tensor binary(Bin kind, const Tensor& a, const Tensor& b) {
   if (auto n = record<BinaryFn>(y, {a, b})) {
     n->kind = kind;
     n->out = out;
+    n->a_shape = a.shape();
+    n->b_shape = b.shape();
     if (kind == Bin::Mul || kind == Bin::Div) {
       n->a = a;
       n->b = b;

@@ -35,15 +35,20 @@ void map_cpu(T* __restrict y, const T* __restrict x, int64_t n, F f) {
     for (int64_t i = b * kMapBlock; i < i1; ++i) y[i] = f(x[i]);
   }
 }
-// dx[i] += f(s[i], dy[i]), s the saved x or y.   dx, s, dy: (n)
+// dx[i] += f(s[i], dy[i]) (overwrite: dx[i] = ...), s the saved x or y.   dx, s, dy: (n)
 template <class T, class F>
-void map_bwd_cpu(T* __restrict dx, const T* s, const T* dy, int64_t n, F f) {
+void map_bwd_cpu(T* __restrict dx, const T* s, const T* dy, int64_t n, F f, bool overwrite = false) {
   const int64_t nb = (n + kMapBlock - 1) / kMapBlock;
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t b = 0; b < nb; ++b) {
-    const int64_t i1 = std::min(n, (b + 1) * kMapBlock);
+    const int64_t i0 = b * kMapBlock, i1 = std::min(n, (b + 1) * kMapBlock);
+    if (overwrite) {
 #pragma omp simd
-    for (int64_t i = b * kMapBlock; i < i1; ++i) dx[i] += f(s[i], dy[i]);
+      for (int64_t i = i0; i < i1; ++i) dx[i] = f(s[i], dy[i]);
+    } else {
+#pragma omp simd
+      for (int64_t i = i0; i < i1; ++i) dx[i] += f(s[i], dy[i]);
+    }
   }
 }
 
@@ -55,11 +60,13 @@ struct UnaryFn final : Node {
   const char* name() const override { return Op::kName; }
   void backward(const Tensor& dy, Grads& g) override {  // dx += Op::bwd(saved, dy)
     if (!g.needs(0)) return;
+    bool fresh = false;
+    Tensor& dx = g.out(0, fresh);
     dispatch_float(dy.dtype(), Op::kName, [&](auto tag) {
       using T = decltype(tag);
       const Op& o = op;
-      map_bwd_cpu(g[0].data<T>(), saved.data<T>(), dy.data<T>(), dy.numel(),
-                  [&o](T s, T d) { return o.template bwd<T>(s, d); });
+      map_bwd_cpu(dx.data<T>(), saved.data<T>(), dy.data<T>(), dy.numel(),
+                  [&o](T s, T d) { return o.template bwd<T>(s, d); }, fresh);
     });
   }
   void release() override { saved = Tensor(); }

@@ -167,11 +167,11 @@ struct MatmulFn final : Node {
   }
 };
 
-// db (C) += sum over rows of dy (R,C). Columns are cut into blocks, one block per task,
+// db (C) += sum over rows of dy (R,C) (overwrite: db = ...). Columns are cut into blocks, one block per task,
 // each summed over rows in order: the result does not depend on the thread count.
 // NOTE: float sums accumulate in double; R is the batch*tokens count, often thousands.
 template <class T>
-void column_sum_add(T* db, const T* dy, int64_t R, int64_t C) {
+void column_sum_add(T* db, const T* dy, int64_t R, int64_t C, bool overwrite = false) {
   constexpr int64_t kCB = 64;
   int64_t nb = (C + kCB - 1) / kCB;
 #pragma omp parallel for if (R * C > kParallelGrain)
@@ -182,7 +182,7 @@ void column_sum_add(T* db, const T* dy, int64_t R, int64_t C) {
       const T* row = dy + r * C;
       for (int64_t c = c0; c < c1; ++c) acc[c - c0] += row[c];
     }
-    for (int64_t c = c0; c < c1; ++c) db[c] += (T)acc[c - c0];
+    for (int64_t c = c0; c < c1; ++c) db[c] = (overwrite ? T(0) : db[c]) + (T)acc[c - c0];
   }
 }
 
@@ -197,12 +197,13 @@ void linear_forward_cpu(T* y, const T* x, const T* w, const T* bias, int64_t R, 
 }
 
 // Forward was y = x @ w^T + bias:  dx += dy @ w,  dw += dy^T @ x,  dbias += column sums of dy.
+// fresh[i]: that gradient's buffer is new and uninitialised, so it is written, not added to.
 template <class T>
 void linear_backward_cpu(T* dx, T* dw, T* dbias, const T* dy, const T* x, const T* w, int64_t R, int64_t Din,
-                         int64_t Dout) {
-  if (dx) gemm(false, false, R, Din, Dout, T(1), dy, Dout, w, Din, T(1), dx, Din);
-  if (dw) gemm(true, false, Dout, Din, R, T(1), dy, Dout, x, Din, T(1), dw, Din);
-  if (dbias) column_sum_add(dbias, dy, R, Dout);
+                         int64_t Dout, const bool fresh[3]) {
+  if (dx) gemm(false, false, R, Din, Dout, T(1), dy, Dout, w, Din, fresh[0] ? T(0) : T(1), dx, Din);
+  if (dw) gemm(true, false, Dout, Din, R, T(1), dy, Dout, x, Din, fresh[1] ? T(0) : T(1), dw, Din);
+  if (dbias) column_sum_add(dbias, dy, R, Dout, fresh[2]);
 }
 
 // y = x @ w^T + b.   x: (R,Din) viewed from (...,Din)  w: (Dout,Din)  b: (Dout)  y: (R,Dout)
@@ -211,12 +212,14 @@ struct LinearFn final : Node {
   int64_t R = 0, Din = 0, Dout = 0;
   const char* name() const override { return "linear"; }
   void backward(const Tensor& dy, Grads& g) override {
+    bool fresh[3] = {false, false, false};
+    Tensor* d[3] = {nullptr, nullptr, nullptr};
+    for (size_t i = 0; i < 3; ++i)
+      if (g.needs(i)) d[i] = &g.out(i, fresh[i]);
     dispatch_float(dy.dtype(), "linear", [&](auto tag) {
       using T = decltype(tag);
-      T* dx = g.needs(0) ? g[0].data<T>() : nullptr;
-      T* dw = g.needs(1) ? g[1].data<T>() : nullptr;
-      T* db = g.needs(2) ? g[2].data<T>() : nullptr;
-      linear_backward_cpu(dx, dw, db, dy.data<T>(), x.data<T>(), w.data<T>(), R, Din, Dout);
+      auto ptr = [&](int i) { return d[i] ? d[i]->data<T>() : nullptr; };
+      linear_backward_cpu(ptr(0), ptr(1), ptr(2), dy.data<T>(), x.data<T>(), w.data<T>(), R, Din, Dout, fresh);
     });
   }
   void release() override {

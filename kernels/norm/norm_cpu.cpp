@@ -13,6 +13,7 @@ namespace pw {
 namespace {
 
 using detail::lane_sum;
+using detail::short_sum;
 
 // Checks an optional per-channel parameter: undefined, or (C) with x's dtype.
 void check_param(const char* op, const char* what, const Tensor& p, const Tensor& x, int64_t C) {
@@ -33,10 +34,10 @@ void layer_norm_forward_cpu(T* y, T* mean, T* rstd, const T* x, const T* w, cons
   for (int64_t r = 0; r < N; ++r) {
     const T* xr = x + r * C;
     T* yr = y + r * C;
-    // Two passes in double: no cancellation for rows with a large mean.
-    const double m = lane_sum(C, [&](int64_t c) { return xr[c]; }) / (double)C;
-    const double v = lane_sum(C, [&](int64_t c) { double d = xr[c] - m; return d * d; }) / (double)C;
-    const T mt = (T)m, rs = (T)math::norm_rstd(v, eps);
+    // Two passes (the variance around the mean): no cancellation for rows with a large mean.
+    const T mt = (T)(short_sum<T>(C, [&](int64_t c) { return xr[c]; }) / (double)C);
+    const double v = short_sum<T>(C, [&](int64_t c) { const T d = xr[c] - mt; return d * d; }) / (double)C;
+    const T rs = (T)math::norm_rstd(v, eps);
     mean[r] = mt;
     rstd[r] = rs;
     for (int64_t c = 0; c < C; ++c) yr[c] = math::norm_fwd(xr[c], mt, rs, w ? w[c] : T(1), b ? b[c] : T(0));
@@ -45,15 +46,17 @@ void layer_norm_forward_cpu(T* y, T* mean, T* rstd, const T* x, const T* w, cons
 
 // Forward was y = layer_norm(x) * w + b.   dx, dy, x: (N,C)  dw, db, w: (C) or null  mean, rstd: (N)
 // dx += norm_bwd(...) per row;  dw += sum_rows dy * xhat;  db += sum_rows dy.
+// fresh[i]: that buffer is new and uninitialised, so it is written (=), not added to.
 template <class T>
 void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean, const T* rstd,
-                             const T* w, int64_t N, int64_t C) {
+                             const T* w, int64_t N, int64_t C, const bool fresh[3]) {
   // dw, db sum over rows: fixed chunks of rows give partial sums (added in chunk order
   // afterwards), so the result does not depend on the thread count.
   const int64_t rows = std::max<int64_t>(16, (N + 127) / 128), nc = (N + rows - 1) / rows;
   const bool params = dw || db;
   if (!dx && !params) return;
-  std::vector<double> part_w(params ? nc * C : 0), part_b(params ? nc * C : 0);
+  // (at least one chunk: with no rows, the sums are the zeros a fresh dw, db must get)
+  std::vector<double> part_w(params ? std::max<int64_t>(nc, 1) * C : 0), part_b(part_w.size());
   std::vector<T> ones;  // no weight: w = 1, so the loops stay branch-free (and vectorise)
   if (!w) {
     ones.assign(C, T(1));
@@ -75,18 +78,19 @@ void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const
         continue;
       }
       // Row means of dxhat and dxhat*xhat; the row (a few KB) stays in L1 across the passes.
-      const T a = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c]; }) / (double)C);
-      const T bb = (T)(lane_sum(C, [&](int64_t c) { return dyr[c] * w[c] * ((xr[c] - m) * rs); }) / (double)C);
+      const T a = (T)(short_sum<T>(C, [&](int64_t c) { return dyr[c] * w[c]; }) / (double)C);
+      const T bb = (T)(short_sum<T>(C, [&](int64_t c) { return dyr[c] * w[c] * ((xr[c] - m) * rs); }) / (double)C);
       T* dxr = dx + r * C;
-      if (params) {
-        for (int64_t c = 0; c < C; ++c) {
-          const T xhat = (xr[c] - m) * rs;
-          dxr[c] += math::norm_bwd(dyr[c] * w[c], xhat, rs, a, bb);
-          gw[c] += (double)(dyr[c] * xhat);
-          gb[c] += (double)dyr[c];
-        }
+      if (fresh[0]) {  // a fresh buffer: write (NaN-safe: its old contents are never read)
+        for (int64_t c = 0; c < C; ++c) dxr[c] = math::norm_bwd(dyr[c] * w[c], (xr[c] - m) * rs, rs, a, bb);
       } else {
         for (int64_t c = 0; c < C; ++c) dxr[c] += math::norm_bwd(dyr[c] * w[c], (xr[c] - m) * rs, rs, a, bb);
+      }
+      if (params) {
+        for (int64_t c = 0; c < C; ++c) {
+          gw[c] += (double)(dyr[c] * ((xr[c] - m) * rs));
+          gb[c] += (double)dyr[c];
+        }
       }
     }
   }
@@ -98,8 +102,8 @@ void layer_norm_backward_cpu(T* dx, T* dw, T* db, const T* dy, const T* x, const
       part_b[c] += part_b[k * C + c];
     }
   for (int64_t c = 0; c < C; ++c) {
-    if (dw) dw[c] += (T)part_w[c];
-    if (db) db[c] += (T)part_b[c];
+    if (dw) dw[c] = (fresh[1] ? T(0) : dw[c]) + (T)part_w[c];
+    if (db) db[c] = (fresh[2] ? T(0) : db[c]) + (T)part_b[c];
   }
 }
 
@@ -108,12 +112,16 @@ struct LayerNormFn final : Node {
   Tensor x, weight, mean, rstd;
   const char* name() const override { return "layer_norm"; }
   void backward(const Tensor& dy, Grads& g) override {
+    bool fresh[3] = {false, false, false};
+    Tensor* d[3] = {nullptr, nullptr, nullptr};
+    for (size_t i = 0; i < 3; ++i)
+      if (g.needs(i)) d[i] = &g.out(i, fresh[i]);
     dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
       using T = decltype(tag);
       const int64_t C = x.size(-1), N = C ? x.numel() / C : 0;
-      layer_norm_backward_cpu<T>(g.needs(0) ? g[0].data<T>() : nullptr, g.needs(1) ? g[1].data<T>() : nullptr,
-                                 g.needs(2) ? g[2].data<T>() : nullptr, dy.data<T>(), x.data<T>(), mean.data<T>(),
-                                 rstd.data<T>(), weight.defined() ? weight.data<T>() : nullptr, N, C);
+      auto ptr = [&](int i) { return d[i] ? d[i]->data<T>() : nullptr; };
+      layer_norm_backward_cpu<T>(ptr(0), ptr(1), ptr(2), dy.data<T>(), x.data<T>(), mean.data<T>(), rstd.data<T>(),
+                                 weight.defined() ? weight.data<T>() : nullptr, N, C, fresh);
     });
   }
   void release() override { x = weight = mean = rstd = Tensor(); }

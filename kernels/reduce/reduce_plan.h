@@ -57,6 +57,28 @@ inline double lane_sum(int64_t n, F f) {
   return acc[0] + tail;
 }
 
+// sum_{i<n} f(i) for rows of a few hundred elements (norm and attention rows):
+// 8 lanes of T within blocks of kShortBlock elements, each block folded pairwise
+// and added in double. Cheaper than lane_sum's double lanes, as precise for float
+// rows up to a block long (~n/8 ulp), and never worse than block/8 ulp per block
+// for long rows. The order depends on n alone.
+constexpr int64_t kShortBlock = 512;
+template <class T, class F>
+inline double short_sum(int64_t n, F f) {
+  double total = 0;
+  for (int64_t b0 = 0; b0 < n; b0 += kShortBlock) {
+    const int64_t b1 = std::min(n, b0 + kShortBlock);
+    T acc[8] = {};
+    int64_t i = b0;
+    for (; i + 8 <= b1; i += 8)
+      for (int l = 0; l < 8; ++l) acc[l] += f(i + l);
+    T tail = 0;
+    for (; i < b1; ++i) tail += f(i);
+    total += (double)(((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])) + tail);
+  }
+  return total;
+}
+
 // max_{i<n} x[i] in 8 lanes (vectorises to max instructions). A NaN may be
 // skipped; callers whose result must carry NaN get it from the NaN element itself
 // (exp(NaN - m) is NaN). n >= 1.
