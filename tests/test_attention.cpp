@@ -71,6 +71,21 @@ TEST_CASE("attention_qkv equals the composed attention") {
   }
 }
 
+TEST_CASE("attention_qkv adds into a gradient buffer other ops also fill (float32)") {
+  // qkv feeds the attention and a narrow: whichever backward runs second adds.
+  for (int64_t N : {11, 130}) {  // small_gemm and dnnl_sgemm paths
+    CAPTURE(N);
+    Tensor qkv0 = normal({3, N, 3 * 2 * 8}, 0, 1), u = normal({3, N, 16}, 0, 1);
+    auto grad = [&](bool fused) {
+      Tensor qkv = qkv0.detach().requires_grad_();
+      Tensor y = (fused ? attention_qkv(qkv, 2, 0.3) : attention_composed(qkv, 2, 0.3)) * narrow(qkv, 2, 5, 16);
+      y.backward(u);
+      return qkv.grad().to_vector();
+    };
+    check_close(grad(true), grad(false), 2e-5, 2e-5, "grad");
+  }
+}
+
 TEST_CASE("attention_qkv does not depend on the thread count") {
   const int threads = omp_get_max_threads();
   for (DType t : {DType::F32, DType::F64}) {
