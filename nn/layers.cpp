@@ -12,6 +12,26 @@ Linear::Linear(int64_t din, int64_t dout, bool with_bias) {
 }
 Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
 
+void init_linears(Module& m, const std::string& scheme) {
+  PW_CHECK(scheme == "timm" || scheme == "torch" || scheme == "xavier", "init_linears: unknown scheme '", scheme,
+           "' (timm, torch or xavier)");
+  if (auto* l = dynamic_cast<Linear*>(&m)) {
+    if (scheme == "timm") {
+      init_trunc_normal(l->weight, 0.02);
+    } else if (scheme == "torch") {
+      init_kaiming_uniform(l->weight, std::sqrt(5.0));
+    } else {
+      init_xavier_uniform(l->weight);
+    }
+    if (l->bias.defined()) {
+      double bound = 1.0 / std::sqrt((double)l->weight.size(1));
+      if (scheme == "torch") init_uniform(l->bias, -bound, bound);
+      else init_constant(l->bias, 0.0);
+    }
+  }
+  for (auto& [name, child] : m.children()) init_linears(*child, scheme);
+}
+
 LayerNorm::LayerNorm(int64_t d, double eps) : eps(eps) {
   weight = add_param("weight", ones({d}), false);
   bias = add_param("bias", zeros({d}), false);

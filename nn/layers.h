@@ -18,6 +18,13 @@ struct Linear : Module {
   const char* type_name() const override { return "Linear"; }
 };
 
+// Re-initialises every Linear in a module tree:
+//   "timm":   trunc_normal(std .02) weights, zero biases (timm's ViT; what Linear does by default)
+//   "torch":  PyTorch's nn.Linear default, kaiming_uniform(a=sqrt 5) weights, U(+-1/sqrt(fan_in)) biases
+//             (lucidrains' SimpleViT, which keeps PyTorch's defaults)
+//   "xavier": xavier_uniform weights, zero biases (big_vision's MLP blocks)
+void init_linears(Module& m, const std::string& scheme);
+
 // Normalises the last dim.   x: (..., D)
 struct LayerNorm : Module {
   Tensor weight, bias;
