@@ -234,6 +234,9 @@ TEST_CASE("config mistakes reach the user as one clear sentence") {
   Config wrong_classes = Config::parse(tiny_config(), "tiny.yaml", {"model.num_classes=7"});
   CHECK_THROWS_WITH_AS(train(wrong_classes, quiet("/tmp/pw_never_created")),
                        doctest::Contains("set model.num_classes: 10"), pw::Error);
+  Config cuda = Config::parse(tiny_config(), "tiny.yaml", {"train.device=cuda"});
+  CHECK_THROWS_WITH_AS(train(cuda, quiet("/tmp/pw_never_created")), doctest::Contains("train.device: cuda is not available"),
+                       pw::Error);
   Config unknown_model = Config::parse(tiny_config(), "tiny.yaml", {"model.type=vitt"});
   CHECK_THROWS_WITH_AS(build_model(unknown_model), doctest::Contains("unknown model 'vitt'"), pw::Error);
 }
