@@ -83,6 +83,11 @@ Attention::Attention(int64_t d, int64_t heads, int64_t dim_head, bool qkv_bias, 
   qkv = add_module("qkv", std::make_shared<Linear>(d, 3 * heads * dim_head, qkv_bias));
   proj = add_module("proj", std::make_shared<Linear>(heads * dim_head, d));
 }
+void Attention::set_term(std::shared_ptr<AttentionTerm> t) {
+  PW_CHECK(!term, "Attention::set_term: this attention already has a logits term");
+  term = add_module("term", std::move(t));
+}
+
 Tensor Attention::forward(const Tensor& x) {
   PW_CHECK(x.dim() == 3, "Attention: expected x of shape (B,N,D), got ", x.str());
   int64_t B = x.size(0), N = x.size(1);

@@ -351,7 +351,7 @@ TEST_CASE("Attention: an AttentionTerm adds to the logits exactly") {
   CHECK(plain.to_vector() == attention_by_hand(attn, x, Tensor()).to_vector());
 
   auto term = std::make_shared<ConstantBias>(normal({NH, N, N}, 0, 2));
-  attn.term = term;
+  attn.set_term(term);
   Tensor y = attn(x);
   Tensor by_hand = attention_by_hand(attn, x, term->bias);
   CHECK(y.to_vector() == by_hand.to_vector());
@@ -367,18 +367,20 @@ TEST_CASE("Attention: an AttentionTerm adds to the logits exactly") {
 
   // A term constant across the keys of a row leaves attention unchanged (softmax
   // is shift-invariant): rows of the bias may differ, columns may not.
-  attn.term = std::make_shared<ConstantBias>(expand(normal({NH, N, 1}, 0, 3), {NH, N, N}).clone());
-  check_close(attn(x).to_vector(), plain.to_vector(), 1e-5, 1e-5, "row-constant term");
+  Attention attn2(D, NH, HD, /*qkv_bias=*/true);
+  attn2.load_state_dict(std::map<std::string, Tensor>{{"qkv.weight", attn.qkv->weight}, {"qkv.bias", attn.qkv->bias},
+                                                      {"proj.weight", attn.proj->weight}, {"proj.bias", attn.proj->bias}});
+  attn2.set_term(std::make_shared<ConstantBias>(expand(normal({NH, N, 1}, 0, 3), {NH, N, N}).clone()));
+  check_close(attn2(x).to_vector(), plain.to_vector(), 1e-5, 1e-5, "row-constant term");
 }
 
-// KNOWN BUG (reported to the lead): Attention::term is a plain pointer, not a
-// registered child, so a term's parameters are missing from parameters() and
-// state_dict(): the optimizer never updates them and checkpoints drop them.
-// Remove should_fail once the hook is registered (e.g. a set_term() that calls
-// add_module("term", ...)).
-TEST_CASE("Attention: a term's parameters belong to the model" * doctest::should_fail()) {
+// Attention::set_term registers the hook as a child: its parameters train and
+// are saved with the model.
+TEST_CASE("Attention: a term's parameters belong to the model") {
   Attention attn(8, 2, 4);
-  attn.term = std::make_shared<ConstantBias>(normal({2, 3, 3}, 0, 1));
+  attn.set_term(std::make_shared<ConstantBias>(normal({2, 3, 3}, 0, 1)));
+  CHECK_THROWS_WITH_AS(attn.set_term(std::make_shared<ConstantBias>(normal({2, 3, 3}, 0, 1))),
+                       doctest::Contains("already has"), pw::Error);
   auto names = names_of(attn);
   CHECK(std::find(names.begin(), names.end(), "term.bias") != names.end());
 }
