@@ -94,35 +94,38 @@ namespace detail {
 void attach(Tensor& out, const std::shared_ptr<Node>& n, const std::vector<const Tensor*>& inputs);
 }
 
+namespace detail {
+// Whether an op over `inputs` must be recorded: grad mode on and an input needs grad.
+template <class Range>
+bool needs_record(const Range& inputs) {
+  if (!grad_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+template <class F, class Range>
+std::shared_ptr<F> record_range(Tensor& out, const Range& inputs) {
+  if (!needs_record(inputs)) return nullptr;
+  auto n = std::make_shared<F>();
+  std::vector<const Tensor*> in;
+  for (const Tensor& t : inputs) in.push_back(&t);
+  attach(out, n, in);
+  if (OpProfile* p = OpProfile::current()) p->on_forward(n);
+  return n;
+}
+}  // namespace detail
+
 // Records `out = op(inputs...)` in the graph when grad mode is on and any input
 // requires grad. Returns the new node (to fill with what backward needs), or
 // null when nothing is recorded.
 template <class F>
 std::shared_ptr<F> record(Tensor& out, std::initializer_list<Tensor> inputs) {
-  if (!grad_enabled()) return nullptr;
-  bool any = false;
-  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
-  if (!any) return nullptr;
-  auto n = std::make_shared<F>();
-  std::vector<const Tensor*> in;
-  for (const Tensor& t : inputs) in.push_back(&t);
-  detail::attach(out, n, in);
-  if (OpProfile* p = OpProfile::current()) p->on_forward(n);
-  return n;
+  return detail::record_range<F>(out, inputs);
 }
 // Same, for ops with a variable number of inputs (concat).
 template <class F>
 std::shared_ptr<F> record_list(Tensor& out, const std::vector<Tensor>& inputs) {
-  if (!grad_enabled()) return nullptr;
-  bool any = false;
-  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
-  if (!any) return nullptr;
-  auto n = std::make_shared<F>();
-  std::vector<const Tensor*> in;
-  for (const Tensor& t : inputs) in.push_back(&t);
-  detail::attach(out, n, in);
-  if (OpProfile* p = OpProfile::current()) p->on_forward(n);
-  return n;
+  return detail::record_range<F>(out, inputs);
 }
 
 }  // namespace pw

@@ -9,6 +9,7 @@
 
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
+#include "autograd/philox.h"
 
 namespace pw {
 
@@ -311,24 +312,14 @@ Tensor from_indices(const std::vector<int64_t>& v, const Shape& s) {
 Tensor empty_like(const Tensor& x) { return empty(x.shape(), x.dtype(), x.device()); }
 Tensor zeros_like(const Tensor& x) { return zeros(x.shape(), x.dtype()); }
 
-// --- random numbers: Philox4x32-10 (Salmon et al., SC'11) ---
+// --- random numbers (autograd/philox.h) ---
 
 namespace {
 struct U4 { uint32_t v[4]; };
 inline U4 philox(uint64_t key, uint64_t ctr) {
-  uint32_t c0 = (uint32_t)ctr, c1 = (uint32_t)(ctr >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-  for (int r = 0; r < 10; ++r) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-    c1 = (uint32_t)p1;
-    c3 = (uint32_t)p0;
-    c0 = n0;
-    c2 = n2;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return U4{{c0, c1, c2, c3}};
+  U4 r;
+  math::philox4x32(key, ctr, r.v);
+  return r;
 }
 // 24 random bits -> [0,1) exactly representable in float.
 inline double to_unit(uint32_t x) { return (x >> 8) * (1.0 / 16777216.0); }

@@ -12,6 +12,26 @@ Linear::Linear(int64_t din, int64_t dout, bool with_bias) {
 }
 Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
 
+void init_linears(Module& m, const std::string& scheme) {
+  PW_CHECK(scheme == "timm" || scheme == "torch" || scheme == "xavier", "init_linears: unknown scheme '", scheme,
+           "' (timm, torch or xavier)");
+  if (auto* l = dynamic_cast<Linear*>(&m)) {
+    if (scheme == "timm") {
+      init_trunc_normal(l->weight, 0.02);
+    } else if (scheme == "torch") {
+      init_kaiming_uniform(l->weight, std::sqrt(5.0));
+    } else {
+      init_xavier_uniform(l->weight);
+    }
+    if (l->bias.defined()) {
+      double bound = 1.0 / std::sqrt((double)l->weight.size(1));
+      if (scheme == "torch") init_uniform(l->bias, -bound, bound);
+      else init_constant(l->bias, 0.0);
+    }
+  }
+  for (auto& [name, child] : m.children()) init_linears(*child, scheme);
+}
+
 LayerNorm::LayerNorm(int64_t d, double eps) : eps(eps) {
   weight = add_param("weight", ones({d}), false);
   bias = add_param("bias", zeros({d}), false);
@@ -63,6 +83,11 @@ Attention::Attention(int64_t d, int64_t heads, int64_t dim_head, bool qkv_bias, 
   qkv = add_module("qkv", std::make_shared<Linear>(d, 3 * heads * dim_head, qkv_bias));
   proj = add_module("proj", std::make_shared<Linear>(heads * dim_head, d));
 }
+void Attention::set_term(std::shared_ptr<AttentionTerm> t) {
+  PW_CHECK(!term, "Attention::set_term: this attention already has a logits term");
+  term = add_module("term", std::move(t));
+}
+
 Tensor Attention::forward(const Tensor& x) {
   PW_CHECK(x.dim() == 3, "Attention: expected x of shape (B,N,D), got ", x.str());
   int64_t B = x.size(0), N = x.size(1);

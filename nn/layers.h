@@ -18,6 +18,13 @@ struct Linear : Module {
   const char* type_name() const override { return "Linear"; }
 };
 
+// Re-initialises every Linear in a module tree:
+//   "timm":   trunc_normal(std .02) weights, zero biases (timm's ViT; what Linear does by default)
+//   "torch":  PyTorch's nn.Linear default, kaiming_uniform(a=sqrt 5) weights, U(+-1/sqrt(fan_in)) biases
+//             (lucidrains' SimpleViT, which keeps PyTorch's defaults)
+//   "xavier": xavier_uniform weights, zero biases (big_vision's MLP blocks)
+void init_linears(Module& m, const std::string& scheme);
+
 // Normalises the last dim.   x: (..., D)
 struct LayerNorm : Module {
   Tensor weight, bias;
@@ -80,11 +87,14 @@ struct AttentionTerm : Module {
 // Multi-head self-attention.   x: (B,N,D) -> (B,N,D)
 struct Attention : Module {
   std::shared_ptr<Linear> qkv, proj;
-  std::shared_ptr<AttentionTerm> term;  // optional hook (null = none)
+  std::shared_ptr<AttentionTerm> term;  // optional hook (null = none); set with set_term()
   int64_t heads, dim_head;
   double attn_dropout, proj_dropout;
   Attention(int64_t d, int64_t heads, int64_t dim_head, bool qkv_bias = false,
             double attn_dropout = 0.0, double proj_dropout = 0.0);
+  // Installs the logits hook as the child "term", so its parameters train and
+  // are saved with the model. Once per Attention.
+  void set_term(std::shared_ptr<AttentionTerm> t);
   Tensor forward(const Tensor& x) override;
   const char* type_name() const override { return "Attention"; }
 };
@@ -103,8 +113,9 @@ struct Block : Module {
 
 // --- fixed position encodings (buffers, not parameters) ---
 
-// SimpleViT's posemb_sincos_2d, exactly: (h*w, dim), rows in raster order,
-// columns [sin(x*omega), cos(x*omega), sin(y*omega), cos(y*omega)].
+// SimpleViT's posemb_sincos_2d: (h*w, dim), rows in raster order,
+// columns [sin(x*omega), cos(x*omega), sin(y*omega), cos(y*omega)]. Computed in
+// double: within 2e-7 of lucidrains' float32 table (tests/test_nn.cpp).
 Tensor posemb_sincos_2d(int64_t h, int64_t w, int64_t dim, double temperature = 10000.0);
 // The Transformer's 1D sinusoidal table: (n, dim), pe[p, 2i] = sin(p / 10000^(2i/dim)), pe[p, 2i+1] = cos(...).
 Tensor posemb_sinusoidal_1d(int64_t n, int64_t dim, double base = 10000.0);

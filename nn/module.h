@@ -39,8 +39,9 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
   // Parameters then buffers, by dotted name (what safetensors checkpoints hold).
   std::vector<std::pair<std::string, Tensor>> state_dict() const;
-  // Copies values in. Missing or unexpected names and shape mismatches are
-  // errors naming the key and both shapes (strict), or skipped (!strict).
+  // Copies values in. Missing or unexpected names are errors naming the key
+  // (strict) or skipped (!strict); a shape mismatch is always an error naming
+  // the key and both shapes (as PyTorch).
   void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true);
   int64_t num_parameters() const;
 

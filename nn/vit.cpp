@@ -9,6 +9,7 @@ VitOptions VitOptions::vit() {
   o.patch_embed = "conv";
   o.pos_embed = "learned";
   o.qkv_bias = true;
+  o.init = "timm";
   o.dropout = 0.1;
   o.emb_dropout = 0.1;
   return o;
@@ -39,6 +40,7 @@ void VitOptions::apply(const ModelArgs& a) {
   pool = choice("pool", pool);
   patch_embed = choice("patch_embed", patch_embed);
   pos_embed = choice("pos_embed", pos_embed);
+  init = choice("init", init);
   PW_CHECK(image_size % patch_size == 0, "model.image_size ", image_size, " must be divisible by model.patch_size ",
            patch_size);
   PW_CHECK(dim_head > 0 || dim % heads == 0, "model.dim ", dim, " must be divisible by model.heads ", heads,
@@ -46,6 +48,8 @@ void VitOptions::apply(const ModelArgs& a) {
   PW_CHECK(pool == "mean" || pool == "cls", "model.pool: expected mean or cls, got '", pool, "'");
   PW_CHECK(patch_embed == "linear" || patch_embed == "conv", "model.patch_embed: expected linear or conv, got '",
            patch_embed, "'");
+  PW_CHECK(init == "torch" || init == "timm" || init == "xavier", "model.init: expected torch, timm or xavier, got '",
+           init, "'");
   PW_CHECK(pos_embed == "sincos2d" || pos_embed == "learned" || pos_embed == "sinusoidal" || pos_embed == "none",
            "model.pos_embed: expected sincos2d, learned, sinusoidal or none, got '", pos_embed, "'");
 }
@@ -103,6 +107,7 @@ VisionTransformer::VisionTransformer(const VitOptions& o) : opt(o) {
   }
   norm = add_module("norm", std::make_shared<LayerNorm>(o.dim));
   head = add_module("head", std::make_shared<Linear>(o.dim, o.num_classes));
+  if (o.init != "timm") init_linears(*this, o.init);  // Linear's own init is timm's
 }
 
 Tensor VisionTransformer::forward(const Tensor& img) {

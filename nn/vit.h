@@ -22,6 +22,7 @@ struct VitOptions {
   std::string pool = "mean";            // mean | cls
   std::string patch_embed = "linear";   // linear (rearrange-LN-Linear-LN) | conv (strided conv)
   std::string pos_embed = "sincos2d";   // sincos2d | learned | sinusoidal | none
+  std::string init = "torch";           // Linear init: torch | timm | xavier (see init_linears)
   static VitOptions simple_vit();
   static VitOptions vit();
   // Overrides defaults from a config's model block; errors name the key.

@@ -34,6 +34,8 @@ void model_keys(Schema& s) {
   add("qkv_bias", KeySpec::Enum("auto", {"auto", "true", "false"}, "bias in the query/key/value projection"));
   add("patch_embed", KeySpec::Enum("auto", {"auto", "linear", "conv"},
                                    "patch embedding: conv (timm, stride = patch) or linear on flattened patches"));
+  add("init", KeySpec::Enum("auto", {"auto", "torch", "timm", "xavier"},
+                            "Linear init: torch (PyTorch default; SimpleViT), timm (trunc-normal .02; ViT), xavier"));
   add("pos_embed", KeySpec::Enum("auto", {"auto", "sincos2d", "learned", "sinusoidal", "none"},
                                  "position embedding added to the patch tokens"));
 }

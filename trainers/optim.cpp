@@ -36,15 +36,17 @@ AdamW::AdamW(std::vector<Param> ps, double b1, double b2, double eps, double wd)
     exp_avg.push_back(zeros(p.tensor.shape(), p.tensor.dtype()));
     exp_avg_sq.push_back(zeros(p.tensor.shape(), p.tensor.dtype()));
   }
+  param_steps.assign(params.size(), 0);
 }
 
 void AdamW::step(double lr) {
   ++steps;
-  double bc1 = 1 - std::pow(beta1, (double)steps), bc2 = 1 - std::pow(beta2, (double)steps);
-  double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2);
   for (size_t k = 0; k < params.size(); ++k) {
     Tensor g = params[k].tensor.grad();
     if (!g.defined()) continue;
+    double t = (double)++param_steps[k];
+    double bc1 = 1 - std::pow(beta1, t), bc2 = 1 - std::pow(beta2, t);
+    double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2);
     double wd = params[k].decay ? weight_decay : 0.0;
     for_each_float(params[k].tensor, "AdamW", [&](auto tag) {
       using T = decltype(tag);
@@ -70,6 +72,7 @@ std::vector<std::pair<std::string, Tensor>> AdamW::state() const {
   for (size_t k = 0; k < params.size(); ++k) {
     s.emplace_back("exp_avg." + params[k].name, exp_avg[k]);
     s.emplace_back("exp_avg_sq." + params[k].name, exp_avg_sq[k]);
+    s.emplace_back("step." + params[k].name, from_indices({param_steps[k]}, {1}));
   }
   s.emplace_back("steps", from_indices({steps}, {1}));
   return s;
@@ -82,6 +85,10 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& s) {
   }
   PW_CHECK(m.count("steps"), "optimizer state: missing 'steps' in the checkpoint");
   steps = (int64_t)m.at("steps").item();
+  for (size_t k = 0; k < params.size(); ++k) {
+    auto it = m.find("step." + params[k].name);
+    param_steps[k] = it != m.end() ? (int64_t)it->second.item() : steps;
+  }
 }
 
 SGD::SGD(std::vector<Param> ps, double momentum, double wd, bool nesterov)

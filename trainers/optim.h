@@ -26,6 +26,9 @@ struct Optimizer {
 struct AdamW : Optimizer {
   double beta1, beta2, eps, weight_decay;
   std::vector<Tensor> exp_avg, exp_avg_sq;
+  // Per-parameter step counts for bias correction: a parameter's count moves
+  // only on steps where it had a gradient (PyTorch's state['step']).
+  std::vector<int64_t> param_steps;
   AdamW(std::vector<Param> ps, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double wd = 0.05);
   void step(double lr) override;
   std::vector<std::pair<std::string, Tensor>> state() const override;
@@ -46,7 +49,7 @@ struct SGD : Optimizer {
 // Learning rate at optimizer step `step` (0-based) of `total` steps.
 struct LrSchedule {
   std::string kind = "cosine";  // cosine | step | constant
-  double base_lr = 1e-3, min_lr = 0;
+  double base_lr = 1e-3, min_lr = 0;  // cosine reaches min_lr at step total_steps
   int64_t warmup_steps = 0, total_steps = 1;
   int64_t step_size = 1;  // for "step": in optimizer steps
   double gamma = 0.1;

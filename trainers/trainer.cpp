@@ -281,8 +281,21 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
 
 // --- training ---
 
+// The device the run trains on. The CUDA backend is not built yet (issue 4):
+// "auto" means the CPU, and asking for CUDA is an error rather than a silent fallback.
+void check_device(const Config& cfg, bool quiet) {
+  const std::string& dev = cfg.get_string("train.device");
+  if (dev == "cuda")
+    cfg.fail("train.device", "cuda is not available yet: patchwork trains on the CPU until the CUDA backend lands; "
+                             "set train.device: cpu (or auto)");
+  if (!quiet && cfg.get_string("train.precision") != "fp32")
+    std::cout << "patchwork: note: train.precision " << cfg.get_string("train.precision")
+              << " applies to CUDA; training in fp32 on the CPU\n";
+}
+
 TrainResult train(const Config& cfg, const TrainOptions& opt) {
   set_threads(cfg);
+  check_device(cfg, opt.quiet);
   TrainResult res;
   LoadedCheckpoint ck;
   if (!opt.resume_dir.empty()) {

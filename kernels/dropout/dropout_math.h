@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "autograd/hd.h"
+#include "autograd/philox.h"
 
 namespace pw::math {
 
@@ -14,18 +15,9 @@ namespace pw::math {
 // Dropout uses all four words, element i taking word i%4 of counter base + i/4:
 // a quarter of the rounds, and an inline loop the compiler vectorises.
 PW_HD inline void philox_uniform4(uint64_t seed, uint64_t ctr, float u[4]) {
-  uint32_t c0 = (uint32_t)ctr, c1 = (uint32_t)(ctr >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-  for (int r = 0; r < 10; ++r) {
-    const uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-    const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-    c1 = (uint32_t)p1;
-    c3 = (uint32_t)p0;
-    c0 = n0;
-    c2 = n2;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
+  uint32_t c[4];
+  philox4x32(seed, ctr, c);
+  const uint32_t c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
   const float s = 1.0f / 16777216.0f;
   u[0] = (float)(c0 >> 8) * s;
   u[1] = (float)(c1 >> 8) * s;
