@@ -25,9 +25,9 @@ import torch.nn.functional as F
 
 # nn/vit.cpp's VitOptions defaults per model type.
 DEFAULTS = {
-    "simple_vit": dict(pool="mean", patch_embed="linear", pos_embed="sincos2d", qkv_bias=False,
+    "simple_vit": dict(pool="mean", patch_embed="linear", pos_embed="sincos2d", qkv_bias=False, init="torch",
                        dropout=0.0, emb_dropout=0.0),
-    "vit": dict(pool="cls", patch_embed="conv", pos_embed="learned", qkv_bias=True,
+    "vit": dict(pool="cls", patch_embed="conv", pos_embed="learned", qkv_bias=True, init="timm",
                 dropout=0.1, emb_dropout=0.1),
 }
 COMMON = dict(image_size=28, patch_size=4, channels=1, num_classes=10, dim=64, depth=6, heads=4,
@@ -126,9 +126,12 @@ class VisionTransformer(nn.Module):
             for i in range(depth))
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, o["num_classes"])
-        for m in self.modules():  # timm's ViT init, as nn/layers.cpp's Linear
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
+        for m in self.modules():  # model.init, as nn/layers.cpp's init_linears ("torch" keeps the default)
+            if isinstance(m, nn.Linear) and o["init"] != "torch":
+                if o["init"] == "timm":
+                    nn.init.trunc_normal_(m.weight, std=0.02)
+                else:
+                    nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 

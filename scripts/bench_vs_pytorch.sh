@@ -54,7 +54,7 @@ run_row() {  # label config steps warmup [--set k=v]...
 }
 
 run_row default configs/fashion_mnist/simple_vit.yaml "$STEPS" 3
-run_row vit-s configs/imagenet/vit_s16.yaml "$VIT_STEPS" 1 --set train.batch_size=8
+run_row vit-s configs/imagenet/vit_s16.yaml "$VIT_STEPS" 2 --set train.batch_size=8
 
 echo
 printf '%-8s %-40s %10s %10s %10s %10s %8s\n' row config "params" "torch par" "ours img/s" "torch img/s" ratio

@@ -167,22 +167,30 @@ struct MatmulFn final : Node {
   }
 };
 
-// db (C) += sum over rows of dy (R,C) (overwrite: db = ...). Columns are cut into blocks, one block per task,
-// each summed over rows in order: the result does not depend on the thread count.
+// db (C) += sum over rows of dy (R,C) (overwrite: db = ...). Tasks are (chunk of kRB
+// rows, block of kCB columns), fixed by the shape; each sums its rows in order, and the
+// chunk partials are added in chunk order, so the result does not depend on the
+// thread count while a bias of 64 columns still spreads over every thread.
 // NOTE: float sums accumulate in double; R is the batch*tokens count, often thousands.
 template <class T>
 void column_sum_add(T* db, const T* dy, int64_t R, int64_t C, bool overwrite = false) {
-  constexpr int64_t kCB = 64;
-  int64_t nb = (C + kCB - 1) / kCB;
+  constexpr int64_t kCB = 64, kRB = 512;
+  const int64_t nb = (C + kCB - 1) / kCB, nr = std::max<int64_t>(1, (R + kRB - 1) / kRB);
+  std::vector<double> part(nr * C, 0.0);  // (nr, C): the sum of chunk k's rows
 #pragma omp parallel for if (R * C > kParallelGrain)
-  for (int64_t cb = 0; cb < nb; ++cb) {
-    int64_t c0 = cb * kCB, c1 = std::min(C, c0 + kCB);
+  for (int64_t t = 0; t < nr * nb; ++t) {
+    const int64_t k = t / nb, c0 = t % nb * kCB, c1 = std::min(C, c0 + kCB);
     double acc[kCB] = {0};
-    for (int64_t r = 0; r < R; ++r) {
+    for (int64_t r = k * kRB; r < std::min(R, (k + 1) * kRB); ++r) {
       const T* row = dy + r * C;
       for (int64_t c = c0; c < c1; ++c) acc[c - c0] += row[c];
     }
-    for (int64_t c = c0; c < c1; ++c) db[c] = (overwrite ? T(0) : db[c]) + (T)acc[c - c0];
+    std::copy(acc, acc + (c1 - c0), part.begin() + k * C + c0);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;
+    for (int64_t k = 0; k < nr; ++k) s += part[k * C + c];
+    db[c] = (overwrite ? T(0) : db[c]) + (T)s;
   }
 }
 
