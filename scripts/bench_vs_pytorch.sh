@@ -48,7 +48,7 @@ run_row() {  # label config steps warmup [--set k=v]...
   local oi ti op tp
   oi=$(field images_per_s <<<"$ours"); ti=$(field images_per_s <<<"$theirs")
   op=$(field params <<<"$ours"); tp=$(field params <<<"$theirs")
-  rows+=("$(printf '%-8s %-40s %10s %10s %10.1f %10.1f %7.2fx' "$label" "$config $*" "$op" "$tp" "$oi" "$ti" \
+  rows+=("$(printf '%-8s %-58s %9s %9s %11.2f %11.2f %6.2fx' "$label" "$config $*" "$op" "$tp" "$oi" "$ti" \
             "$(awk -v a="$oi" -v b="$ti" 'BEGIN { print a / b }')")")
   echo "$label: patchwork $oi images/s ($op params), pytorch $ti images/s ($tp params)"
 }
@@ -57,5 +57,5 @@ run_row default configs/fashion_mnist/simple_vit.yaml "$STEPS" 3
 run_row vit-s configs/imagenet/vit_s16.yaml "$VIT_STEPS" 2 --set train.batch_size=8
 
 echo
-printf '%-8s %-40s %10s %10s %10s %10s %8s\n' row config "params" "torch par" "ours img/s" "torch img/s" ratio
+printf '%-8s %-58s %9s %9s %11s %11s %7s\n' row config params "(torch)" "ours img/s" "torch img/s" ratio
 for r in "${rows[@]}"; do echo "$r"; done
