@@ -141,7 +141,7 @@ PW=$BUILD/patchwork
   | tee -a "$OUT/build.log" | sed 's/^/    /'
 
 # --- tests ------------------------------------------------------------------------
-stage ctest-gpu ctest.log 90 ctest --test-dir "$BUILD" -L gpu -j 4 --timeout 80 -V
+stage ctest-gpu ctest.log 90 ctest --test-dir "$BUILD" -L gpu -j 4 --timeout 80 --no-tests=error -V
 GPU_TESTS=$(ctest --test-dir "$BUILD" -N -L gpu 2>/dev/null | sed -n 's/^Total Tests: //p')
 # tests/cuda_parity.h prints "skipped: <reason>" when a GPU test cannot run.
 GPU_SKIPS=$(section ctest-gpu ctest.log | grep -ci 'skipped:')
@@ -160,7 +160,7 @@ train_args=(train configs/fashion_mnist/simple_vit.yaml --out "$RUN" --set train
 stage train train.log 120 "$PW" "${train_args[@]}"
 [[ -f $RUN/metrics.jsonl ]] && { echo "--- $RUN/metrics.jsonl"; cat "$RUN/metrics.jsonl"; } >>"$OUT/train.log"
 
-stage ctest-cpu ctest.log 120 ctest --test-dir "$BUILD" -LE gpu -j "$JOBS" --timeout 100 --output-on-failure
+stage ctest-cpu ctest.log 120 ctest --test-dir "$BUILD" -LE gpu -j "$JOBS" --timeout 100 --no-tests=error --output-on-failure
 
 # --- the table ---------------------------------------------------------------------------
 num_or_status() {  # VALUE STAGE: the number, else the stage's status
@@ -208,8 +208,20 @@ ctest_cell() {  # STAGE: "N/M passed" from ctest's summary line, else the status
   echo "| benchmark | patchwork | PyTorch eager + SDPA | unit |"
   echo "|---|---|---|---|"
   echo "| ViT-S/16 224 training step, bf16, batch 128 | $(num_or_status "$vit_pw" bench-vit bench.log) | $(num_or_status "$vit_pt" pytorch pytorch.log) | images/s |"
-  echo "| attention fwd+bwd, bf16, N=1024, HD=64, B=8 NH=6 (patchwork:${attn_pw_shape:- its default shape}) | $(num_or_status "$attn_pw" bench-attn bench.log) | $(attn_cell 6) | TFLOP/s, FA2 count 14·B·NH·N²·HD |"
-  echo "| attention fwd+bwd, bf16, N=1024, HD=64, B=8 NH=12 | | $(attn_cell 12) | TFLOP/s, FA2 count |"
+  # One row per PyTorch attention shape measured (B=8, NH=6 and 12 by default); patchwork's
+  # number goes in the first, with the shape its RESULT line names.
+  shapes=$(grep -a '^RESULT name=attn' "$P" 2>/dev/null | grep -oE ' B=[0-9]+ NH=[0-9]+ N=[0-9]+ HD=[0-9]+' | sort -u -t= -k3 -n)
+  [[ -z $shapes ]] && shapes=$' B=8 NH=6 N=1024 HD=64\n B=8 NH=12 N=1024 HD=64'
+  first=1
+  while read -r shape; do
+    nh=$(grep -oE 'NH=[0-9]+' <<<"$shape" | cut -d= -f2)
+    if ((first)); then
+      echo "| attention fwd+bwd, bf16, $shape (patchwork:${attn_pw_shape:- its default shape}) | $(num_or_status "$attn_pw" bench-attn bench.log) | $(attn_cell "$nh") | TFLOP/s, FA2 count 14·B·NH·N²·HD |"
+    else
+      echo "| attention fwd+bwd, bf16, $shape | | $(attn_cell "$nh") | TFLOP/s, FA2 count |"
+    fi
+    first=0
+  done <<<"$shapes"
   echo "| Fashion-MNIST simple_vit, 1 epoch, train.device=cuda | $train_cell | | |"
   echo "| ctest -L gpu ($GPU_TESTS tests) | $(ctest_cell ctest-gpu); 'skipped' lines: ${GPU_SKIPS:-?} (0 expected on a GPU) | | |"
   echo "| ctest -LE gpu | $(ctest_cell ctest-cpu) | | |"
