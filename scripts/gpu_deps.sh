@@ -123,6 +123,13 @@ extract() {
   local n=0
   for deb in "$DEBS"/*.deb; do unpack "$deb" "$prefix"; n=$((n + 1)); done
   for deb in "$DEBS"/fallback/*.deb; do [[ -e $deb ]] && unpack "$deb" "$prefix/fallback"; done
+  # Debian's absolute symlinks (usr/lib/.../libz.so -> /lib/.../libz.so.1.2.13) would reach
+  # the system's files: point them into the prefix.
+  local l
+  while IFS= read -r l; do ln -sfn "$prefix$(readlink "$l")" "$l"; done \
+    < <(find "$prefix/usr" "$prefix/lib" -type l -lname '/*' 2>/dev/null)
+  # Some CMake packages (doctest) hard-code their prefix as /usr: make it this one.
+  find "$prefix/usr" -name '*.cmake' -exec sed -i "s|set(_IMPORT_PREFIX \"/usr\")|set(_IMPORT_PREFIX \"$prefix/usr\")|" {} +
   local libdir=$prefix/usr/lib/x86_64-linux-gnu rt=$prefix/rtlib
   rm -rf "$rt"
   mkdir -p "$rt"
@@ -131,7 +138,7 @@ extract() {
   # Common ones: only where the system has none (or when asked for all).
   for name in libOpenCL.so.1 libz.so.1; do
     if [[ ${PW_DEPS_RTLIB_ALL:-0} == 1 ]] || ! system_has "$name"; then
-      ln -sf "$(realpath "$libdir/$name" 2>/dev/null || realpath "$prefix/lib/x86_64-linux-gnu/$name")" "$rt/$name"
+      ln -sf "$(realpath -e "$libdir/$name" 2>/dev/null || realpath -e "$prefix/lib/x86_64-linux-gnu/$name")" "$rt/$name"
     fi
   done
   local fb=$prefix/fallback/usr/lib/x86_64-linux-gnu
