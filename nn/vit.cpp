@@ -1,5 +1,7 @@
 #include "nn/vit.h"
 
+#include <algorithm>
+
 namespace pw {
 
 VitOptions VitOptions::simple_vit() { return VitOptions{}; }
@@ -46,8 +48,11 @@ void VitOptions::apply(const ModelArgs& a) {
   PW_CHECK(dim_head > 0 || dim % heads == 0, "model.dim ", dim, " must be divisible by model.heads ", heads,
            " (or set model.dim_head)");
   PW_CHECK(pool == "mean" || pool == "cls", "model.pool: expected mean or cls, got '", pool, "'");
-  PW_CHECK(patch_embed == "linear" || patch_embed == "conv", "model.patch_embed: expected linear or conv, got '",
-           patch_embed, "'");
+  PW_CHECK(patch_embed == "linear" || patch_embed == "conv" || patch_embed == "conv_stem",
+           "model.patch_embed: expected linear, conv or conv_stem, got '", patch_embed, "'");
+  PW_CHECK(patch_embed != "conv_stem" || (patch_size >= 2 && (patch_size & (patch_size - 1)) == 0),
+           "model.patch_embed: conv_stem needs a power-of-two model.patch_size (one stride-2 conv per factor 2), got ",
+           patch_size);
   PW_CHECK(init == "torch" || init == "timm" || init == "xavier", "model.init: expected torch, timm or xavier, got '",
            init, "'");
   PW_CHECK(pos_embed == "sincos2d" || pos_embed == "learned" || pos_embed == "sinusoidal" || pos_embed == "none",
@@ -61,8 +66,21 @@ PatchEmbed::PatchEmbed(const std::string& kind, int64_t channels, int64_t patch,
     norm_in = add_module("norm_in", std::make_shared<LayerNorm>(patch_dim));
     proj_linear = add_module("proj", std::make_shared<Linear>(patch_dim, dim));
     norm_out = add_module("norm_out", std::make_shared<LayerNorm>(dim));
-  } else {
+  } else if (kind == "conv") {
     proj_conv = add_module("proj", std::make_shared<Conv2d>(channels, dim, patch, patch));
+  } else {
+    // Widths double up to dim: for P = 4 and dim 64, 1 -> 32 -> 64, then the 1x1 conv.
+    int64_t n = 0;
+    for (int64_t p = patch; p > 1; p /= 2) ++n;
+    int64_t cin = channels;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t cout = std::max<int64_t>(dim >> (n - 1 - i), 8);
+      std::string s = "stem." + std::to_string(i);
+      stem_convs.push_back(add_module(s + ".conv", std::make_shared<Conv2d>(cin, cout, 3, 2, 1, 1, /*bias=*/false)));
+      stem_norms.push_back(add_module(s + ".bn", std::make_shared<BatchNorm>(cout)));
+      cin = cout;
+    }
+    proj_conv = add_module("proj", std::make_shared<Conv2d>(cin, dim, 1));
   }
 }
 
@@ -77,7 +95,9 @@ Tensor PatchEmbed::forward(const Tensor& img) {
                    .reshape({B, h * w, patch * patch * C});
     return (*norm_out)((*proj_linear)((*norm_in)(x)));
   }
-  Tensor y = (*proj_conv)(img);  // (B,D,h,w)
+  Tensor y = img;
+  for (size_t i = 0; i < stem_convs.size(); ++i) y = relu((*stem_norms[i])((*stem_convs[i])(y)));
+  y = (*proj_conv)(y);  // (B,D,h,w)
   return transpose(y.reshape({B, y.size(1), h * w}), 1, 2);
 }
 

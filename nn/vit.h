@@ -20,7 +20,10 @@ struct VitOptions {
   double dropout = 0, emb_dropout = 0, attn_dropout = 0, drop_path = 0;
   bool qkv_bias = false;
   std::string pool = "mean";            // mean | cls
-  std::string patch_embed = "linear";   // linear (rearrange-LN-Linear-LN) | conv (strided conv)
+  // linear (rearrange-LN-Linear-LN) | conv (one strided conv) | conv_stem (Xiao et al. 2021,
+  // "Early convolutions help transformers see better": log2(P) 3x3 stride-2 convs with
+  // BatchNorm + ReLU, then a 1x1 conv to dim; P must be a power of two)
+  std::string patch_embed = "linear";
   std::string pos_embed = "sincos2d";   // sincos2d | learned | sinusoidal | none
   std::string init = "torch";           // Linear init: torch | timm | xavier (see init_linears)
   static VitOptions simple_vit();
@@ -36,6 +39,8 @@ struct PatchEmbed : Module {
   std::shared_ptr<LayerNorm> norm_in, norm_out;
   std::shared_ptr<Linear> proj_linear;
   std::shared_ptr<Conv2d> proj_conv;
+  std::vector<std::shared_ptr<Conv2d>> stem_convs;  // conv_stem: the 3x3 stride-2 convs
+  std::vector<std::shared_ptr<BatchNorm>> stem_norms;
   PatchEmbed(const std::string& kind, int64_t channels, int64_t patch, int64_t dim);
   Tensor forward(const Tensor& img) override;
   const char* type_name() const override { return "PatchEmbed"; }

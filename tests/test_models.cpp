@@ -52,6 +52,10 @@ void check_model(const std::string& name) {
   // Every fixture parameter has a place in the model and vice versa (strict).
   std::map<std::string, Tensor> weights = with_prefix(f, "param");
   REQUIRE(weights.size() == model->parameters().size());
+  // BatchNorm running statistics (conv_stem): loaded with the weights, and after
+  // the train-mode forward they must have moved exactly as PyTorch's did.
+  std::map<std::string, Tensor> buffers = with_prefix(f, "buffer"), buffers_after = with_prefix(f, "buffer_after");
+  for (auto& [n, t] : buffers) weights[n] = t;
   model->load_state_dict(weights);
 
   Tensor x = f.get("input"), labels = f.get("labels");
@@ -60,6 +64,13 @@ void check_model(const std::string& name) {
   Tensor logits = (*model)(x);
   REQUIRE(logits.shape() == f.get("logits").shape());
   check_close(logits.to_vector(), f.get("logits").to_vector(), kAtol, kRtol, "logits");
+  std::map<std::string, Tensor> sd;
+  for (auto& [n, t] : model->state_dict()) sd[n] = t;
+  for (auto& [n, t] : buffers_after) {
+    CAPTURE(n);
+    REQUIRE(sd.count(n));
+    check_close(sd.at(n).to_vector(), t.to_vector(), kAtol, kRtol, "buffer " + n);
+  }
 
   Tensor loss = cross_entropy(logits, labels, cfg.get_float("train.label_smoothing"));
   check_close(loss.to_vector(), f.get("loss").to_vector(), kAtol, kRtol, "loss");
@@ -93,6 +104,15 @@ void check_model(const std::string& name) {
 TEST_CASE("tiny simple_vit (3 channels, patch 2, NH*HD != D) matches PyTorch") { check_model("simple_vit"); }
 TEST_CASE("tiny vit (3 channels, patch 4, cls token, qkv bias) matches PyTorch") { check_model("vit"); }
 TEST_CASE("tiny vit (1 channel, patch 2) matches PyTorch") { check_model("vit_c1"); }
+
+TEST_CASE("tiny simple_vit with the conv stem (BatchNorm in train mode) matches PyTorch") {
+  check_model("simple_vit_stem");
+}
+TEST_CASE("conv_stem needs a power-of-two patch size") {
+  Config cfg = Config::parse("model:\n  type: simple_vit\n  image_size: 24\n  patch_size: 6\n  patch_embed: conv_stem\n",
+                             "stem.yaml");
+  CHECK_THROWS_WITH_AS(build_model(cfg), doctest::Contains("power-of-two model.patch_size"), pw::Error);
+}
 
 TEST_CASE("the fixture's weights are not what the model starts with") {
   // Guards the test itself: load_state_dict must really be what makes the logits match.

@@ -32,8 +32,9 @@ void model_keys(Schema& s) {
   // model gets that model unless it says otherwise.
   add("pool", KeySpec::Enum("auto", {"auto", "cls", "mean"}, "class token or mean of tokens feeds the head"));
   add("qkv_bias", KeySpec::Enum("auto", {"auto", "true", "false"}, "bias in the query/key/value projection"));
-  add("patch_embed", KeySpec::Enum("auto", {"auto", "linear", "conv"},
-                                   "patch embedding: conv (timm, stride = patch) or linear on flattened patches"));
+  add("patch_embed", KeySpec::Enum("auto", {"auto", "linear", "conv", "conv_stem"},
+                                   "patch embedding: conv (timm, stride = patch), linear on flattened patches, or "
+                                   "conv_stem (3x3 stride-2 convs + BatchNorm + ReLU, then 1x1; Xiao et al. 2021)"));
   add("init", KeySpec::Enum("auto", {"auto", "torch", "timm", "xavier"},
                             "Linear init: torch (PyTorch default; SimpleViT), timm (trunc-normal .02; ViT), xavier"));
   add("pos_embed", KeySpec::Enum("auto", {"auto", "sincos2d", "learned", "sinusoidal", "none"},

@@ -69,8 +69,20 @@ class PatchEmbed(nn.Module):
             self.norm_in = nn.LayerNorm(patch_dim)
             self.proj = nn.Linear(patch_dim, dim)
             self.norm_out = nn.LayerNorm(dim)
-        else:
+        elif kind == "conv":
             self.proj = nn.Conv2d(channels, dim, patch, stride=patch)
+        else:  # conv_stem: log2(patch) x (3x3 stride-2 conv, no bias -> BatchNorm -> ReLU), then a 1x1 conv
+            n = patch.bit_length() - 1
+            self.stem = nn.ModuleList()
+            cin = channels
+            for i in range(n):
+                cout = max(dim >> (n - 1 - i), 8)
+                layer = nn.Module()
+                layer.conv = nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False)
+                layer.bn = nn.BatchNorm2d(cout)
+                self.stem.append(layer)
+                cin = cout
+            self.proj = nn.Conv2d(cin, dim, 1)
 
     def forward(self, img):
         B, C, H, W = img.shape
@@ -80,7 +92,10 @@ class PatchEmbed(nn.Module):
             # Rearrange('b c (h p1) (w p2) -> b (h w) (p1 p2 c)')
             x = img.reshape(B, C, h, p, w, p).permute(0, 2, 4, 3, 5, 1).reshape(B, h * w, p * p * C)
             return self.norm_out(self.proj(self.norm_in(x)))
-        return self.proj(img).flatten(2).transpose(1, 2)
+        y = img
+        for layer in getattr(self, "stem", []):
+            y = F.relu(layer.bn(layer.conv(y)))
+        return self.proj(y).flatten(2).transpose(1, 2)
 
 
 class Attention(nn.Module):
@@ -176,6 +191,9 @@ TINY = {
     # channels 1, patch 2 (16 tokens + cls), as on Fashion-MNIST
     "vit_c1": dict(kind="vit", image_size=8, patch_size=2, channels=1, num_classes=5, dim=16, depth=2, heads=2,
                    dim_head=8, mlp_dim=24),
+    # channels 1, patch 4 through the conv stem (two 3x3 stride-2 convs with BatchNorm in train mode)
+    "simple_vit_stem": dict(kind="simple_vit", image_size=8, patch_size=4, channels=1, num_classes=5, dim=16,
+                            depth=2, heads=2, dim_head=8, mlp_dim=24, patch_embed="conv_stem"),
 }
 BATCH = 3
 LABEL_SMOOTHING = 0.1
@@ -185,6 +203,8 @@ ADAMW = dict(lr=1e-2, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.05)  # eps: th
 def config_yaml(c):
     keys = ["image_size", "patch_size", "channels", "num_classes", "dim", "depth", "heads", "dim_head", "mlp_dim"]
     lines = ["model:", f"  type: {c['kind']}"] + [f"  {k}: {c[k]}" for k in keys]
+    if "patch_embed" in c:
+        lines += [f"  patch_embed: {c['patch_embed']}"]
     if c["kind"] == "vit":
         lines += ["  dropout: 0.0", "  emb_dropout: 0.0"]
     lines += ["train:", f"  label_smoothing: {LABEL_SMOOTHING}", "  optimizer: adamw", f"  lr: {ADAMW['lr']!r}",
@@ -199,7 +219,7 @@ def make_fixture(name, c, seed):
     # init, which hide transposed or swapped parameters).
     with torch.no_grad():
         for pname, p in model.named_parameters():
-            if pname.endswith("norm_in.weight") or pname.endswith("norm_out.weight") or \
+            if pname.endswith("bn.weight") or pname.endswith("norm_in.weight") or pname.endswith("norm_out.weight") or \
                     pname.endswith("norm1.weight") or pname.endswith("norm2.weight") or pname == "norm.weight":
                 p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
             elif p.ndim > 1 and pname not in ("pos_embed", "cls_token"):
@@ -210,6 +230,13 @@ def make_fixture(name, c, seed):
     x = torch.randn(BATCH, c["channels"], c["image_size"], c["image_size"], generator=g)
     labels = torch.randint(0, c["num_classes"], (BATCH,), generator=g)
 
+    with torch.no_grad():  # BatchNorm running statistics that are not the fresh 0 and 1
+        for bname, b in model.named_buffers():
+            if bname.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
+            elif bname.endswith("running_var"):
+                b.copy_(1 + 0.5 * torch.rand(b.shape, generator=g))
+    buffers32 = {n: b.detach().clone() for n, b in model.named_buffers() if "running" in n}
     weights32 = {n: p.detach().clone() for n, p in model.named_parameters()}
     model = model.double()
     logits = model(x.double())
@@ -230,6 +257,10 @@ def make_fixture(name, c, seed):
     opt.step()
 
     out = {"input": x, "labels": labels, "logits": logits.detach().float(), "loss": loss.detach().float().reshape(1)}
+    for n, b in model.named_buffers():
+        if "running" in n:  # BatchNorm: before and after the train-mode forward
+            out["buffer." + n] = buffers32[n]
+            out["buffer_after." + n] = b.detach().float()
     for n, p in named.items():
         out["param." + n] = weights32[n]
         out["grad." + n] = p.grad.float()
