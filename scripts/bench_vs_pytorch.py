@@ -108,8 +108,17 @@ class VisionTransformer(nn.Module):
         if o["patch_embed"] == "linear":
             pd = c * p * p
             self.norm_in, self.proj, self.norm_out = nn.LayerNorm(pd), nn.Linear(pd, d), nn.LayerNorm(d)
-        else:
+        elif o["patch_embed"] == "conv":
             self.proj = nn.Conv2d(c, d, p, p)
+        else:  # conv_stem, as nn/vit.cpp: log2(p) x (3x3 stride-2 conv -> BatchNorm -> ReLU), then 1x1
+            k = p.bit_length() - 1
+            layers, cin = [], c
+            for i in range(k):
+                cout = max(d >> (k - 1 - i), 8)
+                layers += [nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+                cin = cout
+            self.stem = nn.Sequential(*layers)
+            self.proj = nn.Conv2d(cin, d, 1)
         cls = o["pool"] == "cls"
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if cls else None
         if o["pos_embed"] == "learned":
@@ -142,8 +151,10 @@ class VisionTransformer(nn.Module):
             h, w = H // p, W // p  # b c (h p1) (w p2) -> b (h w) (p1 p2 c)
             x = img.reshape(B, C, h, p, w, p).permute(0, 2, 4, 3, 5, 1).reshape(B, h * w, p * p * C)
             x = self.norm_out(self.proj(self.norm_in(x)))
-        else:
+        elif o["patch_embed"] == "conv":
             x = self.proj(img).flatten(2).transpose(1, 2)
+        else:
+            x = self.proj(self.stem(img)).flatten(2).transpose(1, 2)
         learned = o["pos_embed"] == "learned"
         if self.pos_embed is not None and not learned:
             x = x + self.pos_embed
