@@ -5,14 +5,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <memory>
 
 #include "autograd/ops.h"
 #include "autograd/profile.h"
+#include "kernels/attention/flash_attention_cuda.h"
+#include "kernels/cuda/runtime.h"
 #include "trainers/config.h"
 #include "trainers/optim.h"
 #include "trainers/trainer.h"
@@ -219,6 +223,43 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   }
   std::printf("RESULT images_per_s=%.3f params=%lld ms_per_step=%.3f\n", median, (long long)model->num_parameters(),
               1000.0 * B / median);
+  return 0;
+}
+
+int cmd_bench_attention(const std::vector<std::string>& a) {
+  const char* usage =
+      "usage: patchwork bench attention [--batch B] [--heads NH] [--n N] [--hd HD] [--bf16|--fp32] [--iters I]";
+  int64_t B = 8, NH = 12, N = 1024, HD = 64, iters = 20;
+  bool bf16 = true;
+  for (size_t i = 3; i < a.size(); ++i) {
+    const std::string& s = a[i];
+    if (s == "--bf16" || s == "--fp32") {
+      bf16 = s == "--bf16";
+      continue;
+    }
+    int64_t* dst = s == "--batch" ? &B : s == "--heads" ? &NH : s == "--n" ? &N : s == "--hd" ? &HD
+                 : s == "--iters" ? &iters : nullptr;
+    PW_CHECK(dst, "bench attention: unknown option '", s, "'\n", usage);
+    PW_CHECK(i + 1 < a.size(), "bench attention: option ", s, " needs a value\n", usage);
+    const std::string v = a[++i];
+    char* end = nullptr;
+    const long long n = std::strtoll(v.c_str(), &end, 10);
+    PW_CHECK(end && *end == 0 && n >= 1 && n <= (1 << 20), "bench attention: ", s,
+             ": expected an integer in [1, 2^20], got '", v, "'");
+    *dst = n;
+  }
+  if (!cuda::available()) {
+    std::cerr << "patchwork: bench attention needs a CUDA device: " << cuda::unavailable_reason() << "\n";
+    return 2;
+  }
+  double tflops = 0;
+#if PW_HAVE_CUDA
+  PW_CHECK(flash_attention_cuda_supports_head_dim((int)HD), "bench attention: --hd ", HD,
+           " is not supported (16, 32, 64 or 128)");
+  tflops = bench_flash_attention_cuda((int)B, (int)NH, (int)N, (int)HD, bf16, (int)iters);
+#endif
+  std::printf("RESULT B=%lld NH=%lld N=%lld HD=%lld dtype=%s tflops=%.2f\n", (long long)B, (long long)NH,
+              (long long)N, (long long)HD, bf16 ? "bf16" : "fp32", tflops);
   return 0;
 }
 
