@@ -7,6 +7,7 @@
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemm/gemm_cuda.h"
 #include "kernels/matmul/matmul.h"
+#include "kernels/cuda/tensor_cuda.h"
 
 namespace pw {
 
@@ -184,18 +185,24 @@ void matmul_backward_cuda(T* da, T* db, const T* dy, const T* a, const T* b, con
     if (da) {
       if (p.a_bn == p.out_bn && (p.b_bn == p.out_bn || p.b_bn == 1))
         gemm_cuda<T>(false, true, p.out_bn, M, K, N, T(1), dy, N, M * N, b, N, sb, T(1), da, K, M * K);
-      else
+      else {  // slices of a repeat: sum them in a zeroed buffer, then add it once (exactly our contribution)
+        Tensor sum = zeros({p.a_bn * M * K}, dtype_of<T>::value, Device::CUDA);
         for (int64_t i = 0; i < p.out_bn; ++i)
           gemm_cuda<T>(false, true, 1, M, K, N, T(1), dy + i * M * N, N, 0, b + p.ib[i] * K * N, N, 0, T(1),
-                       da + p.ia[i] * M * K, K, 0);
+                       sum.data<T>() + p.ia[i] * M * K, K, 0);
+        axpy_cuda<T>(da, sum.data<T>(), 1.0, p.a_bn * M * K);
+      }
     }
     if (db) {
       if (p.b_bn == p.out_bn && (p.a_bn == p.out_bn || p.a_bn == 1))
         gemm_cuda<T>(true, false, p.out_bn, K, N, M, T(1), a, K, sa, dy, N, M * N, T(1), db, N, K * N);
-      else
+      else {
+        Tensor sum = zeros({p.b_bn * K * N}, dtype_of<T>::value, Device::CUDA);
         for (int64_t i = 0; i < p.out_bn; ++i)
           gemm_cuda<T>(true, false, 1, K, N, M, T(1), a + p.ia[i] * M * K, K, 0, dy + i * M * N, N, 0, T(1),
-                       db + p.ib[i] * K * N, N, 0);
+                       sum.data<T>() + p.ib[i] * K * N, N, 0);
+        axpy_cuda<T>(db, sum.data<T>(), 1.0, p.b_bn * K * N);
+      }
     }
   }
 }
