@@ -150,7 +150,8 @@ TEST_CASE("global-norm clipping on CUDA matches the cpu, deterministically") {
 TEST_CASE("the EMA on CUDA matches the cpu; Module::to keeps identity; state_dict round trip") {
   PW_SKIP_WITHOUT_CUDA();
   Tiny mc, mg;
-  mg.load_state_dict(std::map<std::string, Tensor>(mc.state_dict().begin(), mc.state_dict().end()));
+  auto init = mc.state_dict();
+  mg.load_state_dict(std::map<std::string, Tensor>(init.begin(), init.end()));
   Tensor w = mg.w;  // a handle taken before the move
   std::vector<Param> before = mg.parameters();
   mg.to(Device::CUDA);
