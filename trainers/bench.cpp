@@ -18,6 +18,7 @@
 #include "kernels/attention/flash_attention_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "trainers/config.h"
+#include "trainers/device.h"
 #include "trainers/optim.h"
 #include "trainers/trainer.h"
 
@@ -29,9 +30,10 @@ using Clock = std::chrono::steady_clock;
 
 const char* kBenchUsage =
     "usage: patchwork bench train CONFIG [--steps N] [--warmup W] [--repeat R] [--threads T]\n"
-    "                                    [--profile-steps P] [--set section.key=value]...\n"
+    "                                    [--device cpu|cuda|auto] [--profile-steps P] [--set section.key=value]...\n"
     "  times R runs of N training steps (forward, loss, backward, optimizer step) on one fixed\n"
-    "  synthetic batch after W warmup steps, then P more steps with the per-op profiler on.\n";
+    "  synthetic batch after W warmup steps, then P more steps with the per-op profiler on.\n"
+    "  --device sets train.device (default: the config's); on cuda the loss is read once per run.\n";
 
 struct BenchArgs {
   std::string config;
@@ -62,6 +64,7 @@ BenchArgs parse_bench(const std::vector<std::string>& a) {
     else if (s == "--repeat") r.repeat = count(i, 1);
     else if (s == "--threads") r.threads = (int)count(i, 1);
     else if (s == "--profile-steps") r.profile_steps = count(i, 0);
+    else if (s == "--device") r.sets.push_back("train.device=" + value(i));  // checked by the config schema
     else if (s.rfind("--", 0) == 0) PW_FAIL("bench train: unknown option ", s, "\n", kBenchUsage);
     else {
       PW_CHECK(r.config.empty(), "bench train: more than one config file given ('", r.config, "' and '", s, "')");
@@ -89,7 +92,9 @@ struct TrainStep {
   Optimizer& optim;
   Tensor images, labels;  // images: (B,C,S,S)  labels: (B)
   double label_smoothing, lr;
-  double run() {
+  // The step's loss, detached and on the model's device: reading it (item())
+  // syncs a CUDA device, so the timed loops read it once per run.
+  Tensor run() {
     OpProfile* prof = OpProfile::current();
     Tensor loss;
     {
@@ -97,7 +102,6 @@ struct TrainStep {
       if (prof) prof->mark();
       loss = cross_entropy(model(images), labels, label_smoothing);
     }
-    double lv = loss.item();
     {
       OpProfile::Scope s("zero_grad");
       optim.zero_grad();
@@ -110,7 +114,7 @@ struct TrainStep {
       OpProfile::Scope s("optimizer");
       optim.step(lr);
     }
-    return lv;
+    return loss.detach();
   }
 };
 
@@ -174,8 +178,11 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   if (threads > 0) omp_set_num_threads(threads);
   threads = omp_get_max_threads();
 
+  const Device device = resolve_device(cfg, false);
+  apply_precision(cfg, device, false);
   std::shared_ptr<Module> model = build_model(cfg);  // seeds the default generator from train.seed
   model->train();
+  model->to(device);  // before the optimizer: its state is created on the parameters' device
   std::vector<Param> params = model->parameters();
   std::unique_ptr<Optimizer> optim = make_optimizer(cfg, params);
 
@@ -184,22 +191,26 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   Generator gen(1);
   std::vector<int64_t> y(B);
   for (int64_t i = 0; i < B; ++i) y[i] = (i * 7 + 3) % K;
-  TrainStep step{*model, *optim, normal({B, C, S, S}, 0, 1, DType::F32, &gen), from_indices(y, {B}),
-                 cfg.get_float("train.label_smoothing"), cfg.get_float("train.lr")};
+  TrainStep step{*model, *optim, normal({B, C, S, S}, 0, 1, DType::F32, &gen).to(device),
+                 from_indices(y, {B}).to(device), cfg.get_float("train.label_smoothing"), cfg.get_float("train.lr")};
 
-  std::printf("bench train %s: %s, %lld parameters, batch %lld of %lldx%lldx%lld, %d threads, %s, label smoothing %g\n",
+  std::printf("bench train %s: %s, %lld parameters, batch %lld of %lldx%lldx%lld, %s, %d threads, %s, label smoothing %g\n",
               a.config.c_str(), cfg.get_string("model.type").c_str(), (long long)model->num_parameters(),
-              (long long)B, (long long)C, (long long)S, (long long)S, threads,
+              (long long)B, (long long)C, (long long)S, (long long)S, device_name(device), threads,
               cfg.get_string("train.optimizer").c_str(), step.label_smoothing);
   std::fflush(stdout);
 
-  for (int64_t i = 0; i < a.warmup; ++i) step.run();
+  Tensor warm;
+  for (int64_t i = 0; i < a.warmup; ++i) warm = step.run();
+  if (warm.defined()) warm.item();  // the warmup has finished on the device too
   std::vector<double> ips;
   double loss = 0;
   for (int64_t r = 0; r < a.repeat; ++r) {
     auto t0 = Clock::now();
     double c0 = cpu_seconds();
-    for (int64_t i = 0; i < a.steps; ++i) loss = step.run();
+    Tensor last;
+    for (int64_t i = 0; i < a.steps; ++i) last = step.run();
+    loss = last.item();  // waits for the device: the run's time includes all its work
     double dt = seconds(t0), cpu = cpu_seconds() - c0;
     ips.push_back((double)(B * a.steps) / dt);
     std::printf("run %lld: %lld steps in %.3f s: %.2f ms/step (cpu %.2f ms/step), %.1f images/s (loss %.4f)\n",
@@ -215,8 +226,11 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   if (a.profile_steps > 0) {
     OpProfile prof;
     auto t0 = Clock::now();
-    for (int64_t i = 0; i < a.profile_steps; ++i) step.run();
+    Tensor last;
+    for (int64_t i = 0; i < a.profile_steps; ++i) last = step.run();
+    last.item();
     double dt = seconds(t0);
+    // NOTE: on CUDA the per-op times are launch (host) times, not kernel times.
     std::printf("\nprofiled: %lld steps, %.2f ms/step, %.1f images/s\n", (long long)a.profile_steps,
                 1000 * dt / a.profile_steps, (double)(B * a.profile_steps) / dt);
     print_profile(prof, a.profile_steps, dt / a.profile_steps);

@@ -28,7 +28,8 @@ const char* kUsage =
     "  patchwork eval CONFIG --checkpoint PATH [--split test|train] [--json] [--set k=v]...\n"
     "  patchwork info CONFIG [--set k=v]...          layers, output shapes, parameters, FLOPs per image\n"
     "  patchwork bench gemm                          float32 GEMM GFLOP/s at ViT shapes\n"
-    "  patchwork bench train CONFIG [--steps N] [--threads T] [--set k=v]...  training images/s, per-op profile\n"
+    "  patchwork bench train CONFIG [--steps N] [--threads T] [--device cpu|cuda|auto] [--set k=v]...\n"
+    "                                                training images/s, per-op profile\n"
     "  patchwork bench attention [--batch B --heads NH --n N --hd HD --bf16|--fp32 --iters I]  CUDA flash attention TFLOP/s\n"
     "  patchwork keys                                every config key with its type, default and meaning\n";
 

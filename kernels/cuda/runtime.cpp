@@ -28,6 +28,8 @@ void copy_h2d(void*, const void*, size_t) { no_cuda("cuda::copy_h2d"); }
 void copy_d2h(void*, const void*, size_t) { no_cuda("cuda::copy_d2h"); }
 void copy_d2d(void*, const void*, size_t) { no_cuda("cuda::copy_d2d"); }
 void memset_zero(void*, size_t) { no_cuda("cuda::memset_zero"); }
+void* pinned_alloc(size_t) { no_cuda("cuda::pinned_alloc"); }
+void pinned_free(void*) {}
 void synchronize() { no_cuda("cuda::synchronize"); }
 void* compute_stream() { no_cuda("cuda::compute_stream"); }
 

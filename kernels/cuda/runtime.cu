@@ -176,6 +176,16 @@ void memset_zero(void* dst, size_t bytes) {
   if (bytes == 0) return;
   PW_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream()));
 }
+void* pinned_alloc(size_t bytes) {
+  require("cuda::pinned_alloc");
+  void* p = nullptr;
+  PW_CUDA_CHECK(cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault));
+  return p;
+}
+void pinned_free(void* p) {
+  if (p) cudaFreeHost(p);
+}
+
 void synchronize() {
   require("cuda::synchronize");
   PW_CUDA_CHECK(cudaStreamSynchronize(stream()));

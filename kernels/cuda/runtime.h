@@ -52,6 +52,12 @@ void copy_d2h(void* dst, const void* src, size_t bytes);  // synchronous: dst is
 void copy_d2d(void* dst, const void* src, size_t bytes);  // asynchronous
 void memset_zero(void* dst, size_t bytes);                // asynchronous
 
+// --- pinned (page-locked) host memory, for the input pipeline's staging buffers ---
+// cudaHostAlloc'd, so an H2D cudaMemcpyAsync from it runs truly asynchronously.
+// Not cached: allocate a few buffers once and reuse them.
+void* pinned_alloc(size_t bytes);
+void pinned_free(void* p);  // never throws (called from destructors)
+
 void synchronize();        // waits for all work on the compute stream
 void* compute_stream();    // the cudaStream_t, for C++ code (cuBLAS, cuDNN handles)
 
