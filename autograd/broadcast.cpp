@@ -2,6 +2,10 @@
 
 #include <vector>
 
+#include "kernels/cuda/tensor_cuda.h"
+#include "kernels/elementwise/elementwise_cuda.h"
+#include "kernels/reduce/reduce_cuda.h"
+
 namespace pw {
 
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
@@ -232,8 +236,7 @@ void sum_to_shape_cpu(T* dst, const V& v, const Shape& D, const Shape& S, double
 // Checks that dst's shape broadcasts to S (missing leading dims count as 1).
 void check_sum_to(const char* op, const Tensor& dst, const Tensor& src) {
   check_same_dtype(op, dst, src);
-  check_cpu(op, dst);
-  check_cpu(op, src);
+  check_same_device(op, dst, src);
   const Shape &D = dst.shape(), &S = src.shape();
   const size_t r = std::max(D.size(), S.size());
   for (size_t i = 0; i < r; ++i) {
@@ -258,12 +261,41 @@ void sum_to_dispatch(T* d, const V& v, const Shape& D, const Shape& S, double al
   sum_to_shape_cpu(d, v, D, S, alpha);
 }
 
+// dst += alpha * src summed down to dst's shape, on CUDA: one deterministic
+// reduction over the dims where dst is 1 (kernels/reduce/reduce_cuda.h).
+void sum_to_shape_cuda(Tensor& dst, const Tensor& src, double alpha) {
+  const Shape &D = dst.shape(), &S = src.shape();
+  const int64_t n = src.numel();
+  if (n == 0) return;
+  dispatch_float(dst.dtype(), "sum_to_shape_acc", [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (kHaveCuda) {
+      if (dst.numel() == n) {  // nothing was broadcast
+        axpy_cuda<T>(dst.data<T>(), src.data<T>(), alpha, n);
+        return;
+      }
+      std::vector<bool> red(S.size(), false);
+      for (size_t i = 0; i < S.size(); ++i) {
+        const size_t back = S.size() - 1 - i;
+        const int64_t d = back < D.size() ? D[D.size() - 1 - back] : 1;
+        red[i] = d == 1 && S[i] != 1;
+      }
+      const ReduceDesc rd = make_reduce_desc("sum_to_shape_acc", S, red);
+      reduce_sum_cuda<T, T>(dst.data<T>(), src.data<T>(), nullptr, rd, alpha, true);
+    }
+  });
+}
+
 }  // namespace
 
 void sum_to_shape_acc(Tensor& dst, const Tensor& src) { sum_to_shape_acc(dst, src, 1.0); }
 
 void sum_to_shape_acc(Tensor& dst, const Tensor& src, double alpha) {
   check_sum_to("sum_to_shape_acc", dst, src);
+  if (dst.device() == Device::CUDA) {
+    sum_to_shape_cuda(dst, src, alpha);
+    return;
+  }
   dispatch_float(dst.dtype(), "sum_to_shape_acc", [&](auto tag) {
     using T = decltype(tag);
     const T* s = src.data<T>();
@@ -276,6 +308,22 @@ void sum_prod_to_shape_acc(Tensor& dst, const Tensor& a, const Tensor& b) {
   PW_CHECK(a.shape() == b.shape(), op, ": factors ", a.str(), " and ", b.str(), " must have one shape");
   check_same_dtype(op, a, b);
   check_sum_to(op, dst, a);
+  check_same_device(op, a, b);
+  if (dst.device() == Device::CUDA) {  // the product is formed, then summed
+    Tensor ab = empty(a.shape(), a.dtype(), Device::CUDA);
+    dispatch_float(dst.dtype(), op, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (kHaveCuda) {
+        BcastDesc d;
+        d.nd = 1;
+        d.size[0] = d.numel = a.numel();
+        d.stride[0][0] = d.stride[1][0] = 1;
+        bcast_cuda<T>(BcastKind::Mul, ab.data<T>(), a.data<T>(), b.data<T>(), nullptr, d, 0.0, false);
+      }
+    });
+    sum_to_shape_cuda(dst, ab, 1.0);
+    return;
+  }
   dispatch_float(dst.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* pa = a.data<T>();

@@ -7,6 +7,7 @@
 
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
+#include "kernels/cuda/tensor_cuda.h"
 
 namespace pw {
 
@@ -59,7 +60,8 @@ Tensor& Grads::operator[](size_t i) {
   PW_CHECK(needs(i), node_.name(), ": backward asked for the gradient of input ", i,
            ", which does not require grad (guard with g.needs(i))");
   Tensor& b = *bufs_[i];
-  if (!b.defined()) b = zeros(node_.inputs[i].shape, node_.inputs[i].dtype);
+  const Edge& e = node_.inputs[i];
+  if (!b.defined()) b = zeros(e.shape, e.dtype, e.device);  // on the input's device
   return b;
 }
 
@@ -68,7 +70,8 @@ Tensor& Grads::out(size_t i, bool& fresh) {
            ", which does not require grad (guard with g.needs(i))");
   Tensor& b = *bufs_[i];
   fresh = !b.defined();
-  if (fresh) b = empty(node_.inputs[i].shape, node_.inputs[i].dtype);
+  const Edge& e = node_.inputs[i];
+  if (fresh) b = empty(e.shape, e.dtype, e.device);
   return b;
 }
 
@@ -80,8 +83,9 @@ void Grads::give(size_t i, const Tensor& t) {
   PW_CHECK(needs(i), node_.name(), ": backward gave a gradient for input ", i,
            ", which does not require grad (guard with g.needs(i))");
   const Edge& e = node_.inputs[i];
-  PW_CHECK(t.shape() == e.shape && t.dtype() == e.dtype, node_.name(), ": backward gave a gradient ", t.str(),
-           " for input ", i, " of shape ", shape_str(e.shape), " and dtype ", dtype_name(e.dtype));
+  PW_CHECK(t.shape() == e.shape && t.dtype() == e.dtype && t.device() == e.device, node_.name(),
+           ": backward gave a gradient ", t.str(), " on ", device_name(t.device()), " for input ", i, " of shape ",
+           shape_str(e.shape), ", dtype ", dtype_name(e.dtype), " on ", device_name(e.device));
   Tensor& b = *bufs_[i];
   if (!b.defined()) b = t.detach();
   else add_into(b, t);
@@ -90,8 +94,13 @@ void Grads::give(size_t i, const Tensor& t) {
 namespace {
 // Adds src into dst elementwise (same shape and dtype).
 void add_into(Tensor& dst, const Tensor& src) {
+  check_same_device("backward", dst, src);
   dispatch_float(dst.dtype(), "backward", [&](auto tag) {
     using T = decltype(tag);
+    if (dst.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) axpy_cuda<T>(dst.data<T>(), src.data<T>(), 1.0, dst.numel());
+      return;
+    }
     T* d = dst.data<T>();
     const T* s = src.data<T>();
     int64_t n = dst.numel();
@@ -109,11 +118,12 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     PW_CHECK(grad.shape() == shape(), "backward: gradient shape ", shape_str(grad.shape()),
              " does not match the tensor's shape ", shape_str(shape()));
     check_same_dtype("backward", *this, grad);
+    check_same_device("backward", *this, grad);
     seed = grad.clone();
   } else {
     PW_CHECK(numel() == 1, "backward: a gradient must be given for non-scalar output ", str(),
              " (pass dL/dy, or reduce the output to one element first)");
-    seed = ones(shape(), dtype());
+    seed = ones(shape(), dtype(), device());
   }
   NoGrad no_grad;  // backward formulas are not themselves recorded
 

@@ -10,6 +10,8 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "autograd/philox.h"
+#include "kernels/cuda/runtime.h"
+#include "kernels/cuda/tensor_cuda.h"
 
 namespace pw {
 
@@ -92,18 +94,29 @@ size_t padded_bytes(size_t n) { return n ? (n + 63) / 64 * 64 : 64; }
 }  // namespace
 
 Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
-  PW_CHECK(d == Device::CPU, "CUDA storage needs the CUDA backend (not built into this library)");
+  if (d == Device::CUDA) {  // throws a clear error without CUDA (built or present)
+    data = cuda::alloc(n);
+    return;
+  }
   data = host_cache().get(padded_bytes(n));
   PW_CHECK(data != nullptr, "out of host memory allocating ", n, " bytes");
 }
-Storage::~Storage() { host_cache().put(data, padded_bytes(nbytes)); }
+Storage::~Storage() {
+  if (device == Device::CUDA) cuda::free(data, nbytes);
+  else host_cache().put(data, padded_bytes(nbytes));
+}
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   PW_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch, ", a.str(), " vs ", b.str());
 }
 void check_cpu(const char* op, const Tensor& a) {
-  PW_CHECK(a.device() == Device::CPU, op, ": expected a cpu tensor, got ", a.str(), " on ",
-           device_name(a.device()));
+  PW_CHECK(a.device() == Device::CPU, op, ": not yet on CUDA: ", op, " got a ", device_name(a.device()), " tensor ",
+           a.str(), "; move it with .cpu() first");
+}
+void check_same_device(const char* op, const Tensor& a, const Tensor& b) {
+  PW_CHECK(a.device() == b.device(), op, ": inputs on different devices, ", a.str(), " on ", device_name(a.device()),
+           " and ", b.str(), " on ", device_name(b.device()), "; move one with .to(Device::",
+           a.device() == Device::CUDA ? "CUDA" : "CPU", ") (or .cuda() / .cpu())");
 }
 
 // --- Tensor members ---
@@ -148,7 +161,7 @@ double Tensor::item() const {
   return to_vector()[0];
 }
 std::vector<double> Tensor::to_vector() const {
-  check_cpu("to_vector", *this);
+  if (device() == Device::CUDA) return detach().to(Device::CPU).to_vector();
   int64_t n = numel();
   std::vector<double> v(n);
   switch (dtype()) {
@@ -161,7 +174,9 @@ std::vector<double> Tensor::to_vector() const {
 }
 Tensor Tensor::clone() const {
   Tensor y = empty(shape(), dtype(), device());
-  std::memcpy(y.raw(), raw(), numel() * dtype_size(dtype()));
+  const size_t bytes = numel() * dtype_size(dtype());
+  if (device() == Device::CUDA) cuda::copy_d2d(y.raw(), raw(), bytes);
+  else std::memcpy(y.raw(), raw(), bytes);
   return y;
 }
 
@@ -171,8 +186,12 @@ void convert(B* dst, const A* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = (B)src[i];
 }
 Tensor convert_to(const Tensor& x, DType t) {
-  Tensor y = empty(x.shape(), t);
+  Tensor y = empty(x.shape(), t, x.device());
   int64_t n = x.numel();
+  if (x.device() == Device::CUDA) {
+    if constexpr (kHaveCuda) convert_cuda(y.raw(), t, x.raw(), x.dtype(), n);
+    return y;
+  }
   auto go = [&](auto* src) {
     switch (t) {
       case DType::F32: convert(y.data<float>(), src, n); break;
@@ -194,14 +213,25 @@ struct ToFn final : Node {
   const char* name() const override { return "to"; }
   void backward(const Tensor& dy, Grads& g) override {
     if (!g.needs(0)) return;
+    Tensor c = convert_to(dy, inputs[0].dtype);
+    if (dy.device() == Device::CUDA) {
+      g.give(0, c);  // c is fresh: it becomes the buffer or is added into it
+      return;
+    }
     Tensor& dx = g[0];
-    Tensor c = convert_to(dy, dx.dtype());
     dispatch_float(dx.dtype(), "to", [&](auto tag) {
       using T = decltype(tag);
       T* d = dx.data<T>();
       const T* s = c.data<T>();
       for (int64_t i = 0, n = dx.numel(); i < n; ++i) d[i] += s[i];
     });
+  }
+};
+// y = x.to(device).  Backward copies dy back to x's device.
+struct ToDeviceFn final : Node {
+  const char* name() const override { return "to_device"; }
+  void backward(const Tensor& dy, Grads& g) override {
+    if (g.needs(0)) g.give(0, dy.to(inputs[0].device));
   }
 };
 // y = x.reshape(s).  Shares storage; backward hands dy over, reshaped back
@@ -218,6 +248,16 @@ Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
   Tensor y = convert_to(*this, t);
   if (t == DType::F32 || t == DType::F64) record<ToFn>(y, {*this});
+  return y;
+}
+
+Tensor Tensor::to(Device d) const {
+  if (d == device()) return *this;
+  Tensor y = empty(shape(), dtype(), d);
+  const size_t bytes = numel() * dtype_size(dtype());
+  if (d == Device::CUDA) cuda::copy_h2d(y.raw(), raw(), bytes);
+  else cuda::copy_d2h(y.raw(), raw(), bytes);
+  record<ToDeviceFn>(y, {*this});
   return y;
 }
 
@@ -261,9 +301,13 @@ Tensor empty(const Shape& s, DType t, Device d) {
   p->device = d;
   return Tensor(p);
 }
-Tensor full(const Shape& s, double value, DType t) {
-  Tensor y = empty(s, t);
+Tensor full(const Shape& s, double value, DType t, Device d) {
+  Tensor y = empty(s, t, d);
   int64_t n = y.numel();
+  if (d == Device::CUDA) {
+    if constexpr (kHaveCuda) fill_cuda(y.raw(), t, value, n);
+    return y;
+  }
   switch (t) {
     case DType::F32: { float* p = y.data<float>(); for (int64_t i = 0; i < n; ++i) p[i] = (float)value; break; }
     case DType::F64: { double* p = y.data<double>(); for (int64_t i = 0; i < n; ++i) p[i] = value; break; }
@@ -272,12 +316,13 @@ Tensor full(const Shape& s, double value, DType t) {
   }
   return y;
 }
-Tensor zeros(const Shape& s, DType t) {
-  Tensor y = empty(s, t);
-  std::memset(y.raw(), 0, y.numel() * dtype_size(t));
+Tensor zeros(const Shape& s, DType t, Device d) {
+  Tensor y = empty(s, t, d);
+  if (d == Device::CUDA) cuda::memset_zero(y.raw(), y.numel() * dtype_size(t));
+  else std::memset(y.raw(), 0, y.numel() * dtype_size(t));
   return y;
 }
-Tensor ones(const Shape& s, DType t) { return full(s, 1.0, t); }
+Tensor ones(const Shape& s, DType t, Device d) { return full(s, 1.0, t, d); }
 Tensor arange(double start, double end, double step, DType t) {
   PW_CHECK(step != 0, "arange: step must be non-zero");
   int64_t n = std::max<int64_t>(0, (int64_t)std::ceil((end - start) / step));
@@ -310,7 +355,7 @@ Tensor from_indices(const std::vector<int64_t>& v, const Shape& s) {
   return y;
 }
 Tensor empty_like(const Tensor& x) { return empty(x.shape(), x.dtype(), x.device()); }
-Tensor zeros_like(const Tensor& x) { return zeros(x.shape(), x.dtype()); }
+Tensor zeros_like(const Tensor& x) { return zeros(x.shape(), x.dtype(), x.device()); }
 
 // --- random numbers (autograd/philox.h) ---
 
@@ -365,13 +410,15 @@ uint64_t reserve_counters(Generator& g, uint64_t n) {
 }
 float philox_uniform(uint64_t seed, uint64_t i) { return (float)to_unit(philox(seed, i).v[0]); }
 
-Tensor uniform(const Shape& s, double lo, double hi, DType t, Generator* g) {
-  return random_tensor(s, t, g, "uniform", [=](const U4& r) { return lo + (hi - lo) * to_unit(r.v[0]); });
+Tensor uniform(const Shape& s, double lo, double hi, DType t, Generator* g, Device d) {
+  return random_tensor(s, t, g, "uniform", [=](const U4& r) { return lo + (hi - lo) * to_unit(r.v[0]); }).to(d);
 }
-Tensor normal(const Shape& s, double mean, double std, DType t, Generator* g) {
-  return random_tensor(s, t, g, "normal", [=](const U4& r) { return mean + std * normal_from(r); });
+Tensor normal(const Shape& s, double mean, double std, DType t, Generator* g, Device d) {
+  return random_tensor(s, t, g, "normal", [=](const U4& r) { return mean + std * normal_from(r); }).to(d);
 }
-Tensor trunc_normal(const Shape& s, double mean, double std, double lo, double hi, DType t, Generator* g) {
+Tensor trunc_normal(const Shape& s, double mean, double std, double lo, double hi, DType t, Generator* g,
+                    Device d) {
+  if (d != Device::CPU) return trunc_normal(s, mean, std, lo, hi, t, g, Device::CPU).to(d);
   PW_CHECK(std > 0 && lo < hi, "trunc_normal: need std > 0 and lo < hi");
   if ((mean - lo) / std >= 8 && (hi - mean) / std >= 8) {
     // NOTE: bounds 8+ std away are hit with probability < 1e-15 per draw; a plain

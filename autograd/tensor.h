@@ -34,6 +34,7 @@ template <> struct dtype_of<double> { static constexpr DType value = DType::F64;
 template <> struct dtype_of<int64_t> { static constexpr DType value = DType::I64; };
 
 // A block of memory on one device. Freed when the last tensor using it dies.
+// CUDA blocks come from the caching allocator (kernels/cuda/runtime.h).
 struct Storage {
   void* data = nullptr;
   size_t nbytes = 0;
@@ -93,10 +94,15 @@ class Tensor {
   Tensor detach() const;     // same storage, no history
 
   // --- values ---
-  double item() const;                 // one-element tensors only
-  std::vector<double> to_vector() const;  // any dtype, as double
+  double item() const;                 // one-element tensors only (a CUDA tensor syncs)
+  std::vector<double> to_vector() const;  // any dtype, as double; a CUDA tensor is copied to the host
   Tensor clone() const;                // a copy with no history
   Tensor to(DType t) const;            // a converted copy (differentiable between F32/F64)
+  // A copy on device d (this tensor itself when already there); differentiable:
+  // the gradient is copied back to this tensor's device. cuda() / cpu() are to(d).
+  Tensor to(Device d) const;
+  Tensor cuda() const { return to(Device::CUDA); }
+  Tensor cpu() const { return to(Device::CPU); }
   Tensor reshape(const Shape& s) const;  // shares storage; one dim may be -1
   Tensor view(const Shape& s) const { return reshape(s); }
 
@@ -113,14 +119,14 @@ class Tensor {
 
 // --- creation ---
 Tensor empty(const Shape& s, DType t = DType::F32, Device d = Device::CPU);
-Tensor zeros(const Shape& s, DType t = DType::F32);
-Tensor ones(const Shape& s, DType t = DType::F32);
-Tensor full(const Shape& s, double value, DType t = DType::F32);
+Tensor zeros(const Shape& s, DType t = DType::F32, Device d = Device::CPU);
+Tensor ones(const Shape& s, DType t = DType::F32, Device d = Device::CPU);
+Tensor full(const Shape& s, double value, DType t = DType::F32, Device d = Device::CPU);
 Tensor arange(double start, double end, double step = 1.0, DType t = DType::F32);
 Tensor from_vector(const std::vector<double>& v, const Shape& s, DType t = DType::F32);
 Tensor from_vector_f(const std::vector<float>& v, const Shape& s);
 Tensor from_indices(const std::vector<int64_t>& v, const Shape& s);  // I64
-Tensor empty_like(const Tensor& x);
+Tensor empty_like(const Tensor& x);  // x's shape, dtype and device
 Tensor zeros_like(const Tensor& x);
 
 // --- random numbers ---
@@ -135,11 +141,15 @@ struct Generator {
 Generator& default_generator();
 void manual_seed(uint64_t seed);  // reseeds the default generator
 
-Tensor uniform(const Shape& s, double lo, double hi, DType t = DType::F32, Generator* g = nullptr);
-Tensor normal(const Shape& s, double mean, double std, DType t = DType::F32, Generator* g = nullptr);
+// Random tensors are drawn on the CPU (the same values on every device) and
+// copied to d.
+Tensor uniform(const Shape& s, double lo, double hi, DType t = DType::F32, Generator* g = nullptr,
+               Device d = Device::CPU);
+Tensor normal(const Shape& s, double mean, double std, DType t = DType::F32, Generator* g = nullptr,
+              Device d = Device::CPU);
 // Truncated normal on [lo, hi] (timm's trunc_normal_), by inverse CDF.
 Tensor trunc_normal(const Shape& s, double mean, double std, double lo, double hi,
-                    DType t = DType::F32, Generator* g = nullptr);
+                    DType t = DType::F32, Generator* g = nullptr, Device d = Device::CPU);
 
 // Raw Philox access for kernels that draw their own numbers (dropout, augmentations).
 // Returns a float in [0,1) for counter `i` under `seed`.

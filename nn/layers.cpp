@@ -92,8 +92,14 @@ Tensor Attention::forward(const Tensor& x) {
   PW_CHECK(x.dim() == 3, "Attention: expected x of shape (B,N,D), got ", x.str());
   int64_t B = x.size(0), N = x.size(1);
   const double scale = 1.0 / std::sqrt((double)dim_head);
-  if (!term && (attn_dropout == 0 || !training()))  // the fused kernel: no head-split copies
+  const bool fused = attn_dropout == 0 || !training();  // no dropout on the probabilities
+  if (!term && fused)  // the fused kernel: no head-split copies
     return dropout((*proj)(attention_qkv((*qkv)(x), heads, scale)), proj_dropout, training());
+  if (term && fused) {  // a plain additive bias runs fused too
+    Tensor bias = term->static_bias();
+    if (bias.defined() && attention_bias_fits(bias.shape(), B, heads, N))
+      return dropout((*proj)(attention_qkv_bias((*qkv)(x), bias, heads, scale)), proj_dropout, training());
+  }
   // (B,N,3*NH*HD) -> (3,B,NH,N,HD)
   Tensor qkv_ = permute((*qkv)(x).reshape({B, N, 3, heads, dim_head}), {2, 0, 3, 1, 4});
   std::vector<Tensor> parts = chunk(qkv_, 3, 0);

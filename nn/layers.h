@@ -82,6 +82,11 @@ struct FeedForward : Module {
 //   q, k: (B,NH,N,HD)
 struct AttentionTerm : Module {
   virtual Tensor logits_term(const Tensor& q, const Tensor& k) = 0;
+  // A term that does not read q and k (a learned relative position bias, a mask) may
+  // return its value here, shaped (N,N), (NH or 1,N,N) or (B or 1,NH or 1,N,N): Attention
+  // then runs the fused attention_qkv_bias kernel instead of logits_term. Undefined (the
+  // default): the term depends on q, k and Attention composes the logits op by op.
+  virtual Tensor static_bias() { return Tensor(); }
 };
 
 // Multi-head self-attention.   x: (B,N,D) -> (B,N,D)

@@ -5,6 +5,7 @@
 
 #include "autograd/function.h"
 #include "autograd/profile.h"
+#include "kernels/cuda/runtime.h"
 
 namespace pw {
 
@@ -94,6 +95,26 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool stric
                ") in the checkpoint; the model has no such parameter or buffer");
 }
 
+Module& Module::to(Device d) {
+  auto move = [d](const Tensor& t) {
+    if (!t.defined() || t.device() == d) return;
+    Tensor moved = t.detach().to(d);  // a fresh copy, no history
+    TensorImpl& ti = t.impl();
+    ti.storage = moved.impl().storage;
+    ti.offset = moved.impl().offset;
+    ti.device = d;
+    ti.grad.reset();  // a gradient on the old device would mix devices in the next backward
+  };
+  for (const Param& p : parameters()) move(p.tensor);
+  for (const auto& b : named_buffers()) move(b.second);
+  return *this;
+}
+Device Module::device() const {
+  for (const Param& p : parameters()) return p.tensor.device();
+  for (const auto& b : named_buffers()) return b.second.device();
+  return Device::CPU;
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, m] : children_) m->train(on);
@@ -114,7 +135,16 @@ void fans(const Tensor& t, double& fan_in, double& fan_out) {
 void copy_into(Tensor& dst, const Tensor& src) {
   PW_CHECK(dst.shape() == src.shape(), "copy_into: shape ", src.str(), " into ", dst.str());
   Tensor s = src.dtype() == dst.dtype() ? src : src.detach().to(dst.dtype());
-  std::memcpy(dst.raw(), s.raw(), dst.numel() * dtype_size(dst.dtype()));
+  const size_t bytes = dst.numel() * dtype_size(dst.dtype());
+  if (dst.device() == Device::CPU && s.device() == Device::CPU) {
+    std::memcpy(dst.raw(), s.raw(), bytes);
+  } else if (dst.device() == Device::CUDA && s.device() == Device::CPU) {
+    cuda::copy_h2d(dst.raw(), s.raw(), bytes);
+  } else if (dst.device() == Device::CPU) {
+    cuda::copy_d2h(dst.raw(), s.raw(), bytes);  // synchronous
+  } else {
+    cuda::copy_d2d(dst.raw(), s.raw(), bytes);
+  }
 }
 void init_uniform(Tensor& t, double lo, double hi, Generator* g) {
   copy_into(t, uniform(t.shape(), lo, hi, t.dtype(), g));

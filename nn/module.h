@@ -44,6 +44,14 @@ class Module {
   // the key and both shapes (as PyTorch).
   void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true);
   int64_t num_parameters() const;
+  // Moves every parameter and buffer to device d IN PLACE: each tensor keeps its
+  // identity (the same TensorImpl, so member fields, parameters() and an
+  // optimizer built earlier all see the moved tensor), only its storage and
+  // device change. Accumulated gradients are dropped. An optimizer's own state
+  // (moments) is NOT moved: build the optimizer after to(), or rebuild it.
+  // Returns *this.
+  Module& to(Device d);
+  Device device() const;  // of the first parameter (or buffer); CPU for an empty module
 
   void train(bool on = true);
   void eval() { train(false); }
@@ -94,6 +102,6 @@ void init_xavier_uniform(Tensor& t, Generator* g = nullptr);
 void init_kaiming_uniform(Tensor& t, double a, Generator* g = nullptr);  // PyTorch's Linear default: a = sqrt(5)
 void init_uniform(Tensor& t, double lo, double hi, Generator* g = nullptr);
 void init_constant(Tensor& t, double v);
-void copy_into(Tensor& dst, const Tensor& src);  // same shape; converts dtype
+void copy_into(Tensor& dst, const Tensor& src);  // same shape; converts dtype; any devices (copies across)
 
 }  // namespace pw

@@ -120,7 +120,17 @@ TEST_CASE("matmul and linear gradients") {
       {"matmul mat @ vec", {In({3, 5}), In({5})}, [](auto& x) { return matmul(x[0], x[1]); }},
       {"linear bias", {In({2, 3, 5}), In({7, 5}), In({7})}, [](auto& x) { return linear(x[0], x[1], x[2]); }},
       {"linear no bias", {In({3, 5}), In({7, 5})}, [](auto& x) { return linear(x[0], x[1]); }},
+      {"linear_gelu", {In({2, 3, 5}), In({7, 5}), In({7})}, [](auto& x) { return linear_gelu(x[0], x[1], x[2]); }},
   });
+}
+
+TEST_CASE("linear_gelu is gelu_tanh(linear) on the cpu") {
+  std::vector<Tensor> in = make_inputs({In({4, 9}), In({6, 9}), In({6})});
+  const Tensor &x = in[0], &w = in[1], &b = in[2];
+  check_close(linear_gelu(x, w, b).to_vector(), gelu_tanh(linear(x, w, b)).to_vector(), 1e-14, 1e-14, "linear_gelu");
+  CHECK_THROWS_WITH_AS(linear_gelu(x, w, Tensor()), doctest::Contains("linear_gelu: needs a bias"), pw::Error);
+  CHECK_THROWS_WITH_AS(linear_gelu(x, w, zeros({5}, DType::F64)), doctest::Contains("linear_gelu: bias"), pw::Error);
+  CHECK_THROWS_WITH_AS(linear_gelu(x, zeros({6, 8}, DType::F64), b), doctest::Contains("linear_gelu"), pw::Error);
 }
 
 TEST_CASE("matmul and linear match PyTorch") {

@@ -5,15 +5,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <memory>
 
 #include "autograd/ops.h"
 #include "autograd/profile.h"
+#include "kernels/attention/flash_attention_cuda.h"
+#include "kernels/cuda/runtime.h"
 #include "trainers/config.h"
+#include "trainers/device.h"
 #include "trainers/optim.h"
 #include "trainers/trainer.h"
 
@@ -25,9 +30,10 @@ using Clock = std::chrono::steady_clock;
 
 const char* kBenchUsage =
     "usage: patchwork bench train CONFIG [--steps N] [--warmup W] [--repeat R] [--threads T]\n"
-    "                                    [--profile-steps P] [--set section.key=value]...\n"
+    "                                    [--device cpu|cuda|auto] [--profile-steps P] [--set section.key=value]...\n"
     "  times R runs of N training steps (forward, loss, backward, optimizer step) on one fixed\n"
-    "  synthetic batch after W warmup steps, then P more steps with the per-op profiler on.\n";
+    "  synthetic batch after W warmup steps, then P more steps with the per-op profiler on.\n"
+    "  --device sets train.device (default: the config's); on cuda the loss is read once per run.\n";
 
 struct BenchArgs {
   std::string config;
@@ -58,6 +64,7 @@ BenchArgs parse_bench(const std::vector<std::string>& a) {
     else if (s == "--repeat") r.repeat = count(i, 1);
     else if (s == "--threads") r.threads = (int)count(i, 1);
     else if (s == "--profile-steps") r.profile_steps = count(i, 0);
+    else if (s == "--device") r.sets.push_back("train.device=" + value(i));  // checked by the config schema
     else if (s.rfind("--", 0) == 0) PW_FAIL("bench train: unknown option ", s, "\n", kBenchUsage);
     else {
       PW_CHECK(r.config.empty(), "bench train: more than one config file given ('", r.config, "' and '", s, "')");
@@ -85,7 +92,9 @@ struct TrainStep {
   Optimizer& optim;
   Tensor images, labels;  // images: (B,C,S,S)  labels: (B)
   double label_smoothing, lr;
-  double run() {
+  // The step's loss, detached and on the model's device: reading it (item())
+  // syncs a CUDA device, so the timed loops read it once per run.
+  Tensor run() {
     OpProfile* prof = OpProfile::current();
     Tensor loss;
     {
@@ -93,7 +102,6 @@ struct TrainStep {
       if (prof) prof->mark();
       loss = cross_entropy(model(images), labels, label_smoothing);
     }
-    double lv = loss.item();
     {
       OpProfile::Scope s("zero_grad");
       optim.zero_grad();
@@ -106,7 +114,7 @@ struct TrainStep {
       OpProfile::Scope s("optimizer");
       optim.step(lr);
     }
-    return lv;
+    return loss.detach();
   }
 };
 
@@ -170,8 +178,11 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   if (threads > 0) omp_set_num_threads(threads);
   threads = omp_get_max_threads();
 
+  const Device device = resolve_device(cfg, false);
+  apply_precision(cfg, device, false);
   std::shared_ptr<Module> model = build_model(cfg);  // seeds the default generator from train.seed
   model->train();
+  model->to(device);  // before the optimizer: its state is created on the parameters' device
   std::vector<Param> params = model->parameters();
   std::unique_ptr<Optimizer> optim = make_optimizer(cfg, params);
 
@@ -180,22 +191,26 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   Generator gen(1);
   std::vector<int64_t> y(B);
   for (int64_t i = 0; i < B; ++i) y[i] = (i * 7 + 3) % K;
-  TrainStep step{*model, *optim, normal({B, C, S, S}, 0, 1, DType::F32, &gen), from_indices(y, {B}),
-                 cfg.get_float("train.label_smoothing"), cfg.get_float("train.lr")};
+  TrainStep step{*model, *optim, normal({B, C, S, S}, 0, 1, DType::F32, &gen).to(device),
+                 from_indices(y, {B}).to(device), cfg.get_float("train.label_smoothing"), cfg.get_float("train.lr")};
 
-  std::printf("bench train %s: %s, %lld parameters, batch %lld of %lldx%lldx%lld, %d threads, %s, label smoothing %g\n",
+  std::printf("bench train %s: %s, %lld parameters, batch %lld of %lldx%lldx%lld, %s, %d threads, %s, label smoothing %g\n",
               a.config.c_str(), cfg.get_string("model.type").c_str(), (long long)model->num_parameters(),
-              (long long)B, (long long)C, (long long)S, (long long)S, threads,
+              (long long)B, (long long)C, (long long)S, (long long)S, device_name(device), threads,
               cfg.get_string("train.optimizer").c_str(), step.label_smoothing);
   std::fflush(stdout);
 
-  for (int64_t i = 0; i < a.warmup; ++i) step.run();
+  Tensor warm;
+  for (int64_t i = 0; i < a.warmup; ++i) warm = step.run();
+  if (warm.defined()) warm.item();  // the warmup has finished on the device too
   std::vector<double> ips;
   double loss = 0;
   for (int64_t r = 0; r < a.repeat; ++r) {
     auto t0 = Clock::now();
     double c0 = cpu_seconds();
-    for (int64_t i = 0; i < a.steps; ++i) loss = step.run();
+    Tensor last;
+    for (int64_t i = 0; i < a.steps; ++i) last = step.run();
+    loss = last.item();  // waits for the device: the run's time includes all its work
     double dt = seconds(t0), cpu = cpu_seconds() - c0;
     ips.push_back((double)(B * a.steps) / dt);
     std::printf("run %lld: %lld steps in %.3f s: %.2f ms/step (cpu %.2f ms/step), %.1f images/s (loss %.4f)\n",
@@ -211,14 +226,54 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   if (a.profile_steps > 0) {
     OpProfile prof;
     auto t0 = Clock::now();
-    for (int64_t i = 0; i < a.profile_steps; ++i) step.run();
+    Tensor last;
+    for (int64_t i = 0; i < a.profile_steps; ++i) last = step.run();
+    last.item();
     double dt = seconds(t0);
+    // NOTE: on CUDA the per-op times are launch (host) times, not kernel times.
     std::printf("\nprofiled: %lld steps, %.2f ms/step, %.1f images/s\n", (long long)a.profile_steps,
                 1000 * dt / a.profile_steps, (double)(B * a.profile_steps) / dt);
     print_profile(prof, a.profile_steps, dt / a.profile_steps);
   }
   std::printf("RESULT images_per_s=%.3f params=%lld ms_per_step=%.3f\n", median, (long long)model->num_parameters(),
               1000.0 * B / median);
+  return 0;
+}
+
+int cmd_bench_attention(const std::vector<std::string>& a) {
+  const char* usage =
+      "usage: patchwork bench attention [--batch B] [--heads NH] [--n N] [--hd HD] [--bf16|--fp32] [--iters I]";
+  int64_t B = 8, NH = 12, N = 1024, HD = 64, iters = 20;
+  bool bf16 = true;
+  for (size_t i = 3; i < a.size(); ++i) {
+    const std::string& s = a[i];
+    if (s == "--bf16" || s == "--fp32") {
+      bf16 = s == "--bf16";
+      continue;
+    }
+    int64_t* dst = s == "--batch" ? &B : s == "--heads" ? &NH : s == "--n" ? &N : s == "--hd" ? &HD
+                 : s == "--iters" ? &iters : nullptr;
+    PW_CHECK(dst, "bench attention: unknown option '", s, "'\n", usage);
+    PW_CHECK(i + 1 < a.size(), "bench attention: option ", s, " needs a value\n", usage);
+    const std::string v = a[++i];
+    char* end = nullptr;
+    const long long n = std::strtoll(v.c_str(), &end, 10);
+    PW_CHECK(end && *end == 0 && n >= 1 && n <= (1 << 20), "bench attention: ", s,
+             ": expected an integer in [1, 2^20], got '", v, "'");
+    *dst = n;
+  }
+  if (!cuda::available()) {
+    std::cerr << "patchwork: bench attention needs a CUDA device: " << cuda::unavailable_reason() << "\n";
+    return 2;
+  }
+  double tflops = 0;
+#if PW_HAVE_CUDA
+  PW_CHECK(flash_attention_cuda_supports_head_dim((int)HD), "bench attention: --hd ", HD,
+           " is not supported (16, 32, 64 or 128)");
+  tflops = bench_flash_attention_cuda((int)B, (int)NH, (int)N, (int)HD, bf16, (int)iters);
+#endif
+  std::printf("RESULT B=%lld NH=%lld N=%lld HD=%lld dtype=%s tflops=%.2f\n", (long long)B, (long long)NH,
+              (long long)N, (long long)HD, bf16 ? "bf16" : "fp32", tflops);
   return 0;
 }
 

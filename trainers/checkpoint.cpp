@@ -25,6 +25,13 @@ std::vector<std::pair<std::string, Tensor>> with_prefix(const std::string& p,
   for (auto& [n, t] : v) out.emplace_back(p + n, t);
   return out;
 }
+// Checkpoints hold host copies: a CUDA model's tensors are copied to the cpu
+// (load_state_dict / load_state copy them back onto the model's device).
+std::vector<std::pair<std::string, Tensor>> on_host(std::vector<std::pair<std::string, Tensor>> v) {
+  for (auto& nt : v)
+    if (nt.second.defined() && nt.second.device() != Device::CPU) nt.second = nt.second.detach().cpu();
+  return v;
+}
 const std::string& meta(const SafetensorsFile& f, const std::string& key) {
   auto it = f.metadata.find(key);
   PW_CHECK(it != f.metadata.end(), f.path, ": training state has no '", key,
@@ -64,11 +71,11 @@ std::string save_checkpoint(const std::string& run_dir, const Module& model, con
   fs::remove_all(tmp);
   fs::create_directories(tmp);
 
-  save_safetensors((tmp / "model.safetensors").string(), model.state_dict(),
+  save_safetensors((tmp / "model.safetensors").string(), on_host(model.state_dict()),
                    {{"format", "pt"}, {"patchwork_step", std::to_string(st.step)}});
-  auto tensors = with_prefix("optimizer.", opt.state());
+  auto tensors = with_prefix("optimizer.", on_host(opt.state()));
   if (ema) {
-    auto e = with_prefix("ema.", ema->shadow);
+    auto e = with_prefix("ema.", on_host(ema->shadow));
     tensors.insert(tensors.end(), e.begin(), e.end());
   }
   std::map<std::string, std::string> md = {

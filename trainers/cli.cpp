@@ -28,7 +28,9 @@ const char* kUsage =
     "  patchwork eval CONFIG --checkpoint PATH [--split test|train] [--json] [--set k=v]...\n"
     "  patchwork info CONFIG [--set k=v]...          layers, output shapes, parameters, FLOPs per image\n"
     "  patchwork bench gemm                          float32 GEMM GFLOP/s at ViT shapes\n"
-    "  patchwork bench train CONFIG [--steps N] [--threads T] [--set k=v]...  training images/s, per-op profile\n"
+    "  patchwork bench train CONFIG [--steps N] [--threads T] [--device cpu|cuda|auto] [--set k=v]...\n"
+    "                                                training images/s, per-op profile\n"
+    "  patchwork bench attention [--batch B --heads NH --n N --hd HD --bf16|--fp32 --iters I]  CUDA flash attention TFLOP/s\n"
     "  patchwork keys                                every config key with its type, default and meaning\n";
 
 struct Args {
@@ -171,11 +173,12 @@ int run_cli(const std::vector<std::string>& args) {
     if (cmd == "bench") {
       std::string what = args.size() > 2 ? args[2] : "";
       if (what == "train") return cmd_bench_train(args);
+      if (what == "attention") return cmd_bench_attention(args);
       if (what == "gemm") {
         bench_gemm(std::cout);
         return 0;
       }
-      std::cerr << "patchwork: unknown benchmark '" << what << "' (available: gemm)\n";
+      std::cerr << "patchwork: unknown benchmark '" << what << "' (available: gemm, train, attention)\n";
       return 2;
     }
     std::cerr << "patchwork: unknown command '" << cmd << "'\n" << kUsage;

@@ -1,6 +1,8 @@
 // Optimizers, learning-rate schedules, gradient clipping and weight EMA.
 // All update parameters in place, outside autograd, with PyTorch's exact
-// formulas (so results can be compared step for step).
+// formulas (so results can be compared step for step). Parameters (and the
+// optimizer's state) on CUDA are updated by the multi-tensor kernels of
+// kernels/optim/optim_cuda.h: build the optimizer after Module::to.
 #pragma once
 #include <string>
 #include <vector>
@@ -30,9 +32,12 @@ struct AdamW : Optimizer {
   // only on steps where it had a gradient (PyTorch's state['step']).
   std::vector<int64_t> param_steps;
   AdamW(std::vector<Param> ps, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double wd = 0.05);
+  // On CUDA (all parameters there) every parameter is updated by one launch.
   void step(double lr) override;
   std::vector<std::pair<std::string, Tensor>> state() const override;
   void load_state(const std::vector<std::pair<std::string, Tensor>>& s) override;
+ private:
+  void step_cuda(double lr);
 };
 
 // torch.optim.SGD with momentum / Nesterov and L2 weight decay.
@@ -61,6 +66,11 @@ struct LrSchedule {
 double clip_grad_norm(const std::vector<Param>& params, double max_norm);
 // Global L2 norm of the gradients (double accumulation, fixed order).
 double grad_norm(const std::vector<Param>& params);
+// The same two without a host sync: the norm as an f64 (1) tensor on the
+// parameters' device (on CUDA: a deterministic two-stage reduction, no atomics).
+// Read it with item() only when needed (e.g. at log steps).
+Tensor grad_norm_tensor(const std::vector<Param>& params);
+Tensor clip_grad_norm_tensor(const std::vector<Param>& params, double max_norm);
 
 // Exponential moving average of parameters and buffers: ema = d*ema + (1-d)*p.
 struct Ema {

@@ -13,10 +13,12 @@
 #include <sstream>
 
 #include "autograd/ops.h"
+#include "data/device_loader.h"
 #include "data/loader.h"
 #include "nn/registry.h"
 #include "trainers/atomic_file.h"
 #include "trainers/checkpoint.h"
+#include "trainers/device.h"
 #include "trainers/optim.h"
 
 namespace fs = std::filesystem;
@@ -271,31 +273,22 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   NoGrad ng;
   DataLoader loader(std::shared_ptr<const Dataset>(&ds, [](const Dataset*) {}),
                     Transform(transform_config(cfg, ds), /*train=*/false), loader_config(cfg, false));
-  loader.set_position(0, 0);
+  // On the model's device; logits and labels come back to the host per batch.
+  DeviceLoader dl(loader, model.device());
+  dl.set_position(0, 0);
   EvalAccumulator acc(ds.num_classes());
   Batch b;
-  while (loader.next(b)) acc.add(model(b.images), b.labels);
+  while (dl.next(b)) acc.add(model(b.images).detach().cpu(), b.labels.cpu());
   model.train(was_training);
   return acc.result();
 }
 
 // --- training ---
 
-// The device the run trains on. The CUDA backend is not built yet (issue 4):
-// "auto" means the CPU, and asking for CUDA is an error rather than a silent fallback.
-void check_device(const Config& cfg, bool quiet) {
-  const std::string& dev = cfg.get_string("train.device");
-  if (dev == "cuda")
-    cfg.fail("train.device", "cuda is not available yet: patchwork trains on the CPU until the CUDA backend lands; "
-                             "set train.device: cpu (or auto)");
-  if (!quiet && cfg.get_string("train.precision") != "fp32")
-    std::cout << "patchwork: note: train.precision " << cfg.get_string("train.precision")
-              << " applies to CUDA; training in fp32 on the CPU\n";
-}
-
 TrainResult train(const Config& cfg, const TrainOptions& opt) {
   set_threads(cfg);
-  check_device(cfg, opt.quiet);
+  const Device device = resolve_device(cfg, opt.quiet);
+  apply_precision(cfg, device, opt.quiet);
   TrainResult res;
   LoadedCheckpoint ck;
   if (!opt.resume_dir.empty()) {
@@ -325,6 +318,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   check_model_matches_data(cfg, *train_ds);
   std::shared_ptr<Module> model = build_model(cfg);  // also seeds the default generator
   model->train();
+  // Before the optimizer and the EMA are built: their state is created on the model's device.
+  model->to(device);
 
   std::vector<Param> params = model->parameters();
   std::unique_ptr<Optimizer> optim;
@@ -340,6 +335,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
 
   DataLoader loader(train_ds, Transform(transform_config(cfg, *train_ds), /*train=*/true),
                     loader_config(cfg, true), mixup_config(cfg));
+  DeviceLoader dloader(loader, device);  // pinned, double-buffered H2D copies on CUDA
   int64_t spe = loader.num_batches(), epochs = cfg.get_int("train.epochs");
   PW_CHECK(spe > 0, "train.batch_size ", cfg.get_int("train.batch_size"), " is larger than the training set (",
            train_ds->size(), " images); lower it");
@@ -392,35 +388,57 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   int64_t images_window = 0, steps_at_start = st.step;
   double loss_window = 0;
   int64_t loss_count = 0;
-  while (st.epoch < epochs) {
-    loader.set_position(st.epoch, st.batch);
-    Batch b;
-    while (loader.next(b)) {
-      double lr = sched.at(st.step);
-      Tensor logits = (*model)(b.images);
-      Tensor loss = loss_of(logits, b, ls);
-      double lv = loss.item();
-      if (!std::isfinite(lv)) {
-        metrics.write("{\"step\": " + std::to_string(st.step) + ", \"epoch\": " + std::to_string(st.epoch) +
+  // Losses (and the gradient norm) stay on the device until a log step, a
+  // checkpoint or the epoch's end reads them back: on CUDA one sync per log
+  // step, not per step. On the CPU reading is free, and each loss is checked
+  // before its backward as ever.
+  const bool on_cuda = device == Device::CUDA;
+  struct PendingLoss {
+    int64_t step, epoch, batch;
+    Tensor loss;  // (1) detached, on the device
+  };
+  std::vector<PendingLoss> pending;
+  double lv = 0;  // the last loss read back
+  auto flush_losses = [&]() {
+    for (const PendingLoss& p : pending) {
+      const double v = p.loss.item();
+      if (!std::isfinite(v)) {
+        metrics.write("{\"step\": " + std::to_string(p.step) + ", \"epoch\": " + std::to_string(p.epoch) +
                       ", \"loss\": null, \"error\": \"non-finite loss\"}");
-        PW_FAIL("training stopped: the loss is ", lv, " at step ", st.step, " (epoch ", st.epoch, ", batch ", b.index,
+        PW_FAIL("training stopped: the loss is ", v, " at step ", p.step, " (epoch ", p.epoch, ", batch ", p.batch,
                 "); ", last_ckpt.empty() ? std::string("no checkpoint was written yet") : "the last good checkpoint is " + last_ckpt,
                 ". Lower train.lr or set train.clip_grad, then resume or restart.");
       }
+      res.losses.push_back(v);
+      loss_window += v;
+      ++loss_count;
+      lv = v;
+    }
+    pending.clear();
+  };
+  while (st.epoch < epochs) {
+    dloader.set_position(st.epoch, st.batch);
+    Batch b;
+    while (dloader.next(b)) {
+      double lr = sched.at(st.step);
+      Tensor logits = (*model)(b.images);
+      Tensor loss = loss_of(logits, b, ls);
+      pending.push_back({st.step, st.epoch, b.index, loss.detach()});
+      if (!on_cuda) flush_losses();
       optim->zero_grad();
       loss.backward();
-      double gnorm = clip > 0 ? clip_grad_norm(params, clip) : -1;
+      Tensor gnorm_t = clip > 0 ? clip_grad_norm_tensor(params, clip) : Tensor();
       optim->step(lr);
       if (ema) ema->update(*model);
       ++st.step;
       st.batch = b.index + 1;
-      res.losses.push_back(lv);
       images_window += b.images.size(0);
-      loss_window += lv;
-      ++loss_count;
 
       bool log_now = st.step % log_every == 0;
-      if (log_now || tty) {
+      const bool ckpt_now = (ckpt_steps > 0 && st.step % ckpt_steps == 0) || (opt.max_steps >= 0 && st.step >= opt.max_steps);
+      if (log_now || ckpt_now) flush_losses();  // never checkpoint weights a non-finite loss has touched unseen
+      if (log_now || (tty && !on_cuda)) {  // on CUDA the progress line moves at log steps only
+        const double gnorm = gnorm_t.defined() && log_now ? gnorm_t.item() : -1;
         double dt = seconds_since(t_window);
         double ips = dt > 0 ? images_window / dt : 0;
         int64_t done = st.step - steps_at_start, left = epochs * spe - st.step;
@@ -461,6 +479,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
         return res;
       }
     }
+    flush_losses();
     if (tty) std::printf("\n");
     // The epoch is complete: the next batch is batch 0 of the next epoch.
     ++st.epoch;

@@ -4,6 +4,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/activation/activation.h"
+#include "kernels/activation/activation_cuda.h"
 #include "kernels/activation/activation_math.h"
 #include "kernels/elementwise/unary_cpu.h"
 
@@ -13,20 +14,22 @@ namespace {
 
 // One op struct per activation; UnaryFn (kernels/elementwise/unary_cpu.h) runs
 // the loops and the backward: dx += bwd(saved, dy), saved = y if kFromY else x.
-#define PW_ACTIVATION_OP(Name, name, from_y, bwd_fn)                          \
+#define PW_ACTIVATION_OP(Name, name, from_y, bwd_fn, kind)                    \
   struct Name {                                                               \
     static constexpr const char* kName = #name;                               \
     static constexpr bool kFromY = from_y;                                    \
+    static constexpr UnaryKind kKind = UnaryKind::kind;                       \
+    UnaryParams params() const { return {}; }                                 \
     template <class T> T fwd(T x) const { return math::name##_fwd(x); }       \
     template <class T> T bwd(T s, T dy) const { return math::bwd_fn(s, dy); } \
   };
-PW_ACTIVATION_OP(ReluOp, relu, false, relu_bwd)
-PW_ACTIVATION_OP(GeluOp, gelu, false, gelu_bwd)
-PW_ACTIVATION_OP(GeluTanhOp, gelu_tanh, false, gelu_tanh_bwd)
-PW_ACTIVATION_OP(SiluOp, silu, false, silu_bwd)
-PW_ACTIVATION_OP(SigmoidOp, sigmoid, true, sigmoid_bwd_y)
-PW_ACTIVATION_OP(TanhOp, tanh, true, tanh_bwd_y)
-PW_ACTIVATION_OP(HardswishOp, hardswish, false, hardswish_bwd)
+PW_ACTIVATION_OP(ReluOp, relu, false, relu_bwd, Relu)
+PW_ACTIVATION_OP(GeluOp, gelu, false, gelu_bwd, Gelu)
+PW_ACTIVATION_OP(GeluTanhOp, gelu_tanh, false, gelu_tanh_bwd, GeluTanh)
+PW_ACTIVATION_OP(SiluOp, silu, false, silu_bwd, Silu)
+PW_ACTIVATION_OP(SigmoidOp, sigmoid, true, sigmoid_bwd_y, Sigmoid)
+PW_ACTIVATION_OP(TanhOp, tanh, true, tanh_bwd_y, Tanh)
+PW_ACTIVATION_OP(HardswishOp, hardswish, false, hardswish_bwd, Hardswish)
 #undef PW_ACTIVATION_OP
 
 // x seen as (O, 2, HI): the halves a = x[:, 0] and b = x[:, 1] are contiguous
@@ -80,6 +83,10 @@ struct GluFn final : Node {
     if (!g.needs(0)) return;
     dispatch_float(x.dtype(), "glu", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) glu_backward_cuda(g[0].data<T>(), x.data<T>(), dy.data<T>(), O, HI);
+        return;
+      }
       glu_backward_cpu(g[0].data<T>(), x.data<T>(), dy.data<T>(), O, HI);
     });
   }
@@ -97,7 +104,6 @@ Tensor tanh(const Tensor& x) { return unary(x, TanhOp{}); }
 Tensor hardswish(const Tensor& x) { return unary(x, HardswishOp{}); }
 
 Tensor glu(const Tensor& x, int64_t dim) {
-  check_cpu("glu", x);
   const int64_t nd = x.dim();
   PW_CHECK(dim >= -nd && dim < nd, "glu: dim ", dim, " is out of range for x ", x.str());
   const int64_t d = dim < 0 ? dim + nd : dim;
@@ -110,9 +116,13 @@ Tensor glu(const Tensor& x, int64_t dim) {
   const int64_t HI = n2 / 2 * inner;
   Shape ys = x.shape();
   ys[d] = n2 / 2;
-  Tensor y = empty(ys, x.dtype());
+  Tensor y = empty(ys, x.dtype(), x.device());
   dispatch_float(x.dtype(), "glu", [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) glu_forward_cuda(y.data<T>(), x.data<T>(), O, HI);
+      return;
+    }
     glu_forward_cpu(y.data<T>(), x.data<T>(), O, HI);
   });
   if (auto n = record<GluFn>(y, {x})) {

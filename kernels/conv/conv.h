@@ -17,6 +17,14 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(), std:
 Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(), int64_t stride = 1, int64_t padding = 0,
               int64_t dilation = 1, int64_t groups = 1);
 
+// Which implementation runs conv2d/conv1d on CUDA tensors (process-wide; the CPU
+// ignores it). Native: our im2col + cuBLAS and depthwise kernels. Cudnn: cuDNN with
+// deterministic backward algorithms; set_conv_engine(Cudnn) throws pw::Error in a
+// build without cuDNN (PW_HAVE_CUDNN). A graph keeps the engine of its forward.
+enum class ConvEngine { Native, Cudnn };
+void set_conv_engine(ConvEngine e);
+ConvEngine conv_engine();
+
 namespace detail {
 // Elements of im2col buffer per batch chunk (dense/grouped conv). Tests shrink it to
 // exercise the multi-chunk path; it never changes results beyond float rounding.

@@ -18,6 +18,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/conv/conv.h"
+#include "kernels/conv/conv_cuda.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/unfold/im2col.h"
 
@@ -31,6 +32,19 @@ int64_t& detail::conv_col_budget() {
   static int64_t budget = int64_t(1) << 18;
   return budget;
 }
+
+namespace {
+ConvEngine g_conv_engine = ConvEngine::Native;
+}  // namespace
+
+void set_conv_engine(ConvEngine e) {
+#if !defined(PW_HAVE_CUDNN)
+  PW_CHECK(e != ConvEngine::Cudnn, "set_conv_engine: this build has no cuDNN (PW_HAVE_CUDNN is off); install cuDNN "
+           "and rebuild with PW_CUDA=ON, or keep ConvEngine::Native");
+#endif
+  g_conv_engine = e;
+}
+ConvEngine conv_engine() { return g_conv_engine; }
 
 namespace {
 
@@ -450,12 +464,24 @@ bool stride1(const ConvShape& s) { return s.g.SH == 1 && s.g.SW == 1; }
 struct Conv2dFn final : Node {
   Tensor x, w;
   ConvShape s;
+  ConvEngine engine = ConvEngine::Native;  // of the forward, for CUDA tensors
   const char* name() const override { return "conv2d"; }
   void backward(const Tensor& dy, Grads& g) override {
     dispatch_float(dy.dtype(), "conv2d", [&](auto tag) {
       using T = decltype(tag);
       T* dx = g.needs(0) ? g[0].data<T>() : nullptr;
       T* dw = g.needs(1) ? g[1].data<T>() : nullptr;
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) {
+          T* db = g.needs(2) ? g[2].data<T>() : nullptr;
+#if defined(PW_HAVE_CUDNN)
+          if (engine == ConvEngine::Cudnn)
+            return conv_backward_cudnn(dx, dw, db, dy.data<T>(), x.data<T>(), w.data<T>(), s.g, s.B, s.O, s.groups);
+#endif
+          conv_backward_cuda(dx, dw, db, dy.data<T>(), x.data<T>(), w.data<T>(), s.g, s.B, s.O, s.groups);
+        }
+        return;
+      }
       if (dx || dw) {
         if (is_depthwise(s) && stride1(s)) depthwise_s1_backward_cpu(dx, dw, dy.data<T>(), x.data<T>(), w.data<T>(), s);
         else if (is_depthwise(s)) depthwise_backward_cpu(dx, dw, dy.data<T>(), x.data<T>(), w.data<T>(), s);
@@ -472,8 +498,7 @@ struct Conv2dFn final : Node {
 
 // Channel, group and bias checks shared by conv2d and conv1d (x, w of either rank).
 void check_conv_channels(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups) {
-  check_cpu(op, x);
-  check_cpu(op, w);
+  check_same_device(op, x, w);
   check_same_dtype(op, x, w);
   PW_CHECK(groups >= 1, op, ": groups must be >= 1, got ", groups);
   const int64_t C = x.size(1), O = w.size(0);
@@ -482,7 +507,7 @@ void check_conv_channels(const char* op, const Tensor& x, const Tensor& w, const
   PW_CHECK(w.size(1) * groups == C, op, ": weight ", w.str(), " expects ", w.size(1) * groups,
            " input channels (w.size(1) * groups), but x ", x.str(), " has ", C);
   if (b.defined()) {
-    check_cpu(op, b);
+    check_same_device(op, x, b);
     check_same_dtype(op, x, b);
     PW_CHECK(b.dim() == 1 && b.size(0) == O, op, ": bias must be (O) = (", O, "), got ", b.str(), " for weight ",
              w.str());
@@ -496,10 +521,21 @@ Tensor conv2d_cpu(const char* op, const Tensor& x, const Tensor& w, const Tensor
   s.B = x.size(0);
   s.O = w.size(0);
   s.groups = groups;
-  Tensor y = empty({s.B, s.O, s.g.OH, s.g.OW}, x.dtype());
+  Tensor y = empty({s.B, s.O, s.g.OH, s.g.OW}, x.dtype(), x.device());
+  const ConvEngine engine = conv_engine();
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* bias = b.defined() ? b.data<T>() : nullptr;
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) {
+#if defined(PW_HAVE_CUDNN)
+        if (engine == ConvEngine::Cudnn)
+          return conv_forward_cudnn(y.data<T>(), x.data<T>(), w.data<T>(), bias, s.g, s.B, s.O, s.groups);
+#endif
+        conv_forward_cuda(y.data<T>(), x.data<T>(), w.data<T>(), bias, s.g, s.B, s.O, s.groups);
+      }
+      return;
+    }
     if (is_depthwise(s) && stride1(s)) depthwise_s1_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
     else if (is_depthwise(s)) depthwise_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
     else conv_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
@@ -508,6 +544,7 @@ Tensor conv2d_cpu(const char* op, const Tensor& x, const Tensor& w, const Tensor
     n->x = x;
     n->w = w;
     n->s = s;
+    n->engine = engine;
   }
   return y;
 }

@@ -3,6 +3,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/dropout/dropout.h"
+#include "kernels/dropout/dropout_cuda.h"
 #include "kernels/dropout/dropout_math.h"
 
 namespace pw {
@@ -45,6 +46,12 @@ struct DropoutFn final : Node {
     if (!g.needs(0)) return;
     dispatch_float(dy.dtype(), "dropout", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          dropout_apply_cuda<true>(g[0].data<T>(), dy.data<T>(), dy.numel(), seed, base, (float)p,
+                                   (T)math::dropout_scale(p));
+        return;
+      }
       dropout_apply_cpu<true>(g[0].data<T>(), dy.data<T>(), dy.numel(), seed, base, (float)p, (T)math::dropout_scale(p));
     });
   }
@@ -53,11 +60,17 @@ struct DropoutFn final : Node {
 // y[b] = factor[b] * x[b].   x, y: (B, M); factor: (B), each 0 or 1/(1-p).
 struct DropPathFn final : Node {
   std::vector<double> factor;
+  Tensor factor_cuda;  // (B) in x's dtype, the same factors on CUDA
   const char* name() const override { return "drop_path"; }
   void backward(const Tensor& dy, Grads& g) override {
     if (!g.needs(0)) return;
     dispatch_float(dy.dtype(), "drop_path", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        const int64_t B = (int64_t)factor.size(), M = B ? dy.numel() / B : 0;
+        if constexpr (kHaveCuda) drop_path_apply_cuda<true>(g[0].data<T>(), dy.data<T>(), factor_cuda.data<T>(), B, M);
+        return;
+      }
       T* dx = g[0].data<T>();
       const T* pdy = dy.data<T>();
       const int64_t B = (int64_t)factor.size(), M = B ? dy.numel() / B : 0;
@@ -73,7 +86,6 @@ struct DropPathFn final : Node {
 }  // namespace
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator* g) {
-  check_cpu("dropout", x);
   check_p("dropout", p);
   if (!training || p == 0.0) return x;
   Generator& gen = g ? *g : default_generator();
@@ -82,6 +94,11 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* g) {
   Tensor y = empty_like(x);
   dispatch_float(x.dtype(), "dropout", [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda)
+        dropout_apply_cuda<false>(y.data<T>(), x.data<T>(), n, seed, base, (float)p, (T)math::dropout_scale(p));
+      return;
+    }
     dropout_apply_cpu<false>(y.data<T>(), x.data<T>(), n, seed, base, (float)p, (T)math::dropout_scale(p));
   });
   if (auto node = record<DropoutFn>(y, {x})) {
@@ -93,7 +110,6 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* g) {
 }
 
 Tensor drop_path(const Tensor& x, double p, bool training, Generator* g) {
-  check_cpu("drop_path", x);
   check_p("drop_path", p);
   PW_CHECK(x.dim() >= 1, "drop_path: expected an input with a batch dim (B,...), got a 0-d tensor ", x.str());
   if (!training || p == 0.0) return x;
@@ -104,8 +120,14 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator* g) {
   for (int64_t b = 0; b < B; ++b)
     factor[b] = math::dropout_keep(philox_uniform(gen.seed, base + (uint64_t)b), (float)p) ? math::dropout_scale(p) : 0.0;
   Tensor y = empty_like(x);
+  Tensor factor_cuda;  // the B factors (drawn on the host: B numbers) for the CUDA kernels
+  if (x.device() == Device::CUDA) factor_cuda = from_vector(factor, {B}, x.dtype()).to(Device::CUDA);
   dispatch_float(x.dtype(), "drop_path", [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) drop_path_apply_cuda<false>(y.data<T>(), x.data<T>(), factor_cuda.data<T>(), B, M);
+      return;
+    }
     const T* px = x.data<T>();
     T* py = y.data<T>();
 #pragma omp parallel for if (B * M > kParallelGrain)
@@ -114,7 +136,10 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator* g) {
       for (int64_t i = 0; i < M; ++i) py[b * M + i] = px[b * M + i] * f;
     }
   });
-  if (auto node = record<DropPathFn>(y, {x})) node->factor = std::move(factor);
+  if (auto node = record<DropPathFn>(y, {x})) {
+    node->factor = std::move(factor);
+    node->factor_cuda = factor_cuda;
+  }
   return y;
 }
 

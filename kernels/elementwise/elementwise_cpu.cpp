@@ -5,7 +5,9 @@
 #include "autograd/broadcast.h"
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
+#include "kernels/cuda/tensor_cuda.h"
 #include "kernels/elementwise/elementwise.h"
+#include "kernels/elementwise/elementwise_cuda.h"
 #include "kernels/elementwise/elementwise_math.h"
 #include "kernels/elementwise/unary_cpu.h"
 
@@ -87,6 +89,40 @@ void grad3_acc(Tensor& dx, const Shape& out, const A* a, const Shape& as, const 
 }
 
 // ---------------------------------------------------------------------------
+// CUDA: the same plans, collapsed into a BcastDesc (kernels/elementwise/elementwise_cuda.h).
+
+BcastDesc bcast_desc(const char* op, const BroadcastPlan& p) {
+  PW_CHECK((int)p.size.size() <= kMaxBcastDims, op, ": ", p.size.size(), " dims remain after collapsing the ",
+           "broadcast; the CUDA kernels take at most ", kMaxBcastDims);
+  BcastDesc d;
+  d.nd = (int)p.size.size();
+  d.numel = p.numel;
+  for (int j = 0; j < d.nd; ++j) {
+    d.size[j] = p.size[j];
+    for (int k = 0; k < p.n && k < 3; ++k) d.stride[k][j] = p.stride[k][j];
+  }
+  return d;
+}
+
+// dx += kind(in0, in1[, in2]) summed down to dx's shape, on CUDA.
+// in0, in1, in2: shapes that broadcast to out; dx: a shape that broadcasts to out.
+template <class T>
+void grad_cuda(const char* op, Tensor& dx, BcastKind k, const Shape& out, const Tensor& in0, const Tensor& in1,
+               const Tensor* in2 = nullptr) {
+  const BroadcastPlan p = in2 ? BroadcastPlan(out, {&in0.shape(), &in1.shape(), &in2->shape()})
+                              : BroadcastPlan(out, {&in0.shape(), &in1.shape()});
+  const BcastDesc d = bcast_desc(op, p);
+  const T* c = in2 ? in2->data<T>() : nullptr;
+  if (dx.numel() == p.numel) {  // nothing to sum: accumulate straight into dx
+    bcast_cuda<T>(k, dx.data<T>(), in0.data<T>(), in1.data<T>(), c, d, 0.0, true);
+    return;
+  }
+  Tensor t = empty(out, dx.dtype(), Device::CUDA);
+  bcast_cuda<T>(k, t.data<T>(), in0.data<T>(), in1.data<T>(), c, d, 0.0, false);
+  sum_to_shape_acc(dx, t);
+}
+
+// ---------------------------------------------------------------------------
 // Binary arithmetic.
 
 enum class Bin { Add, Sub, Mul, Div };
@@ -123,6 +159,10 @@ void scale_copy(Tensor& dst, const Tensor& src, double alpha) {
     const T* s = src.data<T>();
     const T a = (T)alpha;
     const int64_t n = dst.numel();
+    if (dst.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) scale_copy_cuda<T>(d, s, alpha, n);
+      return;
+    }
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) d[i] = a * s[i];
   });
@@ -160,6 +200,18 @@ struct BinaryFn final : Node {
       const T* pdy = dy.data<T>();
       const T* pa = a.data<T>();
       const T* pb = b.data<T>();
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) {
+          if (kind == Bin::Mul) {
+            if (g.needs(0)) grad_cuda<T>("mul", g[0], BcastKind::Mul, out, dy, b);
+            if (g.needs(1)) grad_cuda<T>("mul", g[1], BcastKind::Mul, out, dy, a);
+          } else {
+            if (g.needs(0)) grad_cuda<T>("div", g[0], BcastKind::Div, out, dy, b);
+            if (g.needs(1)) grad_cuda<T>("div", g[1], BcastKind::DivGradB, out, dy, a, &b);
+          }
+        }
+        return;
+      }
       if (kind == Bin::Mul) {
         // A broadcast factor times a full-shape one (x * scale): the product
         // dy * x is summed as it is formed, never stored.
@@ -186,14 +238,24 @@ struct BinaryFn final : Node {
 
 Tensor binary(Bin kind, const Tensor& a, const Tensor& b) {
   const char* op = bin_name(kind);
-  check_cpu(op, a);
-  check_cpu(op, b);
+  check_same_device(op, a, b);
   PW_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch, ", a.str(), " vs ", b.str(),
            "; convert one operand with .to() first");
   Shape out = a.shape() == b.shape() ? a.shape() : broadcast_shapes(op, a.shape(), b.shape());
-  Tensor y = empty(out, a.dtype());
+  Tensor y = empty(out, a.dtype(), a.device());
   dispatch_float(a.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
+    if (a.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) {
+        const BcastKind k = kind == Bin::Add ? BcastKind::Add
+                            : kind == Bin::Sub ? BcastKind::Sub
+                            : kind == Bin::Mul ? BcastKind::Mul
+                                               : BcastKind::Div;
+        const BroadcastPlan p(out, {&a.shape(), &b.shape()});
+        bcast_cuda<T>(k, y.data<T>(), a.data<T>(), b.data<T>(), nullptr, bcast_desc(op, p), 0.0, false);
+      }
+      return;
+    }
     switch (kind) {
       case Bin::Add: binary_forward_cpu<T>(y, a, b, [](T u, T v) { return math::add_fwd(u, v); }); break;
       case Bin::Sub: binary_forward_cpu<T>(y, a, b, [](T u, T v) { return math::sub_fwd(u, v); }); break;
@@ -220,6 +282,8 @@ Tensor binary(Bin kind, const Tensor& a, const Tensor& b) {
 struct AddScalarOp {  // y = x + s
   static constexpr const char* kName = "add";
   static constexpr bool kFromY = false;
+  static constexpr UnaryKind kKind = UnaryKind::AddS;
+  UnaryParams params() const { return {s, 0}; }
   double s = 0;
   template <class T> T fwd(T x) const { return math::add_fwd(x, T(s)); }
   template <class T> T bwd(T, T dy) const { return dy; }
@@ -227,6 +291,8 @@ struct AddScalarOp {  // y = x + s
 struct MulScalarOp {  // y = x * s
   static constexpr const char* kName = "mul";
   static constexpr bool kFromY = false;
+  static constexpr UnaryKind kKind = UnaryKind::MulS;
+  UnaryParams params() const { return {s, 0}; }
   double s = 1;
   template <class T> T fwd(T x) const { return math::mul_fwd(x, T(s)); }
   template <class T> T bwd(T, T dy) const { return math::mul_bwd_a(dy, T(s)); }
@@ -234,6 +300,8 @@ struct MulScalarOp {  // y = x * s
 struct DivScalarOp {  // y = x / s
   static constexpr const char* kName = "div";
   static constexpr bool kFromY = false;
+  static constexpr UnaryKind kKind = UnaryKind::DivS;
+  UnaryParams params() const { return {s, 0}; }
   double s = 1;
   template <class T> T fwd(T x) const { return math::div_fwd(x, T(s)); }
   template <class T> T bwd(T, T dy) const { return math::div_bwd_a(dy, T(s)); }
@@ -241,6 +309,8 @@ struct DivScalarOp {  // y = x / s
 struct RSubScalarOp {  // y = s - x
   static constexpr const char* kName = "rsub";
   static constexpr bool kFromY = false;
+  static constexpr UnaryKind kKind = UnaryKind::RSubS;
+  UnaryParams params() const { return {s, 0}; }
   double s = 0;
   template <class T> T fwd(T x) const { return math::rsub_fwd(x, T(s)); }
   template <class T> T bwd(T, T dy) const { return -dy; }
@@ -248,29 +318,35 @@ struct RSubScalarOp {  // y = s - x
 struct RDivScalarOp {  // y = s / x
   static constexpr const char* kName = "rdiv";
   static constexpr bool kFromY = false;
+  static constexpr UnaryKind kKind = UnaryKind::RDivS;
+  UnaryParams params() const { return {s, 0}; }
   double s = 1;
   template <class T> T fwd(T x) const { return math::rdiv_fwd(x, T(s)); }
   template <class T> T bwd(T x, T dy) const { return math::rdiv_bwd(x, dy, T(s)); }
 };
 
-#define PW_UNARY_OP(Name, name, from_y, bwd_fn)                             \
+#define PW_UNARY_OP(Name, name, from_y, bwd_fn, kind)                       \
   struct Name {                                                             \
     static constexpr const char* kName = #name;                             \
     static constexpr bool kFromY = from_y;                                  \
+    static constexpr UnaryKind kKind = UnaryKind::kind;                     \
+    UnaryParams params() const { return {}; }                               \
     template <class T> T fwd(T x) const { return math::name##_fwd(x); }     \
     template <class T> T bwd(T s, T dy) const { return math::bwd_fn(s, dy); } \
   };
-PW_UNARY_OP(NegOp, neg, false, neg_bwd)
-PW_UNARY_OP(ExpOp, exp, true, exp_bwd_y)
-PW_UNARY_OP(LogOp, log, false, log_bwd)
-PW_UNARY_OP(SqrtOp, sqrt, true, sqrt_bwd_y)
-PW_UNARY_OP(RsqrtOp, rsqrt, true, rsqrt_bwd_y)
-PW_UNARY_OP(AbsOp, abs, false, abs_bwd)
+PW_UNARY_OP(NegOp, neg, false, neg_bwd, Neg)
+PW_UNARY_OP(ExpOp, exp, true, exp_bwd_y, Exp)
+PW_UNARY_OP(LogOp, log, false, log_bwd, Log)
+PW_UNARY_OP(SqrtOp, sqrt, true, sqrt_bwd_y, Sqrt)
+PW_UNARY_OP(RsqrtOp, rsqrt, true, rsqrt_bwd_y, Rsqrt)
+PW_UNARY_OP(AbsOp, abs, false, abs_bwd, Abs)
 #undef PW_UNARY_OP
 
 struct PowOp {  // y = x^p
   static constexpr const char* kName = "pow";
   static constexpr bool kFromY = false;
+  static constexpr UnaryKind kKind = UnaryKind::Pow;
+  UnaryParams params() const { return {p, 0}; }
   double p = 1;
   template <class T> T fwd(T x) const { return math::pow_fwd(x, T(p)); }
   template <class T> T bwd(T x, T dy) const { return math::pow_bwd(x, dy, T(p)); }
@@ -278,6 +354,8 @@ struct PowOp {  // y = x^p
 struct ClampOp {  // y = min(max(x, lo), hi)
   static constexpr const char* kName = "clamp";
   static constexpr bool kFromY = false;
+  static constexpr UnaryKind kKind = UnaryKind::Clamp;
+  UnaryParams params() const { return {lo, hi}; }
   double lo = 0, hi = 0;
   template <class T> T fwd(T x) const { return math::clamp_fwd(x, T(lo), T(hi)); }
   template <class T> T bwd(T x, T dy) const { return math::clamp_bwd(x, dy, T(lo), T(hi)); }
@@ -307,12 +385,20 @@ std::shared_ptr<std::vector<uint8_t>> nonzero_bytes(const char* op, const char* 
 
 // y = cond ? a : b.   cond: C, a: A, b: B, y: Y = broadcast(C, A, B)
 struct WhereFn final : Node {
-  std::shared_ptr<std::vector<uint8_t>> cond;  // C, nonzero as 1
+  std::shared_ptr<std::vector<uint8_t>> cond;  // C, nonzero as 1 (cpu)
+  Tensor cond_dev;                             // C, cond converted to dy's dtype (cuda)
   Shape cshape, ashape, bshape, out;
   const char* name() const override { return "where"; }
   void backward(const Tensor& dy, Grads& g) override {  // da += cond ? dy : 0, db += cond ? 0 : dy
     dispatch_float(dy.dtype(), "where", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) {
+          if (g.needs(0)) grad_cuda<T>("where", g[0], BcastKind::WhereGradA, out, dy, cond_dev);
+          if (g.needs(1)) grad_cuda<T>("where", g[1], BcastKind::WhereGradB, out, dy, cond_dev);
+        }
+        return;
+      }
       const T* pdy = dy.data<T>();
       const uint8_t* pc = cond->data();
       if (g.needs(0)) grad2_acc<T>(g[0], out, pdy, out, pc, cshape, [](T d, uint8_t c) { return c ? d : T(0); });
@@ -323,13 +409,18 @@ struct WhereFn final : Node {
 
 // y = mask ? value : x.   x: X, mask: M (broadcasts to X), y: X
 struct MaskedFillFn final : Node {
-  std::shared_ptr<std::vector<uint8_t>> mask;  // M, nonzero as 1
+  std::shared_ptr<std::vector<uint8_t>> mask;  // M, nonzero as 1 (cpu)
+  Tensor mask_dev;                             // M, mask converted to dy's dtype (cuda)
   Shape mshape, out;
   const char* name() const override { return "masked_fill"; }
   void backward(const Tensor& dy, Grads& g) override {  // dx += mask ? 0 : dy
     if (!g.needs(0)) return;
     dispatch_float(dy.dtype(), "masked_fill", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) grad_cuda<T>("masked_fill", g[0], BcastKind::WhereGradB, out, dy, mask_dev);
+        return;
+      }
       grad2_acc<T>(g[0], out, dy.data<T>(), out, mask->data(), mshape, [](T d, uint8_t m) { return m ? T(0) : d; });
     });
   }
@@ -376,12 +467,32 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 
 // --- selection ---
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  check_cpu("where", a);
-  check_cpu("where", b);
+  check_same_device("where", a, b);
+  check_same_device("where", cond, a);
   PW_CHECK(a.dtype() == b.dtype(), "where: dtype mismatch between a and b, ", a.str(), " vs ", b.str(),
            " (cond ", cond.str(), "); convert one with .to() first");
-  auto c = nonzero_bytes("where", "cond", cond);
   const Shape out = broadcast_shapes("where", cond.shape(), broadcast_shapes("where", a.shape(), b.shape()));
+  if (a.device() == Device::CUDA) {
+    PW_CHECK(cond.dtype() == DType::F32 || cond.dtype() == DType::F64 || cond.dtype() == DType::I64,
+             "where: cond must be f32, f64 or i64, got ", cond.str());
+    const Tensor c = cond.detach().to(a.dtype());  // nonzero stays nonzero (nan too)
+    Tensor y = empty(out, a.dtype(), a.device());
+    dispatch_float(a.dtype(), "where", [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (kHaveCuda) {
+        const BroadcastPlan p(out, {&cond.shape(), &a.shape(), &b.shape()});
+        bcast_cuda<T>(BcastKind::Where, y.data<T>(), c.data<T>(), a.data<T>(), b.data<T>(), bcast_desc("where", p),
+                      0.0, false);
+      }
+    });
+    if (auto n = record<WhereFn>(y, {a, b})) {
+      n->cond_dev = c;
+      n->cshape = cond.shape();
+      n->out = out;
+    }
+    return y;
+  }
+  auto c = nonzero_bytes("where", "cond", cond);
   Tensor y = empty(out, a.dtype());
   dispatch_float(a.dtype(), "where", [&](auto tag) {
     using T = decltype(tag);
@@ -399,7 +510,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
-  check_cpu("masked_fill", x);
+  check_same_device("masked_fill", x, mask);
   bool fits = mask.dim() <= x.dim();
   for (int64_t i = 1; fits && i <= mask.dim(); ++i) {
     int64_t m = mask.shape()[mask.dim() - i];
@@ -407,6 +518,26 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   }
   PW_CHECK(fits, "masked_fill: mask ", mask.str(), " does not broadcast to x ", x.str(),
            "; each trailing mask dim must equal x's or be 1");
+  if (x.device() == Device::CUDA) {
+    PW_CHECK(mask.dtype() == DType::F32 || mask.dtype() == DType::F64 || mask.dtype() == DType::I64,
+             "masked_fill: mask must be f32, f64 or i64, got ", mask.str());
+    const Tensor m = mask.detach().to(x.dtype());
+    Tensor y = empty_like(x);
+    dispatch_float(x.dtype(), "masked_fill", [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (kHaveCuda) {
+        const BroadcastPlan p(x.shape(), {&x.shape(), &mask.shape()});
+        bcast_cuda<T>(BcastKind::MaskedFill, y.data<T>(), x.data<T>(), m.data<T>(), nullptr,
+                      bcast_desc("masked_fill", p), value, false);
+      }
+    });
+    if (auto n = record<MaskedFillFn>(y, {x})) {
+      n->mask_dev = m;
+      n->mshape = mask.shape();
+      n->out = x.shape();
+    }
+    return y;
+  }
   auto m = nonzero_bytes("masked_fill", "mask", mask);
   Tensor y = empty_like(x);
   dispatch_float(x.dtype(), "masked_fill", [&](auto tag) {

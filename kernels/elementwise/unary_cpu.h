@@ -4,6 +4,8 @@
 //   struct ExpOp {
 //     static constexpr const char* kName = "exp";
 //     static constexpr bool kFromY = true;        // backward reads y, not x
+//     static constexpr UnaryKind kKind = UnaryKind::Exp;  // its CUDA kernel (unary_cuda.h)
+//     UnaryParams params() const { return {}; }   // its parameters, for the CUDA kernel
 //     template <class T> T fwd(T x) const { return math::exp_fwd(x); }
 //     template <class T> T bwd(T y, T dy) const { return math::exp_bwd_y(y, dy); }
 //   };
@@ -16,6 +18,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/elementwise/simd_math_cpu.h"
+#include "kernels/elementwise/unary_cuda.h"
 
 namespace pw {
 
@@ -64,6 +67,11 @@ struct UnaryFn final : Node {
     Tensor& dx = g.out(0, fresh);
     dispatch_float(dy.dtype(), Op::kName, [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          unary_backward_cuda<T>(Op::kKind, op.params(), dx.data<T>(), saved.data<T>(), dy.data<T>(), dy.numel(), fresh);
+        return;
+      }
       const Op& o = op;
       map_bwd_cpu(dx.data<T>(), saved.data<T>(), dy.data<T>(), dy.numel(),
                   [&o](T s, T d) { return o.template bwd<T>(s, d); }, fresh);
@@ -74,10 +82,13 @@ struct UnaryFn final : Node {
 
 template <class Op>
 Tensor unary(const Tensor& x, const Op& op) {
-  check_cpu(Op::kName, x);
   Tensor y = empty_like(x);
   dispatch_float(x.dtype(), Op::kName, [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) unary_forward_cuda<T>(Op::kKind, op.params(), y.data<T>(), x.data<T>(), x.numel());
+      return;
+    }
     map_cpu(y.data<T>(), x.data<T>(), x.numel(), [&op](T v) { return op.template fwd<T>(v); });
   });
   if (auto n = record<UnaryFn<Op>>(y, {x})) {

@@ -13,6 +13,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/index/index.h"
+#include "kernels/index/index_cuda.h"
 #include "kernels/shape/strided.h"  // dispatch_copy, parallel_ranges
 
 namespace pw {
@@ -28,8 +29,10 @@ int64_t wrap_dim(const char* op, int64_t d, int64_t n, const Tensor& x) {
 
 // Checks idx is i64 with every value in [0, n); the error names the first bad
 // value, its position in idx and the valid range. `what` says what n counts.
-void check_indices(const char* op, const Tensor& idx, int64_t n, const std::string& what) {
-  check_cpu(op, idx);
+// NOTE: CUDA indices are copied to the host to be checked (a sync): a bad index
+// must be a pw::Error naming it, not an out-of-bounds read in a kernel.
+void check_indices(const char* op, const Tensor& idx_any, int64_t n, const std::string& what) {
+  const Tensor idx = idx_any.device() == Device::CUDA ? idx_any.cpu() : idx_any;
   PW_CHECK(idx.dtype() == DType::I64, op, ": indices must be i64, got ", idx.str(),
            "; convert them with .to(DType::I64)");
   const int64_t* p = idx.data<int64_t>();
@@ -100,11 +103,19 @@ struct IndexSelectFn final : Node {
   const char* op = "";
   Tensor idx;             // (J) flattened indices
   int64_t O = 0, n = 0, J = 0, K = 0;
+  Tensor order, hit, hstart;  // CUDA only: idx bucketed by destination (see index_select_backward_cuda)
+  int64_t H = 0;
   const char* name() const override { return op; }
   void backward(const Tensor& dy, Grads& g) override {
     if (!g.needs(0)) return;
     dispatch_float(dy.dtype(), op, [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          index_select_backward_cuda(g[0].data<T>(), dy.data<T>(), order.data<int64_t>(), hit.data<int64_t>(),
+                                     hstart.data<int64_t>(), O, n, J, K, H);
+        return;
+      }
       index_select_backward_cpu(g[0].data<T>(), dy.data<T>(), idx.data<int64_t>(), O, n, J, K);
     });
   }
@@ -112,10 +123,15 @@ struct IndexSelectFn final : Node {
 
 Tensor index_select_op(const char* op, const Tensor& x, const Tensor& idx, const Shape& yshape, int64_t O,
                        int64_t n, int64_t K) {
+  check_same_device(op, x, idx);
   int64_t J = idx.numel();
-  Tensor y = empty(yshape, x.dtype());
+  Tensor y = empty(yshape, x.dtype(), x.device());
   dispatch_copy(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) index_select_forward_cuda(y.data<T>(), x.data<T>(), idx.data<int64_t>(), O, n, J, K);
+      return;
+    }
     index_select_forward_cpu(y.data<T>(), x.data<T>(), idx.data<int64_t>(), O, n, J, K);
   });
   if (auto node = record<IndexSelectFn>(y, {x, idx})) {
@@ -125,6 +141,25 @@ Tensor index_select_op(const char* op, const Tensor& x, const Tensor& idx, const
     node->n = n;
     node->J = J;
     node->K = K;
+    if (x.device() == Device::CUDA) {  // bucket the indices by destination once, on the host (stable)
+      const Tensor ih = idx.cpu();
+      const int64_t* p = ih.data<int64_t>();
+      std::vector<int64_t> start(n + 1, 0), order(J), hit, hstart;
+      for (int64_t j = 0; j < J; ++j) ++start[p[j] + 1];
+      for (int64_t v = 0; v < n; ++v) start[v + 1] += start[v];
+      std::vector<int64_t> fill(start.begin(), start.end() - 1);
+      for (int64_t j = 0; j < J; ++j) order[fill[p[j]]++] = j;  // ascending j within a bucket
+      for (int64_t v = 0; v < n; ++v)
+        if (start[v + 1] > start[v]) {
+          hit.push_back(v);
+          hstart.push_back(start[v]);
+        }
+      hstart.push_back(J);
+      node->H = (int64_t)hit.size();
+      node->order = from_indices(order, {J}).to(Device::CUDA);
+      node->hit = from_indices(hit, {node->H}).to(Device::CUDA);
+      node->hstart = from_indices(hstart, {node->H + 1}).to(Device::CUDA);
+    }
   }
   return y;
 }
@@ -208,11 +243,18 @@ void gather_backward_cpu(T* dx, const T* dy, const int64_t* idx, const GatherMap
 struct GatherFn final : Node {
   Tensor idx;
   GatherMap map;
+  Tensor xo, xi;  // CUDA only: map.xo, map.xi on the device
   const char* name() const override { return "gather"; }
   void backward(const Tensor& dy, Grads& g) override {
     if (!g.needs(0)) return;
     dispatch_float(dy.dtype(), "gather", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          gather_backward_cuda(g[0].data<T>(), dy.data<T>(), idx.data<int64_t>(), xo.data<int64_t>(),
+                               xi.data<int64_t>(), map.O, map.J, map.K, map.n, map.sd);
+        return;
+      }
       gather_backward_cpu(g[0].data<T>(), dy.data<T>(), idx.data<int64_t>(), map);
     });
   }
@@ -221,7 +263,6 @@ struct GatherFn final : Node {
 }  // namespace
 
 Tensor embedding(const Tensor& weight, const Tensor& idx) {
-  check_cpu("embedding", weight);
   PW_CHECK(weight.dim() == 2, "embedding: weight must be (V,D), got ", weight.str());
   int64_t V = weight.shape()[0], D = weight.shape()[1];
   check_indices("embedding", idx, V, "the " + std::to_string(V) + " rows of weight " + weight.str());
@@ -231,7 +272,6 @@ Tensor embedding(const Tensor& weight, const Tensor& idx) {
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
-  check_cpu("index_select", x);
   dim = wrap_dim("index_select", dim, x.dim(), x);
   PW_CHECK(idx.dim() <= 1, "index_select: indices must be 1-D, got ", idx.str());
   int64_t n = x.shape()[dim];
@@ -246,7 +286,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
 }
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx) {
-  check_cpu("gather", x);
+  check_same_device("gather", x, idx);
   dim = wrap_dim("gather", dim, x.dim(), x);
   PW_CHECK(idx.dim() == x.dim(), "gather: indices ", idx.str(), " must have the same number of dims as ",
            x.str());
@@ -257,14 +297,27 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx) {
   check_indices("gather", idx, n,
                 "dim " + std::to_string(dim) + " of " + x.str() + " (size " + std::to_string(n) + ")");
   GatherMap m = gather_map(x.shape(), idx.shape(), dim);
-  Tensor y = empty(idx.shape(), x.dtype());
+  Tensor y = empty(idx.shape(), x.dtype(), x.device());
+  Tensor xo, xi;
+  if (x.device() == Device::CUDA) {
+    xo = from_indices(m.xo, {m.O}).to(Device::CUDA);
+    xi = from_indices(m.xi, {m.K}).to(Device::CUDA);
+  }
   dispatch_copy(x.dtype(), "gather", [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda)
+        gather_forward_cuda(y.data<T>(), x.data<T>(), idx.data<int64_t>(), xo.data<int64_t>(), xi.data<int64_t>(), m.O,
+                            m.J, m.K, m.sd);
+      return;
+    }
     gather_forward_cpu(y.data<T>(), x.data<T>(), idx.data<int64_t>(), m);
   });
   if (auto node = record<GatherFn>(y, {x, idx})) {
     node->idx = idx;
     node->map = std::move(m);
+    node->xo = xo;
+    node->xi = xi;
   }
   return y;
 }

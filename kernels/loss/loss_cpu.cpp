@@ -4,6 +4,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/loss/loss.h"
+#include "kernels/loss/loss_cuda.h"
 #include "kernels/loss/loss_math.h"
 #include "kernels/reduce/reduce_plan.h"
 
@@ -26,7 +27,6 @@ inline double ordered_mean(const std::vector<double>& rows) {
 }
 
 void check_logits(const char* op, const Tensor& logits) {
-  check_cpu(op, logits);
   PW_CHECK(logits.dim() == 2, op, ": expected logits of shape (B,C), got ", logits.str());
   PW_CHECK(logits.size(1) > 0, op, ": logits ", logits.str(), " have no classes (C = 0)");
 }
@@ -35,6 +35,7 @@ void check_logits(const char* op, const Tensor& logits) {
 struct CrossEntropyFn final : Node {
   Tensor logits, target;
   std::vector<double> lse;  // (B) logsumexp of each row
+  Tensor lse_cuda;          // (B) f64, the same on CUDA
   double eps = 0;
   const char* name() const override { return "cross_entropy"; }
   // dlogits[b,c] += dy/B * (softmax[b,c] - (1-eps)[c == t_b] - eps/C)
@@ -42,6 +43,12 @@ struct CrossEntropyFn final : Node {
     if (!g.needs(0)) return;
     dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          cross_entropy_backward_cuda<T>(g[0].data<T>(), dy.data<T>(), logits.data<T>(), target.data<int64_t>(),
+                                         lse_cuda.data<double>(), logits.size(0), logits.size(1), eps);
+        return;
+      }
       const int64_t B = logits.size(0), C = logits.size(1);
       const T* x = logits.data<T>();
       const int64_t* t = target.data<int64_t>();
@@ -64,6 +71,7 @@ struct CrossEntropyFn final : Node {
   void release() override {
     logits = Tensor();
     target = Tensor();
+    lse_cuda = Tensor();
     lse = {};
   }
 };
@@ -72,11 +80,20 @@ struct CrossEntropyFn final : Node {
 struct CrossEntropySoftFn final : Node {
   Tensor logits, q;
   std::vector<double> lse, sum_q;  // (B)
+  Tensor lse_cuda, sum_q_cuda;     // (B) f64, the same on CUDA
   const char* name() const override { return "cross_entropy_soft"; }
   // dlogits[b,c] += dy/B (S_b p[b,c] - q[b,c]);  dq[b,c] += dy/B (lse_b - logits[b,c])
   void backward(const Tensor& dy, Grads& g) override {
     dispatch_float(logits.dtype(), "cross_entropy_soft", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          cross_entropy_soft_backward_cuda<T>(g.needs(0) ? g[0].data<T>() : nullptr,
+                                              g.needs(1) ? g[1].data<T>() : nullptr, dy.data<T>(), logits.data<T>(),
+                                              q.data<T>(), lse_cuda.data<double>(), sum_q_cuda.data<double>(),
+                                              logits.size(0), logits.size(1));
+        return;
+      }
       const int64_t B = logits.size(0), C = logits.size(1);
       const T* x = logits.data<T>();
       const T* pq = q.data<T>();
@@ -97,6 +114,7 @@ struct CrossEntropySoftFn final : Node {
   void release() override {
     logits = Tensor();
     q = Tensor();
+    lse_cuda = sum_q_cuda = Tensor();
     lse = sum_q = {};
   }
 };
@@ -106,7 +124,7 @@ struct CrossEntropySoftFn final : Node {
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing) {
   const char* op = "cross_entropy";
   check_logits(op, logits);
-  check_cpu(op, target);
+  check_same_device(op, logits, target);
   PW_CHECK(target.dtype() == DType::I64, op, ": target must hold I64 class ids, got ", target.str(),
            " (for class probabilities use cross_entropy_soft)");
   PW_CHECK(target.dim() == 1 && target.size(0) == logits.size(0), op, ": target ", target.str(),
@@ -114,11 +132,31 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
   PW_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, op, ": label_smoothing must be in [0, 1], got ",
            label_smoothing);
   const int64_t B = logits.size(0), C = logits.size(1);
-  const int64_t* t = target.data<int64_t>();
+  // NOTE: on CUDA the labels are copied to the host to be checked (a sync): a bad label must be
+  // a pw::Error naming it, not an out-of-bounds read in a kernel.
+  const Tensor target_host = target.device() == Device::CUDA ? target.cpu() : target;
+  const int64_t* t = target_host.data<int64_t>();
   for (int64_t b = 0; b < B; ++b)
     PW_CHECK(t[b] >= 0 && t[b] < C, op, ": target label ", t[b], " at position ", b, " is out of range for C = ", C,
              " classes (logits ", logits.str(), "); labels must be in [0, ", C - 1, "]");
 
+  if (logits.device() == Device::CUDA) {
+    Tensor y = empty({}, logits.dtype(), Device::CUDA);
+    Tensor lse = empty({B}, DType::F64, Device::CUDA), rows = empty({B}, DType::F64, Device::CUDA);
+    dispatch_float(logits.dtype(), op, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (kHaveCuda)
+        cross_entropy_forward_cuda<T>(y.data<T>(), lse.data<double>(), rows.data<double>(), logits.data<T>(),
+                                      target.data<int64_t>(), B, C, label_smoothing);
+    });
+    if (auto n = record<CrossEntropyFn>(y, {logits})) {
+      n->logits = logits;
+      n->target = target;
+      n->lse_cuda = lse;
+      n->eps = label_smoothing;
+    }
+    return y;
+  }
   Tensor y = empty({}, logits.dtype());
   std::vector<double> lse(B), rows(B);
   dispatch_float(logits.dtype(), op, [&](auto tag) {
@@ -146,11 +184,29 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
 Tensor cross_entropy_soft(const Tensor& logits, const Tensor& target_probs) {
   const char* op = "cross_entropy_soft";
   check_logits(op, logits);
-  check_cpu(op, target_probs);
+  check_same_device(op, logits, target_probs);
   PW_CHECK(target_probs.shape() == logits.shape(), op, ": target_probs ", target_probs.str(),
            " must have the logits' shape ", logits.str(), " (one probability per class)");
   check_same_dtype(op, logits, target_probs);
   const int64_t B = logits.size(0), C = logits.size(1);
+  if (logits.device() == Device::CUDA) {
+    Tensor y = empty({}, logits.dtype(), Device::CUDA);
+    Tensor lse = empty({B}, DType::F64, Device::CUDA), sum_q = empty({B}, DType::F64, Device::CUDA),
+           rows = empty({B}, DType::F64, Device::CUDA);
+    dispatch_float(logits.dtype(), op, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (kHaveCuda)
+        cross_entropy_soft_forward_cuda<T>(y.data<T>(), lse.data<double>(), sum_q.data<double>(), rows.data<double>(),
+                                           logits.data<T>(), target_probs.data<T>(), B, C);
+    });
+    if (auto n = record<CrossEntropySoftFn>(y, {logits, target_probs})) {
+      n->logits = logits;
+      n->q = target_probs;
+      n->lse_cuda = lse;
+      n->sum_q_cuda = sum_q;
+    }
+    return y;
+  }
   Tensor y = empty({}, logits.dtype());
   std::vector<double> lse(B), sum_q(B), rows(B);
   dispatch_float(logits.dtype(), op, [&](auto tag) {

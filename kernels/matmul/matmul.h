@@ -11,4 +11,10 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // x (...,Din), w (Dout,Din), b (Dout) or an undefined Tensor -> x @ w^T + b: (...,Dout).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 
+// x (...,Din), w (Dout,Din), b (Dout) -> gelu_tanh(x @ w^T + b): (...,Dout), the MLP's first
+// half in one op. On CUDA (float) one cuBLASLt matmul with the GELU_AUX_BIAS epilogue; on
+// the CPU linear then gelu_tanh. NOTE: it is the tanh GELU (cuBLASLt's epilogue is the
+// tanh approximation), i.e. gelu_tanh(linear(x, w, b)), not the erf gelu().
+Tensor linear_gelu(const Tensor& x, const Tensor& w, const Tensor& b);
+
 }  // namespace pw

@@ -3,8 +3,11 @@
 
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
+#include "kernels/activation/activation_math.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemm/gemm_cuda.h"
 #include "kernels/matmul/matmul.h"
+#include "kernels/cuda/tensor_cuda.h"
 
 namespace pw {
 
@@ -148,6 +151,62 @@ void matmul_backward_cpu(T* da, T* db, const T* dy, const T* a, const T* b, cons
   if (db) accumulate_batched(true, false, K, N, M, A, K, DY, N, p.ib, p.b_bn, db, K * N, N);
 }
 
+// CUDA twins of matmul_forward_cpu / matmul_backward_cpu on cuBLAS. Batches that
+// line up (or one side repeated) are one strided-batched call; a general broadcast
+// runs one GEMM per output slice. Gradients of a broadcast operand accumulate
+// (beta = 1) slice by slice in output order on the one stream: deterministic.
+template <class T>
+void matmul_forward_cuda(T* y, const T* a, const T* b, const MatmulPlan& p) {
+  if constexpr (kHaveCuda) {
+    const int64_t M = p.M, K = p.K, N = p.N;
+    if (p.b_bn == 1) {
+      gemm_cuda<T>(false, false, 1, p.out_bn * M, N, K, T(1), a, K, 0, b, N, 0, T(0), y, N, 0);
+    } else if (p.a_bn == p.out_bn || p.a_bn == 1) {  // b_bn == out_bn here
+      gemm_cuda<T>(false, false, p.out_bn, M, N, K, T(1), a, K, p.a_bn == 1 ? 0 : M * K, b, N, K * N, T(0), y, N,
+                   M * N);
+    } else {
+      for (int64_t i = 0; i < p.out_bn; ++i)
+        gemm_cuda<T>(false, false, 1, M, N, K, T(1), a + p.ia[i] * M * K, K, 0, b + p.ib[i] * K * N, N, 0, T(0),
+                     y + i * M * N, N, 0);
+    }
+  }
+}
+// Forward was y = a @ b:  da += dy @ b^T,  db += a^T @ dy.   da: (a_bn,M,K)  db: (b_bn,K,N)  dy: (out_bn,M,N)
+template <class T>
+void matmul_backward_cuda(T* da, T* db, const T* dy, const T* a, const T* b, const MatmulPlan& p) {
+  if constexpr (kHaveCuda) {
+    const int64_t M = p.M, K = p.K, N = p.N;
+    if (p.b_bn == 1) {  // a's batch folded into M, as in the forward
+      if (da) gemm_cuda<T>(false, true, 1, p.out_bn * M, K, N, T(1), dy, N, 0, b, N, 0, T(1), da, K, 0);
+      if (db) gemm_cuda<T>(true, false, 1, K, N, p.out_bn * M, T(1), a, K, 0, dy, N, 0, T(1), db, N, 0);
+      return;
+    }
+    const int64_t sb = p.b_bn == 1 ? 0 : K * N, sa = p.a_bn == 1 ? 0 : M * K;
+    if (da) {
+      if (p.a_bn == p.out_bn && (p.b_bn == p.out_bn || p.b_bn == 1))
+        gemm_cuda<T>(false, true, p.out_bn, M, K, N, T(1), dy, N, M * N, b, N, sb, T(1), da, K, M * K);
+      else {  // slices of a repeat: sum them in a zeroed buffer, then add it once (exactly our contribution)
+        Tensor sum = zeros({p.a_bn * M * K}, dtype_of<T>::value, Device::CUDA);
+        for (int64_t i = 0; i < p.out_bn; ++i)
+          gemm_cuda<T>(false, true, 1, M, K, N, T(1), dy + i * M * N, N, 0, b + p.ib[i] * K * N, N, 0, T(1),
+                       sum.data<T>() + p.ia[i] * M * K, K, 0);
+        axpy_cuda<T>(da, sum.data<T>(), 1.0, p.a_bn * M * K);
+      }
+    }
+    if (db) {
+      if (p.b_bn == p.out_bn && (p.a_bn == p.out_bn || p.a_bn == 1))
+        gemm_cuda<T>(true, false, p.out_bn, K, N, M, T(1), a, K, sa, dy, N, M * N, T(1), db, N, K * N);
+      else {
+        Tensor sum = zeros({p.b_bn * K * N}, dtype_of<T>::value, Device::CUDA);
+        for (int64_t i = 0; i < p.out_bn; ++i)
+          gemm_cuda<T>(true, false, 1, K, N, M, T(1), a + p.ia[i] * M * K, K, 0, dy + i * M * N, N, 0, T(1),
+                       sum.data<T>() + p.ib[i] * K * N, N, 0);
+        axpy_cuda<T>(db, sum.data<T>(), 1.0, p.b_bn * K * N);
+      }
+    }
+  }
+}
+
 // y = a @ b.   a: (...,M,K)  b: (...,K,N)  y: (out_batch...,M,N)
 struct MatmulFn final : Node {
   Tensor a, b;
@@ -158,6 +217,7 @@ struct MatmulFn final : Node {
       using T = decltype(tag);
       T* da = g.needs(0) ? g[0].data<T>() : nullptr;
       T* db = g.needs(1) ? g[1].data<T>() : nullptr;
+      if (dy.device() == Device::CUDA) return matmul_backward_cuda(da, db, dy.data<T>(), a.data<T>(), b.data<T>(), plan);
       matmul_backward_cpu(da, db, dy.data<T>(), a.data<T>(), b.data<T>(), plan);
     });
   }
@@ -214,6 +274,24 @@ void linear_backward_cpu(T* dx, T* dw, T* dbias, const T* dy, const T* x, const 
   if (dbias) column_sum_add(dbias, dy, R, Dout, fresh[2]);
 }
 
+// CUDA twins of linear_forward_cpu / linear_backward_cpu (same arguments).
+template <class T>
+void linear_forward_cuda(T* y, const T* x, const T* w, const T* bias, int64_t R, int64_t Din, int64_t Dout) {
+  if constexpr (kHaveCuda) {
+    if (bias) bias_rows_cuda(y, bias, R, Dout);
+    gemm_cuda<T>(false, true, 1, R, Dout, Din, T(1), x, Din, 0, w, Din, 0, bias ? T(1) : T(0), y, Dout, 0);
+  }
+}
+template <class T>
+void linear_backward_cuda(T* dx, T* dw, T* dbias, const T* dy, const T* x, const T* w, int64_t R, int64_t Din,
+                          int64_t Dout, const bool fresh[3]) {
+  if constexpr (kHaveCuda) {
+    if (dx) gemm_cuda<T>(false, false, 1, R, Din, Dout, T(1), dy, Dout, 0, w, Din, 0, fresh[0] ? T(0) : T(1), dx, Din, 0);
+    if (dw) gemm_cuda<T>(true, false, 1, Dout, Din, R, T(1), dy, Dout, 0, x, Din, 0, fresh[1] ? T(0) : T(1), dw, Din, 0);
+    if (dbias) column_sum_cuda(dbias, dy, R, Dout, fresh[2]);
+  }
+}
+
 // y = x @ w^T + b.   x: (R,Din) viewed from (...,Din)  w: (Dout,Din)  b: (Dout)  y: (R,Dout)
 struct LinearFn final : Node {
   Tensor x, w;
@@ -227,6 +305,9 @@ struct LinearFn final : Node {
     dispatch_float(dy.dtype(), "linear", [&](auto tag) {
       using T = decltype(tag);
       auto ptr = [&](int i) { return d[i] ? d[i]->data<T>() : nullptr; };
+      if (dy.device() == Device::CUDA)
+        return linear_backward_cuda(ptr(0), ptr(1), ptr(2), dy.data<T>(), x.data<T>(), w.data<T>(), R, Din, Dout,
+                                    fresh);
       linear_backward_cpu(ptr(0), ptr(1), ptr(2), dy.data<T>(), x.data<T>(), w.data<T>(), R, Din, Dout, fresh);
     });
   }
@@ -236,11 +317,49 @@ struct LinearFn final : Node {
   }
 };
 
+// y = gelu_tanh(pre), pre = x @ w^T + b.   x: (R,Din)  w: (Dout,Din)  b: (Dout)  pre, y: (R,Dout)
+// Saves pre (an intermediate, not the output, so no cycle).
+struct LinearGeluFn final : Node {
+  Tensor x, w, pre;
+  int64_t R = 0, Din = 0, Dout = 0;
+  const char* name() const override { return "linear_gelu"; }
+  // Forward was y = gelu_tanh(pre): dpre = gelu_tanh'(pre) * dy, then linear's backward on dpre.
+  void backward(const Tensor& dy, Grads& g) override {
+    bool fresh[3] = {false, false, false};
+    Tensor* d[3] = {nullptr, nullptr, nullptr};
+    for (size_t i = 0; i < 3; ++i)
+      if (g.needs(i)) d[i] = &g.out(i, fresh[i]);
+    Tensor dpre = empty_like(pre);
+    dispatch_float(dy.dtype(), "linear_gelu", [&](auto tag) {
+      using T = decltype(tag);
+      auto ptr = [&](int i) { return d[i] ? d[i]->data<T>() : nullptr; };
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) {
+          gelu_tanh_backward_cuda(dpre.data<T>(), pre.data<T>(), dy.data<T>(), R * Dout);
+          linear_backward_cuda(ptr(0), ptr(1), ptr(2), dpre.data<T>(), x.data<T>(), w.data<T>(), R, Din, Dout,
+                               fresh);
+        }
+        return;
+      }
+      T* dp = dpre.data<T>();
+      const T *pp = pre.data<T>(), *dyp = dy.data<T>();
+      const int64_t n = R * Dout;
+#pragma omp parallel for if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) dp[i] = math::gelu_tanh_bwd(pp[i], dyp[i]);
+      linear_backward_cpu(ptr(0), ptr(1), ptr(2), (const T*)dp, x.data<T>(), w.data<T>(), R, Din, Dout, fresh);
+    });
+  }
+  void release() override {
+    x = Tensor();
+    w = Tensor();
+    pre = Tensor();
+  }
+};
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  check_cpu("matmul", a);
-  check_cpu("matmul", b);
+  check_same_device("matmul", a, b);
   PW_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got a ", a.str(),
            " and b ", b.str());
   check_same_dtype("matmul", a, b);
@@ -260,9 +379,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Shape ys = p.out_batch;
   ys.push_back(p.M);
   ys.push_back(p.N);
-  Tensor y = empty(ys, a.dtype());
+  Tensor y = empty(ys, a.dtype(), a.device());
   dispatch_float(a.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
+    if (a.device() == Device::CUDA) return matmul_forward_cuda(y.data<T>(), a.data<T>(), b.data<T>(), p);
     matmul_forward_cpu(y.data<T>(), a.data<T>(), b.data<T>(), p);
   });
   if (auto n = record<MatmulFn>(y, {a, b})) {
@@ -274,15 +394,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  check_cpu("linear", x);
-  check_cpu("linear", w);
+  check_same_device("linear", x, w);
   PW_CHECK(w.dim() == 2, "linear: weight must be (Dout,Din), got ", w.str(), " (x is ", x.str(), ")");
   PW_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "linear: x ", x.str(), " must end in Din = ", w.size(1),
            " to match weight ", w.str());
   check_same_dtype("linear", x, w);
   const int64_t Din = w.size(1), Dout = w.size(0);
   if (b.defined()) {
-    check_cpu("linear", b);
+    check_same_device("linear", x, b);
     check_same_dtype("linear", x, b);
     PW_CHECK(b.dim() == 1 && b.size(0) == Dout, "linear: bias must be (Dout) = (", Dout, "), got ", b.str(),
              " for weight ", w.str());
@@ -290,14 +409,62 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Shape ys = x.shape();
   ys.back() = Dout;
   int64_t R = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
-  Tensor y = empty(ys, x.dtype());
+  Tensor y = empty(ys, x.dtype(), x.device());
   dispatch_float(x.dtype(), "linear", [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA)
+      return linear_forward_cuda(y.data<T>(), x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, R, Din,
+                                 Dout);
     linear_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, R, Din, Dout);
   });
   if (auto n = record<LinearFn>(y, {x, w, b})) {
     n->x = x;
     n->w = w;
+    n->R = R;
+    n->Din = Din;
+    n->Dout = Dout;
+  }
+  return y;
+}
+
+}  // namespace pw
+
+namespace pw {
+
+Tensor linear_gelu(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_same_device("linear_gelu", x, w);
+  PW_CHECK(w.dim() == 2, "linear_gelu: weight must be (Dout,Din), got ", w.str(), " (x is ", x.str(), ")");
+  PW_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "linear_gelu: x ", x.str(), " must end in Din = ", w.size(1),
+           " to match weight ", w.str());
+  check_same_dtype("linear_gelu", x, w);
+  const int64_t Din = w.size(1), Dout = w.size(0);
+  PW_CHECK(b.defined(), "linear_gelu: needs a bias (Dout) = (", Dout, "); use gelu_tanh(linear(x, w)) without one");
+  check_same_device("linear_gelu", x, b);
+  check_same_dtype("linear_gelu", x, b);
+  PW_CHECK(b.dim() == 1 && b.size(0) == Dout, "linear_gelu: bias must be (Dout) = (", Dout, "), got ", b.str(),
+           " for weight ", w.str());
+  Shape ys = x.shape();
+  ys.back() = Dout;
+  const int64_t R = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
+  Tensor y = empty(ys, x.dtype(), x.device()), pre = empty(ys, x.dtype(), x.device());
+  dispatch_float(x.dtype(), "linear_gelu", [&](auto tag) {
+    using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda)
+        linear_gelu_forward_cuda(y.data<T>(), pre.data<T>(), x.data<T>(), w.data<T>(), b.data<T>(), R, Din, Dout);
+      return;
+    }
+    linear_forward_cpu(pre.data<T>(), x.data<T>(), w.data<T>(), b.data<T>(), R, Din, Dout);
+    T* yp = y.data<T>();
+    const T* pp = pre.data<T>();
+    const int64_t n = R * Dout;
+#pragma omp parallel for if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) yp[i] = math::gelu_tanh_fwd(pp[i]);
+  });
+  if (auto n = record<LinearGeluFn>(y, {x, w, b})) {
+    n->x = x;
+    n->w = w;
+    n->pre = pre;
     n->R = R;
     n->Din = Din;
     n->Dout = Dout;

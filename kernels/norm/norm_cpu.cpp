@@ -5,6 +5,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/norm/norm.h"
+#include "kernels/norm/norm_cuda.h"
 #include "kernels/norm/norm_math.h"
 #include "kernels/reduce/reduce_plan.h"
 
@@ -18,7 +19,7 @@ using detail::short_sum;
 // Checks an optional per-channel parameter: undefined, or (C) with x's dtype.
 void check_param(const char* op, const char* what, const Tensor& p, const Tensor& x, int64_t C) {
   if (!p.defined()) return;
-  check_cpu(op, p);
+  check_same_device(op, x, p);
   PW_CHECK(p.dim() == 1 && p.size(0) == C, op, ": ", what, " ", p.str(), " must have shape (C) = [", C,
            "] for input ", x.str());
   check_same_dtype(op, x, p);
@@ -112,6 +113,17 @@ struct LayerNormFn final : Node {
   Tensor x, weight, mean, rstd;
   const char* name() const override { return "layer_norm"; }
   void backward(const Tensor& dy, Grads& g) override {
+    if (dy.device() == Device::CUDA) {  // accumulates into the engine's zeroed buffers
+      dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t C = x.size(-1), N = C ? x.numel() / C : 0;
+        auto ptr = [&](size_t i) { return g.needs(i) ? g[i].data<T>() : nullptr; };
+        if constexpr (kHaveCuda)
+          layer_norm_backward_cuda<T>(ptr(0), ptr(1), ptr(2), dy.data<T>(), x.data<T>(), mean.data<T>(),
+                                      rstd.data<T>(), weight.defined() ? weight.data<T>() : nullptr, N, C);
+      });
+      return;
+    }
     bool fresh[3] = {false, false, false};
     Tensor* d[3] = {nullptr, nullptr, nullptr};
     for (size_t i = 0; i < 3; ++i)
@@ -151,6 +163,15 @@ struct BatchNormFn final : Node {
   void backward(const Tensor& dy, Grads& g) override {
     dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        Tensor sums = empty({2 * C}, DType::F64, Device::CUDA);  // per channel: sum dy, sum dy * xhat
+        auto ptr = [&](size_t i) { return g.needs(i) ? g[i].data<T>() : nullptr; };
+        if constexpr (kHaveCuda)
+          batch_norm_backward_cuda<T>(ptr(0), ptr(1), ptr(2), sums.data<double>(), dy.data<T>(), x.data<T>(),
+                                      mean.data<T>(), rstd.data<T>(), weight.defined() ? weight.data<T>() : nullptr,
+                                      B, C, S, training);
+        return;
+      }
       const T* px = x.data<T>();
       const T* pdy = dy.data<T>();
       const T* pm = mean.data<T>();
@@ -194,17 +215,23 @@ struct BatchNormFn final : Node {
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   const char* op = "layer_norm";
-  check_cpu(op, x);
   PW_CHECK(x.dim() >= 1, op, ": expected an input of shape (...,C), got a 0-d tensor ", x.str());
   const int64_t C = x.size(-1), N = C ? x.numel() / C : 0;
   check_param(op, "weight", weight, x, C);
   check_param(op, "bias", bias, x, C);
   PW_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
   Shape rows(x.shape().begin(), x.shape().end() - 1);
-  Tensor y = empty_like(x), mean = empty(rows, x.dtype()), rstd = empty(rows, x.dtype());
+  Tensor y = empty_like(x), mean = empty(rows, x.dtype(), x.device()), rstd = empty(rows, x.dtype(), x.device());
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     if (C == 0) return;
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda)
+        layer_norm_forward_cuda<T>(y.data<T>(), mean.data<T>(), rstd.data<T>(), x.data<T>(),
+                                   weight.defined() ? weight.data<T>() : nullptr,
+                                   bias.defined() ? bias.data<T>() : nullptr, N, C, eps);
+      return;
+    }
     layer_norm_forward_cpu<T>(y.data<T>(), mean.data<T>(), rstd.data<T>(), x.data<T>(),
                               weight.defined() ? weight.data<T>() : nullptr, bias.defined() ? bias.data<T>() : nullptr,
                               N, C, eps);
@@ -221,7 +248,6 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
   const char* op = "batch_norm";
-  check_cpu(op, x);
   PW_CHECK(x.dim() >= 2 && x.dim() <= 4, op, ": expected an input of shape (B,C), (B,C,L) or (B,C,H,W), got ",
            x.str());
   const int64_t B = x.size(0), C = x.size(1), S = x.numel() / std::max<int64_t>(B * C, 1);
@@ -238,9 +264,19 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   PW_CHECK(!training || B * S > 1, op, ": training needs more than 1 value per channel to estimate a variance, got input ",
            x.str());
   PW_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
-  Tensor y = empty_like(x), mean = empty({C}, x.dtype()), rstd = empty({C}, x.dtype());
+  Tensor y = empty_like(x), mean = empty({C}, x.dtype(), x.device()), rstd = empty({C}, x.dtype(), x.device());
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+      if constexpr (kHaveCuda) {
+        batch_norm_stats_cuda<T>(mean.data<T>(), rstd.data<T>(), ptr(running_mean), ptr(running_var), x.data<T>(),
+                                 B, C, S, training, momentum, eps);
+        batch_norm_apply_cuda<T>(y.data<T>(), x.data<T>(), mean.data<T>(), rstd.data<T>(), ptr(weight), ptr(bias), B,
+                                 C, S);
+      }
+      return;
+    }
     const T* px = x.data<T>();
     T* pm = mean.data<T>();
     T* pr = rstd.data<T>();

@@ -5,6 +5,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/reduce/reduce.h"
+#include "kernels/reduce/reduce_cuda.h"
 #include "kernels/reduce/reduce_math.h"
 #include "kernels/reduce/reduce_plan.h"
 
@@ -14,10 +15,19 @@ namespace {
 
 using detail::ReducePlan;
 
+// The CUDA description of a reduction of x over dims (validated by make_plan first).
+ReduceDesc cuda_desc(const char* op, const Shape& xs, const std::vector<int64_t>& dims) {
+  std::vector<bool> red(xs.size(), dims.empty());
+  for (int64_t d : dims)
+    if (!xs.empty()) red[detail::wrap_dim(op, d, xs)] = true;
+  return make_reduce_desc(op, xs, red);
+}
+
 // y = sum(x over plan) * scale  (scale = 1 for sum, 1/n for mean).
 // x: any shape, y: plan.out_shape.
 struct SumFn final : Node {
   ReducePlan plan;
+  ReduceDesc desc;  // the same reduction, for CUDA
   double scale = 1;
   const char* op = "sum";
   const char* name() const override { return op; }
@@ -26,6 +36,10 @@ struct SumFn final : Node {
     if (!g.needs(0)) return;
     dispatch_float(dy.dtype(), op, [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) reduce_backward_cuda<T>(g[0].data<T>(), dy.data<T>(), nullptr, nullptr, desc, scale);
+        return;
+      }
       const T* pdy = dy.data<T>();
       const T s = (T)scale;
       detail::broadcast_into(plan, g[0].data<T>(), [=](int64_t, int64_t o) { return s * pdy[o]; });
@@ -34,13 +48,17 @@ struct SumFn final : Node {
 };
 
 Tensor sum_impl(const char* op, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, bool is_mean) {
-  check_cpu(op, x);
   ReducePlan plan = detail::make_plan(op, x.shape(), dims, keepdim);
   // NOTE: mean over an empty set is 0/0 = NaN, as in torch.
   const double scale = is_mean ? 1.0 / (double)plan.n_red : 1.0;
-  Tensor y = empty(plan.out_shape, x.dtype());
+  Tensor y = empty(plan.out_shape, x.dtype(), x.device());
+  const ReduceDesc desc = x.device() == Device::CUDA ? cuda_desc(op, x.shape(), dims) : ReduceDesc{};
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) reduce_sum_cuda<T, T>(y.data<T>(), x.data<T>(), nullptr, desc, scale, false);
+      return;
+    }
     std::vector<double> acc(plan.n_out);
     detail::reduce_into(plan, x.data<T>(), acc.data(), [](T v, int64_t) { return v; });
     T* py = y.data<T>();
@@ -48,6 +66,7 @@ Tensor sum_impl(const char* op, const Tensor& x, const std::vector<int64_t>& dim
   });
   if (auto n = record<SumFn>(y, {x})) {
     n->plan = std::move(plan);
+    n->desc = desc;
     n->scale = scale;
     n->op = op;
   }
@@ -58,14 +77,21 @@ Tensor sum_impl(const char* op, const Tensor& x, const std::vector<int64_t>& dim
 // x: any shape, y: plan.out_shape; mean: (n_out), saved for backward.
 struct VarFn final : Node {
   ReducePlan plan;
+  ReduceDesc desc;           // the same reduction, for CUDA
   Tensor x;
-  std::vector<double> mean;  // (n_out)
+  std::vector<double> mean;  // (n_out), cpu
+  Tensor mean_dev;           // (n_out) f64, cuda
   double scale = 0;          // 2 / (n - correction)
   const char* name() const override { return "var"; }
   void backward(const Tensor& dy, Grads& g) override {
     if (!g.needs(0)) return;
     dispatch_float(x.dtype(), "var", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          reduce_backward_cuda<T>(g[0].data<T>(), dy.data<T>(), x.data<T>(), mean_dev.data<double>(), desc, scale);
+        return;
+      }
       const T* px = x.data<T>();
       const T* pdy = dy.data<T>();
       const double* m = mean.data();
@@ -77,6 +103,7 @@ struct VarFn final : Node {
   void release() override {
     x = Tensor();
     mean = {};
+    mean_dev = Tensor();
   }
 };
 
@@ -90,6 +117,11 @@ struct MaxFn final : Node {
     if (!g.needs(0)) return;
     dispatch_float(dy.dtype(), "max", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          max_dim_backward_cuda<T>(g[0].data<T>(), dy.data<T>(), indices.data<int64_t>(), v.O, v.R, v.I);
+        return;
+      }
       T* dx = g[0].data<T>();
       const T* pdy = dy.data<T>();
       const int64_t* idx = indices.data<int64_t>();
@@ -108,12 +140,19 @@ struct AmaxFn final : Node {
   Tensor x;
   double best = 0;
   int64_t ties = 1;  // how many elements equal the max
+  Tensor best_dev, ties_dev;  // on cuda: the max (y.detach()) and the tie count, (), kept on the device
   const char* name() const override { return "amax"; }
   // dx[k] += dy / ties where x[k] == max
   void backward(const Tensor& dy, Grads& g) override {
     if (!g.needs(0)) return;
     dispatch_float(x.dtype(), "amax", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda)
+          amax_backward_cuda<T>(g[0].data<T>(), x.data<T>(), best_dev.data<T>(), ties_dev.data<int64_t>(),
+                                dy.data<T>(), x.numel());
+        return;
+      }
       T* dx = g[0].data<T>();
       const T* px = x.data<T>();
       const T share = dy.data<T>()[0] / (T)ties, m = (T)best;
@@ -123,7 +162,11 @@ struct AmaxFn final : Node {
         if (px[k] == m) dx[k] += share;
     });
   }
-  void release() override { x = Tensor(); }
+  void release() override {
+    x = Tensor();
+    best_dev = Tensor();
+    ties_dev = Tensor();
+  }
 };
 
 }  // namespace
@@ -138,10 +181,29 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, bool keepdim) {
-  check_cpu("var", x);
   ReducePlan plan = detail::make_plan("var", x.shape(), dims, keepdim);
   // NOTE: n - correction <= 0 (one element, unbiased) gives NaN, as in torch.
   const double denom = std::max<double>((double)plan.n_red - (unbiased ? 1 : 0), 0.0);
+  if (x.device() == Device::CUDA) {
+    const ReduceDesc desc = cuda_desc("var", x.shape(), dims);
+    Tensor y = empty(plan.out_shape, x.dtype(), Device::CUDA);
+    Tensor m = empty({plan.n_out}, DType::F64, Device::CUDA);
+    dispatch_float(x.dtype(), "var", [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (kHaveCuda) {
+        // Two passes, as on the cpu: the mean (in double), then squared deviations.
+        reduce_sum_cuda<T, double>(m.data<double>(), x.data<T>(), nullptr, desc, 1.0 / (double)plan.n_red, false);
+        reduce_sum_cuda<T, T>(y.data<T>(), x.data<T>(), m.data<double>(), desc, 1.0 / denom, false);
+      }
+    });
+    if (auto n = record<VarFn>(y, {x})) {
+      n->desc = desc;
+      n->x = x;
+      n->mean_dev = m;
+      n->scale = 2.0 / denom;
+    }
+    return y;
+  }
   Tensor y = empty(plan.out_shape, x.dtype());
   std::vector<double> m(plan.n_out);
   dispatch_float(x.dtype(), "var", [&](auto tag) {
@@ -170,7 +232,6 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, boo
 }
 
 MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
-  check_cpu("max", x);
   const int64_t d = detail::wrap_dim("max", dim, x.shape());
   const detail::DimView v = detail::dim_view(x.shape(), d);
   PW_CHECK(v.R > 0, "max: cannot take the max over dim ", dim, " of size 0 in shape ", shape_str(x.shape()));
@@ -179,9 +240,14 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
     if (k != d) out.push_back(x.shape()[k]);
     else if (keepdim) out.push_back(1);
   }
-  MaxResult r{empty(out, x.dtype()), empty(out, DType::I64)};
+  MaxResult r{empty(out, x.dtype(), x.device()), empty(out, DType::I64, x.device())};
   dispatch_float(x.dtype(), "max", [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda)
+        max_dim_cuda<T>(r.values.data<T>(), r.indices.data<int64_t>(), x.data<T>(), v.O, v.R, v.I);
+      return;
+    }
     const T* px = x.data<T>();
     T* py = r.values.data<T>();
     int64_t* pi = r.indices.data<int64_t>();
@@ -245,8 +311,25 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor amax(const Tensor& x) {
-  check_cpu("amax", x);
   PW_CHECK(x.numel() > 0, "amax: cannot take the max of an empty tensor of shape ", shape_str(x.shape()));
+  if (x.device() == Device::CUDA) {
+    Tensor y = empty({}, x.dtype(), Device::CUDA);
+    Tensor idx = empty({}, DType::I64, Device::CUDA);
+    Tensor ties = empty({}, DType::I64, Device::CUDA);
+    dispatch_float(x.dtype(), "amax", [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (kHaveCuda) {
+        max_dim_cuda<T>(y.data<T>(), idx.data<int64_t>(), x.data<T>(), 1, x.numel(), 1);
+        count_equal_cuda<T>(ties.data<int64_t>(), x.data<T>(), y.data<T>(), x.numel());
+      }
+    });
+    if (auto n = record<AmaxFn>(y, {x})) {
+      n->x = x;
+      n->best_dev = y.detach();
+      n->ties_dev = ties;
+    }
+    return y;
+  }
   Tensor y = empty({}, x.dtype());
   double best = 0;
   int64_t ties = 0;

@@ -9,6 +9,7 @@
 #include "autograd/function.h"
 #include "kernels/shape/shape.h"
 #include "kernels/shape/strided.h"
+#include "kernels/shape/strided_cuda.h"
 
 namespace pw {
 
@@ -25,9 +26,14 @@ struct Piece {
 template <bool Acc>
 void run_strided(const char* op, const Tensor& a, int64_t oa, const std::vector<int64_t>& sa,
                  const Tensor& b, int64_t ob, const std::vector<int64_t>& sb, const Shape& size) {
+  check_same_device(op, a, b);
   StridedPlan p = make_plan(size, sa, sb);
   auto go = [&](auto tag) {
     using T = decltype(tag);
+    if (a.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) strided_cuda<Acc>(a.data<T>() + oa, b.data<T>() + ob, p);
+      return;
+    }
     strided_cpu<Acc>(a.data<T>() + oa, b.data<T>() + ob, p);
   };
   if constexpr (Acc) dispatch_float(a.dtype(), op, go);
@@ -78,8 +84,7 @@ struct ConcatFn final : Node {
 // Runs the pieces into a fresh y and records the op.
 Tensor copy_op(const char* op, const Tensor& x, const Shape& yshape, std::vector<Piece> pieces,
                const Tensor& y_init = Tensor()) {
-  check_cpu(op, x);
-  Tensor y = y_init.defined() ? y_init : empty(yshape, x.dtype());
+  Tensor y = y_init.defined() ? y_init : empty(yshape, x.dtype(), x.device());
   for (const Piece& pc : pieces) piece_forward(op, y, x, pc);
   if (auto n = record<CopyFn>(y, {x})) {
     n->op = op;
@@ -159,7 +164,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   ys[dim] = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
     const Tensor& x = xs[i];
-    check_cpu("concat", x);
+    check_same_device("concat", x0, x);
     PW_CHECK(x.dtype() == x0.dtype(), "concat: tensor ", i, " is ", x.str(), " but tensor 0 is ", x0.str(),
              "; all inputs must share a dtype");
     bool ok = x.dim() == n;
@@ -168,7 +173,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
              " outside dim ", dim, "; all sizes but the concatenated dim must be equal");
     ys[dim] += x.shape()[dim];
   }
-  Tensor y = empty(ys, x0.dtype());
+  Tensor y = empty(ys, x0.dtype(), x0.device());
   std::vector<Piece> pieces;
   int64_t off = 0;
   for (const Tensor& x : xs) {
@@ -247,6 +252,10 @@ Tensor pad(const Tensor& x, std::vector<int64_t> pads, double value) {
     size[d] = s - crop;
     y0[d] = std::max<int64_t>(0, lo);
     x0[d] = std::max<int64_t>(0, -lo);
+  }
+  if (x.device() == Device::CUDA) {  // the constant border, then the box copy
+    Tensor y = full(ys, value, x.dtype(), Device::CUDA);
+    return copy_op("pad", x, ys, {box(size, ys, y0, x.shape(), x0)}, y);
   }
   Tensor y = empty(ys, x.dtype());
   dispatch_copy(x.dtype(), "pad", [&](auto tag) {

@@ -5,6 +5,7 @@
 #include "autograd/function.h"
 #include "kernels/reduce/reduce_plan.h"
 #include "kernels/softmax/softmax.h"
+#include "kernels/softmax/softmax_cuda.h"
 #include "kernels/softmax/softmax_math.h"
 
 namespace pw {
@@ -120,6 +121,10 @@ struct SoftmaxFn final : Node {
     if (!g.needs(0)) return;
     dispatch_float(y.dtype(), name(), [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) softmax_backward_cuda<Log>(g[0].data<T>(), y.data<T>(), dy.data<T>(), v.O, v.R, v.I);
+        return;
+      }
       softmax_backward_cpu<Log>(g[0].data<T>(), y.data<T>(), dy.data<T>(), v);
     });
   }
@@ -129,12 +134,15 @@ struct SoftmaxFn final : Node {
 template <bool Log>
 Tensor softmax_impl(const Tensor& x, int64_t dim) {
   const char* op = Log ? "log_softmax" : "softmax";
-  check_cpu(op, x);
   const int64_t d = detail::wrap_dim(op, dim, x.shape());
   const DimView v = detail::dim_view(x.shape(), d);
   Tensor y = empty_like(x);
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) softmax_forward_cuda<Log>(y.data<T>(), x.data<T>(), v.O, v.R, v.I);
+      return;
+    }
     softmax_forward_cpu<Log>(y.data<T>(), x.data<T>(), v);
   });
   if (auto n = record<SoftmaxFn<Log>>(y, {x})) {

@@ -55,7 +55,7 @@ PW_HD inline float exp_fast(float x) {
   const int32_t ni = float_bits(k) - 0x4B400000, n1 = ni >> 1, n2 = ni - n1;
   float y = p * bits_float((n1 + 127) << 23) * bits_float((n2 + 127) << 23);
   y = blend(under, 0.0f, y);
-  y = blend(over, std::numeric_limits<float>::infinity(), y);
+  y = blend(over, bits_float(0x7F800000), y);  // +inf (numeric_limits is host-only under nvcc)
   return blend(nan, x, y);
 }
 // The exp the softmax-shaped loops use: the vectorisable one for float, libm's for double

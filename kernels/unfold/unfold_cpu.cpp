@@ -4,6 +4,7 @@
 #include "autograd/function.h"
 #include "kernels/unfold/im2col.h"
 #include "kernels/unfold/unfold.h"
+#include "kernels/unfold/unfold_cuda.h"
 
 namespace pw {
 
@@ -43,6 +44,11 @@ struct UnfoldFn final : Node {
     if (!grads.needs(0)) return;
     dispatch_float(dy.dtype(), "unfold", [&](auto tag) {
       using T = decltype(tag);
+      const int64_t per_image = g.C * g.kk() * g.ohw();
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) col2im_cuda(grads[0].data<T>(), dy.data<T>(), B, g, per_image, g.ohw());
+        return;
+      }
       unfold_backward_cpu(grads[0].data<T>(), dy.data<T>(), B, g);
     });
   }
@@ -52,12 +58,15 @@ struct UnfoldFn final : Node {
 
 Tensor unfold(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> dilation,
               std::array<int64_t, 2> padding, std::array<int64_t, 2> stride) {
-  check_cpu("unfold", x);
   ConvGeom g = make_geom("unfold", x, kernel[0], kernel[1], stride, padding, dilation);
   int64_t B = x.size(0);
-  Tensor y = empty({B, g.C * g.kk(), g.ohw()}, x.dtype());
+  Tensor y = empty({B, g.C * g.kk(), g.ohw()}, x.dtype(), x.device());
   dispatch_float(x.dtype(), "unfold", [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) im2col_cuda(y.data<T>(), x.data<T>(), B, g, g.C * g.kk() * g.ohw(), g.ohw());
+      return;
+    }
     unfold_forward_cpu(y.data<T>(), x.data<T>(), B, g);
   });
   if (auto n = record<UnfoldFn>(y, {x})) {

@@ -1,0 +1,188 @@
+// cross_entropy and cross_entropy_soft on CUDA (see loss_cuda.h); element math
+// from loss_math.h, as on the CPU.
+#include "kernels/cuda/common.cuh"
+#include "kernels/loss/loss_cuda.h"
+#include "kernels/loss/loss_math.h"
+
+namespace pw {
+
+namespace {
+
+// a += v without letting nvcc fuse v's last multiply into an fma with a:
+// a second backward must add exactly the same value (fma(p, q, a) != a + round(p*q)).
+__device__ __forceinline__ void acc_add(float& a, float v) { a = __fadd_rn(a, v); }
+__device__ __forceinline__ void acc_add(double& a, double v) { a = __dadd_rn(a, v); }
+
+constexpr int kRowBlock = 256;
+
+// Max over the block, fixed order, returned to every thread.
+template <class T>
+__device__ __forceinline__ T block_max(T v, T* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) {
+    const T u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = u > v ? u : v;
+  }
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    T t = lane < nwarps ? shared[lane] : shared[0];
+    for (int o = 16; o > 0; o >>= 1) {
+      const T u = __shfl_xor_sync(0xffffffffu, t, o);
+      t = u > t ? u : t;
+    }
+    if (lane == 0) shared[0] = t;
+  }
+  __syncthreads();
+  return shared[0];
+}
+
+// logsumexp of row xr (C values), the max subtracted; every thread gets it.
+template <class T>
+__device__ double row_lse(const T* xr, int64_t C, T* smax, double* ssum) {
+  T m = xr[0];
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) m = xr[c] > m ? xr[c] : m;
+  m = block_max(m, smax);
+  double s = 0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s += (double)math::vexp(xr[c] - m);
+  return (double)m + log(cuda::block_sum(s, ssum));
+}
+
+// grid: (B), block: kRowBlock.   x: (B,C)  t, lse, rows: (B)
+template <class T>
+__global__ void ce_rows_kernel(double* lse, double* rows, const T* __restrict__ x, const int64_t* t, int64_t C,
+                               double eps) {
+  __shared__ T smax[32];
+  __shared__ double ssum[32];
+  const int64_t b = blockIdx.x;
+  const T* xr = x + b * C;
+  const double l = row_lse(xr, C, smax, ssum);
+  double mean_x = 0;
+  if (eps > 0) {
+    double s = 0;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s += (double)xr[c];
+    mean_x = cuda::block_sum(s, ssum) / (double)C;
+  }
+  if (threadIdx.x == 0) {
+    lse[b] = l;
+    rows[b] = math::ce_row_loss<double>(l, (double)xr[t[b]], mean_x, eps);
+  }
+}
+
+// grid: (B), block: kRowBlock.   x, q: (B,C)  lse, sum_q, rows: (B)
+template <class T>
+__global__ void soft_ce_rows_kernel(double* lse, double* sum_q, double* rows, const T* __restrict__ x,
+                                    const T* __restrict__ q, int64_t C) {
+  __shared__ T smax[32];
+  __shared__ double ssum[32];
+  const int64_t b = blockIdx.x;
+  const T* xr = x + b * C;
+  const T* qr = q + b * C;
+  const double l = row_lse(xr, C, smax, ssum);
+  double sq = 0, sr = 0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    sq += (double)qr[c];
+    sr += (double)qr[c] * (l - (double)xr[c]);  // not S lse - sum q x: no cancellation
+  }
+  sq = cuda::block_sum(sq, ssum);
+  sr = cuda::block_sum(sr, ssum);
+  if (threadIdx.x == 0) {
+    lse[b] = l;
+    sum_q[b] = sq;
+    rows[b] = sr;
+  }
+}
+
+// y[0] = sum_b rows[b] / B, one block, fixed order.   NOTE: B = 0 gives NaN, as torch's mean.
+template <class T>
+__global__ void mean_rows_kernel(T* y, const double* rows, int64_t B) {
+  __shared__ double ssum[32];
+  double s = 0;
+  for (int64_t b = threadIdx.x; b < B; b += blockDim.x) s += rows[b];
+  s = cuda::block_sum(s, ssum);
+  if (threadIdx.x == 0) y[0] = (T)(s / (double)B);
+}
+
+template <class T>
+__global__ void ce_bwd_kernel(T* dx, const T* dy, const T* __restrict__ x, const int64_t* t, const double* lse,
+                              int64_t B, int64_t C, double eps) {
+  const T scale = dy[0] / (T)B, e_c = (T)(eps / (double)C);
+  PW_GRID_STRIDE(k, B * C) {
+    const int64_t b = k / C, c = k - b * C;
+    T g = math::ce_bwd(x[k], (T)lse[b], e_c, scale);
+    if (c == t[b]) g = g + math::ce_bwd_target((T)eps, scale);  // one += per element, as the CPU
+    acc_add(dx[k], g);
+  }
+}
+
+template <class T>
+__global__ void soft_ce_bwd_kernel(T* dx, T* dq, const T* dy, const T* __restrict__ x, const T* __restrict__ q,
+                                   const double* lse, const double* sum_q, int64_t B, int64_t C) {
+  const T scale = dy[0] / (T)B;
+  PW_GRID_STRIDE(k, B * C) {
+    const int64_t b = k / C;
+    const T l = (T)lse[b];
+    if (dx) acc_add(dx[k], math::soft_ce_dx(x[k], q[k], l, (T)sum_q[b], scale));
+    if (dq) acc_add(dq[k], math::soft_ce_dq(x[k], l, scale));
+  }
+}
+
+void check_rows(const char* op, int64_t B) {
+  PW_CHECK(B < (int64_t(1) << 31), op, ": ", B, " rows exceed the CUDA grid");
+}
+
+}  // namespace
+
+template <class T>
+void cross_entropy_forward_cuda(T* y, double* lse, double* rows, const T* x, const int64_t* t, int64_t B, int64_t C,
+                                double eps) {
+  check_rows("cross_entropy", B);
+  if (B > 0) {
+    ce_rows_kernel<T><<<(unsigned)B, kRowBlock, 0, cuda::stream()>>>(lse, rows, x, t, C, eps);
+    PW_CUDA_LAUNCH_CHECK();
+  }
+  mean_rows_kernel<T><<<1, 1024, 0, cuda::stream()>>>(y, rows, B);
+  PW_CUDA_LAUNCH_CHECK();
+}
+template <class T>
+void cross_entropy_backward_cuda(T* dx, const T* dy, const T* x, const int64_t* t, const double* lse, int64_t B,
+                                 int64_t C, double eps) {
+  if (B * C == 0) return;
+  ce_bwd_kernel<T><<<cuda::grid_for(B * C), cuda::kBlock, 0, cuda::stream()>>>(dx, dy, x, t, lse, B, C, eps);
+  PW_CUDA_LAUNCH_CHECK();
+}
+template <class T>
+void cross_entropy_soft_forward_cuda(T* y, double* lse, double* sum_q, double* rows, const T* x, const T* q, int64_t B,
+                                     int64_t C) {
+  check_rows("cross_entropy_soft", B);
+  if (B > 0) {
+    soft_ce_rows_kernel<T><<<(unsigned)B, kRowBlock, 0, cuda::stream()>>>(lse, sum_q, rows, x, q, C);
+    PW_CUDA_LAUNCH_CHECK();
+  }
+  mean_rows_kernel<T><<<1, 1024, 0, cuda::stream()>>>(y, rows, B);
+  PW_CUDA_LAUNCH_CHECK();
+}
+template <class T>
+void cross_entropy_soft_backward_cuda(T* dx, T* dq, const T* dy, const T* x, const T* q, const double* lse,
+                                      const double* sum_q, int64_t B, int64_t C) {
+  if (B * C == 0) return;
+  soft_ce_bwd_kernel<T><<<cuda::grid_for(B * C), cuda::kBlock, 0, cuda::stream()>>>(dx, dq, dy, x, q, lse, sum_q, B,
+                                                                                    C);
+  PW_CUDA_LAUNCH_CHECK();
+}
+
+#define PW_INST(T)                                                                                                  \
+  template void cross_entropy_forward_cuda<T>(T*, double*, double*, const T*, const int64_t*, int64_t, int64_t,     \
+                                              double);                                                              \
+  template void cross_entropy_backward_cuda<T>(T*, const T*, const T*, const int64_t*, const double*, int64_t,      \
+                                               int64_t, double);                                                    \
+  template void cross_entropy_soft_forward_cuda<T>(T*, double*, double*, double*, const T*, const T*, int64_t,       \
+                                                   int64_t);                                                        \
+  template void cross_entropy_soft_backward_cuda<T>(T*, T*, const T*, const T*, const T*, const double*,            \
+                                                    const double*, int64_t, int64_t);
+PW_INST(float)
+PW_INST(double)
+#undef PW_INST
+
+}  // namespace pw

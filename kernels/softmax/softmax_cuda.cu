@@ -1,0 +1,145 @@
+// softmax / log_softmax on CUDA (see softmax_cuda.h). The element math is
+// softmax_math.h's, as on the CPU (vexp: the same exp_fast for float).
+#include "kernels/cuda/common.cuh"
+#include "kernels/softmax/softmax_cuda.h"
+#include "kernels/softmax/softmax_math.h"
+
+namespace pw {
+
+namespace {
+
+// a += v without letting nvcc fuse v's last multiply into an fma with a:
+// a second backward must add exactly the same value (fma(p, q, a) != a + round(p*q)).
+__device__ __forceinline__ void acc_add(float& a, float v) { a = __fadd_rn(a, v); }
+__device__ __forceinline__ void acc_add(double& a, double v) { a = __dadd_rn(a, v); }
+
+constexpr int kRowBlock = 256;
+
+// Max over the block, fixed order (as block_sum), returned to every thread.
+template <class T>
+__device__ __forceinline__ T block_max(T v, T* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) {
+    const T u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = u > v ? u : v;
+  }
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    T t = lane < nwarps ? shared[lane] : shared[0];
+    for (int o = 16; o > 0; o >>= 1) {
+      const T u = __shfl_xor_sync(0xffffffffu, t, o);
+      t = u > t ? u : t;
+    }
+    if (lane == 0) shared[0] = t;
+  }
+  __syncthreads();
+  return shared[0];
+}
+
+// grid: (O), block: kRowBlock.   x, y: (O, R)
+template <bool Log, class T>
+__global__ void softmax_rows_fwd(T* y, const T* __restrict__ x, int64_t R) {
+  __shared__ T smax[32];
+  __shared__ double ssum[32];
+  const T* xr = x + (int64_t)blockIdx.x * R;
+  T* yr = y + (int64_t)blockIdx.x * R;
+  T m = xr[0];
+  for (int64_t j = threadIdx.x; j < R; j += blockDim.x) m = xr[j] > m ? xr[j] : m;
+  m = block_max(m, smax);
+  double s = 0;
+  for (int64_t j = threadIdx.x; j < R; j += blockDim.x) s += (double)math::vexp(xr[j] - m);
+  s = cuda::block_sum(s, ssum);
+  if constexpr (Log) {
+    const T lse = m + (T)log(s);
+    for (int64_t j = threadIdx.x; j < R; j += blockDim.x) yr[j] = xr[j] - lse;
+  } else {
+    const T inv = (T)(1.0 / s);
+    for (int64_t j = threadIdx.x; j < R; j += blockDim.x) yr[j] = math::vexp(xr[j] - m) * inv;
+  }
+}
+
+// grid: (O), block: kRowBlock.   dx, y, dy: (O, R)
+template <bool Log, class T>
+__global__ void softmax_rows_bwd(T* dx, const T* __restrict__ y, const T* __restrict__ dy, int64_t R) {
+  __shared__ double ssum[32];
+  const int64_t base = (int64_t)blockIdx.x * R;
+  double acc = 0;
+  for (int64_t j = threadIdx.x; j < R; j += blockDim.x)
+    acc += Log ? (double)dy[base + j] : (double)dy[base + j] * (double)y[base + j];
+  const T a = (T)cuda::block_sum(acc, ssum);
+  for (int64_t j = threadIdx.x; j < R; j += blockDim.x) {
+    const int64_t k = base + j;
+    if constexpr (Log) acc_add(dx[k], math::log_softmax_bwd(y[k], dy[k], a));
+    else acc_add(dx[k], math::softmax_bwd(y[k], dy[k], a));
+  }
+}
+
+// One thread per column t = (o, i).   x, y: (O, R, I)
+template <bool Log, class T>
+__global__ void softmax_cols_fwd(T* y, const T* __restrict__ x, int64_t O, int64_t R, int64_t I) {
+  PW_GRID_STRIDE(t, O * I) {
+    const int64_t o = t / I, i = t - o * I, b = o * R * I + i;
+    T m = x[b];
+    for (int64_t j = 1; j < R; ++j) m = x[b + j * I] > m ? x[b + j * I] : m;
+    double s = 0;
+    for (int64_t j = 0; j < R; ++j) s += (double)math::vexp(x[b + j * I] - m);
+    if constexpr (Log) {
+      const T lse = m + (T)log(s);
+      for (int64_t j = 0; j < R; ++j) y[b + j * I] = x[b + j * I] - lse;
+    } else {
+      const T inv = (T)(1.0 / s);
+      for (int64_t j = 0; j < R; ++j) y[b + j * I] = math::vexp(x[b + j * I] - m) * inv;
+    }
+  }
+}
+
+template <bool Log, class T>
+__global__ void softmax_cols_bwd(T* dx, const T* __restrict__ y, const T* __restrict__ dy, int64_t O, int64_t R,
+                                 int64_t I) {
+  PW_GRID_STRIDE(t, O * I) {
+    const int64_t o = t / I, i = t - o * I, b = o * R * I + i;
+    double acc = 0;
+    for (int64_t j = 0; j < R; ++j) {
+      const int64_t k = b + j * I;
+      acc += Log ? (double)dy[k] : (double)dy[k] * (double)y[k];
+    }
+    const T a = (T)acc;
+    for (int64_t j = 0; j < R; ++j) {
+      const int64_t k = b + j * I;
+      if constexpr (Log) acc_add(dx[k], math::log_softmax_bwd(y[k], dy[k], a));
+      else acc_add(dx[k], math::softmax_bwd(y[k], dy[k], a));
+    }
+  }
+}
+
+}  // namespace
+
+template <bool Log, class T>
+void softmax_forward_cuda(T* y, const T* x, int64_t O, int64_t R, int64_t I) {
+  if (O * R * I == 0) return;
+  PW_CHECK(O < (int64_t(1) << 31), "softmax: ", O, " rows exceed the CUDA grid");
+  if (I == 1) softmax_rows_fwd<Log, T><<<(unsigned)O, kRowBlock, 0, cuda::stream()>>>(y, x, R);
+  else softmax_cols_fwd<Log, T><<<cuda::grid_for(O * I), cuda::kBlock, 0, cuda::stream()>>>(y, x, O, R, I);
+  PW_CUDA_LAUNCH_CHECK();
+}
+template <bool Log, class T>
+void softmax_backward_cuda(T* dx, const T* y, const T* dy, int64_t O, int64_t R, int64_t I) {
+  if (O * R * I == 0) return;
+  PW_CHECK(O < (int64_t(1) << 31), "softmax: ", O, " rows exceed the CUDA grid");
+  if (I == 1) softmax_rows_bwd<Log, T><<<(unsigned)O, kRowBlock, 0, cuda::stream()>>>(dx, y, dy, R);
+  else softmax_cols_bwd<Log, T><<<cuda::grid_for(O * I), cuda::kBlock, 0, cuda::stream()>>>(dx, y, dy, O, R, I);
+  PW_CUDA_LAUNCH_CHECK();
+}
+
+#define PW_INST(L, T)                                                                                \
+  template void softmax_forward_cuda<L, T>(T*, const T*, int64_t, int64_t, int64_t);                  \
+  template void softmax_backward_cuda<L, T>(T*, const T*, const T*, int64_t, int64_t, int64_t);
+PW_INST(false, float)
+PW_INST(false, double)
+PW_INST(true, float)
+PW_INST(true, double)
+#undef PW_INST
+
+}  // namespace pw
