@@ -77,6 +77,34 @@ __device__ __forceinline__ T block_sum(T v, T* shared) {
   return shared[0];
 }
 
+// Max of v over the block, same contract and fixed order as block_sum.
+template <class T>
+__device__ __forceinline__ T block_max(T v, T* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) {
+    const T u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = u > v ? u : v;
+  }
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    T t = lane < nwarps ? shared[lane] : shared[0];
+    for (int o = 16; o > 0; o >>= 1) {
+      const T u = __shfl_xor_sync(0xffffffffu, t, o);
+      t = u > t ? u : t;
+    }
+    if (lane == 0) shared[0] = t;
+  }
+  __syncthreads();
+  return shared[0];
+}
+
+// a += v for gradient accumulation, without letting nvcc fuse v's last multiply
+// into an fma with a: a second backward must add exactly what the first added.
+__device__ __forceinline__ void acc_add(float& a, float v) { a = __fadd_rn(a, v); }
+__device__ __forceinline__ void acc_add(double& a, double v) { a = __dadd_rn(a, v); }
+
 // bf16 <-> float (round to nearest even), for mixed-precision storage.
 __device__ __forceinline__ float bf16_to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ __nv_bfloat16 float_to_bf16(float v) { return __float2bfloat16_rn(v); }

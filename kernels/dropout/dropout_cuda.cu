@@ -7,10 +7,7 @@ namespace pw {
 
 namespace {
 
-// a += v without letting nvcc fuse v's last multiply into an fma with a:
-// a second backward must add exactly the same value (fma(p, q, a) != a + round(p*q)).
-__device__ __forceinline__ void acc_add(float& a, float v) { a = __fadd_rn(a, v); }
-__device__ __forceinline__ void acc_add(double& a, double v) { a = __dadd_rn(a, v); }
+using cuda::acc_add;
 
 // One thread per Philox counter j: elements 4j .. 4j+3 (fewer for the last).   y, v: (n)
 template <bool Accumulate, class T>

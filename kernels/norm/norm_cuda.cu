@@ -7,10 +7,7 @@ namespace pw {
 
 namespace {
 
-// a += v without letting nvcc fuse v's last multiply into an fma with a:
-// a second backward must add exactly the same value (fma(p, q, a) != a + round(p*q)).
-__device__ __forceinline__ void acc_add(float& a, float v) { a = __fadd_rn(a, v); }
-__device__ __forceinline__ void acc_add(double& a, double v) { a = __dadd_rn(a, v); }
+using cuda::acc_add;
 
 constexpr int kRowBlock = 256;
 constexpr int kChunkRows = 64;  // rows per partial sum of dw, db

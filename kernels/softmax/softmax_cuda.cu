@@ -8,35 +8,11 @@ namespace pw {
 
 namespace {
 
-// a += v without letting nvcc fuse v's last multiply into an fma with a:
-// a second backward must add exactly the same value (fma(p, q, a) != a + round(p*q)).
-__device__ __forceinline__ void acc_add(float& a, float v) { a = __fadd_rn(a, v); }
-__device__ __forceinline__ void acc_add(double& a, double v) { a = __dadd_rn(a, v); }
+using cuda::acc_add;
 
 constexpr int kRowBlock = 256;
 
-// Max over the block, fixed order (as block_sum), returned to every thread.
-template <class T>
-__device__ __forceinline__ T block_max(T v, T* shared) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) {
-    const T u = __shfl_xor_sync(0xffffffffu, v, o);
-    v = u > v ? u : v;
-  }
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    T t = lane < nwarps ? shared[lane] : shared[0];
-    for (int o = 16; o > 0; o >>= 1) {
-      const T u = __shfl_xor_sync(0xffffffffu, t, o);
-      t = u > t ? u : t;
-    }
-    if (lane == 0) shared[0] = t;
-  }
-  __syncthreads();
-  return shared[0];
-}
+using cuda::block_max;
 
 // grid: (O), block: kRowBlock.   x, y: (O, R)
 template <bool Log, class T>
