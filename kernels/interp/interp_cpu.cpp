@@ -5,12 +5,16 @@
 // contributions, then is added to once. That keeps accumulation into an existing
 // .grad exact and lets the loops run over rows of all planes in parallel, with
 // results that never depend on the thread count.
+// CUDA (interp_cuda.cu) uses the very same host-built tables, uploaded per call,
+// and the same gather structure.
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/interp/interp.h"
+#include "kernels/interp/interp_cuda.h"
 #include "kernels/interp/interp_math.h"
 
 namespace pw {
@@ -145,6 +149,17 @@ void resample_backward_cpu(T* dx, const T* dy, const ResizeGeom& g, const Reader
   }
 }
 
+// A host table copied to a CUDA tensor (t: its dtype, matching V). The tensor
+// must outlive the launch; the caching allocator orders its reuse on the stream.
+template <class V>
+Tensor upload(const std::vector<V>& v, DType t) {
+  Tensor h = empty({(int64_t)v.size()}, t);
+  std::copy(v.begin(), v.end(), h.data<V>());
+  return h.to(Device::CUDA);
+}
+
+[[maybe_unused]] ResizeDims dims_of(const ResizeGeom& g, int nt) { return ResizeDims{g.P, g.H, g.W, g.OH, g.OW, nt}; }
+
 // Builds both axes' tables in T and calls f(th, tw) with the right tap count.
 template <class T, class F>
 void with_taps(const ResizeGeom& g, F&& f) {
@@ -167,6 +182,16 @@ struct ResizeFn final : Node {
       T* dx = gr[0].data<T>();
       with_taps<T>(g, [&](auto nt, const Taps<T>& th, const Taps<T>& tw) {
         constexpr int NT = decltype(nt)::value;
+        if (dy.device() == Device::CUDA) {
+          if constexpr (kHaveCuda) {
+            Readers<T> rh = invert(th, g.H, NT), rw = invert(tw, g.W, NT);
+            Tensor hs = upload(rh.start, DType::I64), ho = upload(rh.out, DType::I64), hw = upload(rh.wt, dy.dtype());
+            Tensor ws = upload(rw.start, DType::I64), wo = upload(rw.out, DType::I64), wwt = upload(rw.wt, dy.dtype());
+            resample_backward_cuda<T>(dx, dy.data<T>(), dims_of(g, NT), hs.data<int64_t>(), ho.data<int64_t>(),
+                                      hw.data<T>(), ws.data<int64_t>(), wo.data<int64_t>(), wwt.data<T>());
+          }
+          return;
+        }
         resample_backward_cpu(dx, dy.data<T>(), g, invert(th, g.H, NT), invert(tw, g.W, NT),
                               g.P * g.OH * g.OW * NT * NT);
       });
@@ -175,7 +200,7 @@ struct ResizeFn final : Node {
 };
 
 Tensor resize(const char* op, const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners, bool cubic) {
-  check_cpu(op, x);
+  PW_CHECK(x.defined(), op, ": input is an undefined tensor");
   PW_CHECK(x.dim() == 4, op, ": expected a 4-d input (B,C,H,W), got ", x.str());
   PW_CHECK(out_h > 0 && out_w > 0, op, ": output size must be positive, got (", out_h, ", ", out_w,
            ") for input ", x.str());
@@ -185,11 +210,20 @@ Tensor resize(const char* op, const Tensor& x, int64_t out_h, int64_t out_w, boo
   g.H = x.size(2), g.W = x.size(3), g.OH = out_h, g.OW = out_w;
   g.align_corners = align_corners;
   g.cubic = cubic;
-  Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
+  Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype(), x.device());
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     T* yp = y.data<T>();
     with_taps<T>(g, [&](auto nt, const Taps<T>& th, const Taps<T>& tw) {
+      if (x.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) {
+          Tensor ih = upload(th.idx, DType::I64), wh = upload(th.wt, x.dtype());
+          Tensor iw = upload(tw.idx, DType::I64), ww = upload(tw.wt, x.dtype());
+          resample_forward_cuda<T>(yp, x.data<T>(), dims_of(g, decltype(nt)::value), ih.data<int64_t>(),
+                                   wh.data<T>(), iw.data<int64_t>(), ww.data<T>());
+        }
+        return;
+      }
       resample_forward_cpu<T, decltype(nt)::value>(yp, x.data<T>(), g, th, tw);
     });
   });

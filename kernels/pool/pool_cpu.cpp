@@ -10,6 +10,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "kernels/pool/pool.h"
+#include "kernels/pool/pool_cuda.h"
 #include "kernels/pool/pool_math.h"
 
 namespace pw {
@@ -25,6 +26,7 @@ struct PoolGeom {
   std::vector<math::PoolWindow> rows;  // (OH)
   std::vector<math::PoolWindow> cols;  // (OW)
   int64_t work() const { return P * OH * OW * kH * kW; }
+  PoolDims dims() const { return PoolDims{P, H, W, OH, OW, kH, kW, sH, sW, padH, padW}; }
 };
 
 // Checks one axis of a pooling and returns its output length.
@@ -147,15 +149,23 @@ struct AvgPoolFn final : Node {
     if (!gr.needs(0)) return;
     dispatch_float(dy.dtype(), op, [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) avg_pool_backward_cuda<T>(gr[0].data<T>(), dy.data<T>(), g.dims(), g.count_include_pad);
+        return;
+      }
       avg_pool_backward_cpu(gr[0].data<T>(), dy.data<T>(), g);
     });
   }
 };
 
 Tensor avg_pool_impl(const char* op, const Tensor& x, const PoolGeom& g, const Shape& out_shape) {
-  Tensor y = empty(out_shape, x.dtype());
+  Tensor y = empty(out_shape, x.dtype(), x.device());
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) avg_pool_forward_cuda<T>(y.data<T>(), x.data<T>(), g.dims(), g.count_include_pad);
+      return;
+    }
     avg_pool_forward_cpu(y.data<T>(), x.data<T>(), g);
   });
   if (auto n = record<AvgPoolFn>(y, {x})) {
@@ -229,6 +239,10 @@ struct MaxPool2dFn final : Node {
     if (!gr.needs(0)) return;
     dispatch_float(dy.dtype(), "max_pool2d", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) max_pool_backward_cuda<T>(gr[0].data<T>(), dy.data<T>(), argmax.data<int64_t>(), g.dims());
+        return;
+      }
       max_pool_backward_cpu(gr[0].data<T>(), dy.data<T>(), argmax.data<int64_t>(), g);
     });
   }
@@ -276,13 +290,18 @@ struct GlobalAvgPool2dFn final : Node {
     if (!gr.needs(0)) return;
     dispatch_float(dy.dtype(), "global_avg_pool2d", [&](auto tag) {
       using T = decltype(tag);
+      if (dy.device() == Device::CUDA) {
+        if constexpr (kHaveCuda) global_avg_pool_backward_cuda<T>(gr[0].data<T>(), dy.data<T>(), P, HW);
+        return;
+      }
       global_avg_pool_backward_cpu(gr[0].data<T>(), dy.data<T>(), P, HW);
     });
   }
 };
 
+// x may live on the CPU or on CUDA; every op below dispatches on x.device().
 void check_rank(const char* op, const Tensor& x, int64_t rank, const char* layout) {
-  check_cpu(op, x);
+  PW_CHECK(x.defined(), op, ": input is an undefined tensor");
   PW_CHECK(x.dim() == rank, op, ": expected a ", rank, "-d input ", layout, ", got ", x.str());
 }
 
@@ -311,9 +330,13 @@ Tensor global_avg_pool2d(const Tensor& x) {
   check_rank(op, x, 4, "(B,C,H,W)");
   int64_t P = x.size(0) * x.size(1), HW = x.size(2) * x.size(3);
   PW_CHECK(HW > 0, op, ": empty planes in ", x.str(), "; H and W must be positive");
-  Tensor y = empty({x.size(0), x.size(1)}, x.dtype());
+  Tensor y = empty({x.size(0), x.size(1)}, x.dtype(), x.device());
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) global_avg_pool_forward_cuda<T>(y.data<T>(), x.data<T>(), P, HW);
+      return;
+    }
     global_avg_pool_forward_cpu(y.data<T>(), x.data<T>(), P, HW);
   });
   if (auto n = record<GlobalAvgPool2dFn>(y, {x})) n->P = P, n->HW = HW;
@@ -326,10 +349,14 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
   check_rank(op, x, 4, "(B,C,H,W)");
   PoolGeom g = make_geom(op, x, x.size(2), x.size(3), kernel, stride, padding, ceil_mode,
                          /*count_include_pad=*/true, /*one_d=*/false);
-  Tensor y = empty({x.size(0), x.size(1), g.OH, g.OW}, x.dtype());
-  Tensor argmax = empty(y.shape(), DType::I64);
+  Tensor y = empty({x.size(0), x.size(1), g.OH, g.OW}, x.dtype(), x.device());
+  Tensor argmax = empty(y.shape(), DType::I64, x.device());
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
+    if (x.device() == Device::CUDA) {
+      if constexpr (kHaveCuda) max_pool_forward_cuda<T>(y.data<T>(), argmax.data<int64_t>(), x.data<T>(), g.dims());
+      return;
+    }
     max_pool_forward_cpu(y.data<T>(), argmax.data<int64_t>(), x.data<T>(), g);
   });
   if (auto n = record<MaxPool2dFn>(y, {x})) {
