@@ -7,14 +7,12 @@
 // Tolerances: losses atol 1e-4 / rtol 1e-4 and gradients atol 1e-4 / rtol 1e-3:
 // float32 through 2 transformer blocks whose CUDA kernels sum in other (fixed)
 // orders than the CPU ones, compounded over 3 optimizer steps.
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
 #include <random>
 
 #include "autograd/ops.h"
 #include "tests/cuda_parity.h"
+#include "tests/test_data_util.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
 #include "trainers/optim.h"
@@ -30,28 +28,14 @@ const char* kModel =
     "model:\n  type: simple_vit\n  image_size: 28\n  patch_size: 7\n  channels: 1\n  num_classes: 10\n"
     "  dim: 32\n  depth: 2\n  heads: 2\n  dim_head: 16\n  mlp_dim: 64\n";
 
-void put_be32(std::ofstream& f, uint32_t v) {
-  unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
-  f.write((const char*)b, 4);
-}
-// n random 28x28 MNIST-format images with random labels.
-void write_split(const fs::path& dir, const char* prefix, int n, uint32_t seed) {
+// n random 28x28 MNIST-format images with random labels (IDX files).
+void write_split(const std::string& dir, const std::string& prefix, int n, uint32_t seed) {
   std::mt19937 rng(seed);
-  std::ofstream img(dir / (std::string(prefix) + "-images-idx3-ubyte"), std::ios::binary);
-  std::ofstream lab(dir / (std::string(prefix) + "-labels-idx1-ubyte"), std::ios::binary);
-  put_be32(img, 0x803);
-  put_be32(img, n);
-  put_be32(img, 28);
-  put_be32(img, 28);
-  put_be32(lab, 0x801);
-  put_be32(lab, n);
-  for (int i = 0; i < n; ++i) {
-    unsigned char px[28 * 28];
-    for (auto& p : px) p = (unsigned char)(rng() % 256);
-    img.write((const char*)px, sizeof px);
-    unsigned char l = (unsigned char)(rng() % 10);
-    lab.write((const char*)&l, 1);
-  }
+  std::vector<uint8_t> px((size_t)n * 28 * 28), labels(n);
+  for (auto& p : px) p = (uint8_t)(rng() % 256);
+  for (auto& l : labels) l = (uint8_t)(rng() % 10);
+  write_bytes(dir + "/" + prefix + "-images-idx3-ubyte", idx_bytes({(uint32_t)n, 28, 28}, px));
+  write_bytes(dir + "/" + prefix + "-labels-idx1-ubyte", idx_bytes({(uint32_t)n}, labels));
 }
 
 }  // namespace
@@ -100,11 +84,10 @@ TEST_CASE("a tiny ViT trains 3 steps on CUDA as on the cpu: losses and every gra
 
 TEST_CASE("train() with train.device cuda matches train.device cpu over 3 steps, checkpoint included") {
   PW_SKIP_WITHOUT_CUDA();
-  fs::path dir = fs::temp_directory_path() / ("pw_train_cuda_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir / "data");
-  write_split(dir / "data", "train", 96, 1);
-  write_split(dir / "data", "t10k", 40, 2);
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
+  write_split(tmp / "data", "train", 96, 1);
+  write_split(tmp / "data", "t10k", 40, 2);
   const std::string yaml = std::string(kModel) + "data:\n  dataset: mnist\n  root: " + (dir / "data").string() +
                            "\n  num_workers: 1\n  crop_padding: 0\n"
                            "train:\n  epochs: 1\n  batch_size: 32\n  lr: 0.001\n  threads: 2\n  clip_grad: 1.0\n"
@@ -131,5 +114,4 @@ TEST_CASE("train() with train.device cuda matches train.device cpu over 3 steps,
     CHECK(b.model.at(name).device() == Device::CPU);
     check_close(b.model.at(name).to_vector(), t.to_vector(), 1e-4, 1e-3, "checkpointed weight");
   }
-  fs::remove_all(dir);
 }
