@@ -17,18 +17,8 @@ struct Dev<bf16_t> {
   using type = __nv_bfloat16;
 };
 
-__device__ __forceinline__ float load_f(float x) { return x; }
-__device__ __forceinline__ float load_f(__nv_bfloat16 x) { return cuda::bf16_to_float(x); }
-template <class T>
-__device__ __forceinline__ T store_f(float x);
-template <>
-__device__ __forceinline__ float store_f<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 store_f<__nv_bfloat16>(float x) {
-  return cuda::float_to_bf16(x);
-}
+using cuda::from_float;
+using cuda::to_float;
 
 // Offset in the (S,B,NH,N,HD) layout of element i of the (B,N,S,NH,HD) layout. The fast
 // index d is shared, so neighbouring threads touch neighbouring elements on both sides.
@@ -49,7 +39,7 @@ __device__ __forceinline__ int64_t split_offset(int64_t i, int64_t B, int64_t N,
 template <class D>
 __global__ void split_heads_kernel(D* __restrict__ dst, const float* __restrict__ src, int64_t B, int64_t N,
                                    int64_t S, int64_t NH, int64_t HD) {
-  PW_GRID_STRIDE(i, B * N * S * NH * HD) { dst[split_offset(i, B, N, S, NH, HD)] = store_f<D>(src[i]); }
+  PW_GRID_STRIDE(i, B * N * S * NH * HD) { dst[split_offset(i, B, N, S, NH, HD)] = from_float<D>(src[i]); }
 }
 
 // dst (B,N,S,NH,HD)  src (S,B,NH,N,HD); one thread per element of dst.
@@ -57,7 +47,7 @@ template <class D>
 __global__ void merge_heads_kernel(float* __restrict__ dst, const D* __restrict__ src, int64_t B, int64_t N,
                                    int64_t S, int64_t NH, int64_t HD, bool accumulate) {
   PW_GRID_STRIDE(i, B * N * S * NH * HD) {
-    const float v = load_f(src[split_offset(i, B, N, S, NH, HD)]);
+    const float v = to_float(src[split_offset(i, B, N, S, NH, HD)]);
     dst[i] = accumulate ? dst[i] + v : v;
   }
 }

@@ -26,14 +26,8 @@
 
 #include "autograd/check.h"
 #include "kernels/attention/flash_attention_cuda.h"
+#include "kernels/cuda/common.cuh"
 
-// Local error check (the shared kernels/cuda/common.cuh lands separately).
-#define FLASH_CHECK(call)                                                                          \
-  do {                                                                                             \
-    cudaError_t err_ = (call);                                                                     \
-    if (err_ != cudaSuccess) PW_FAIL("flash attention: ", #call, " failed: ", cudaGetErrorString(err_)); \
-  } while (0)
-#define FLASH_LAUNCH_CHECK() FLASH_CHECK(cudaGetLastError())
 
 namespace pw {
 
@@ -59,18 +53,8 @@ struct Tiles {
   static constexpr int LDO = HD + 4;                     // float (rows, HD): o, dq, dk, dv
 };
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
-template <class T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ bf16 from_f<bf16>(float x) {
-  return __float2bfloat16(x);  // round to nearest even
-}
+using cuda::from_float;
+using cuda::to_float;
 // exp: libm-accurate for the fp32 path (checked at 1e-4), the fast SFU one for bf16.
 template <class T>
 __device__ __forceinline__ float fexp(float x) {
@@ -80,11 +64,8 @@ __device__ __forceinline__ float fexp(float x) {
     return __expf(x);
 }
 
-// Fixed butterfly order: deterministic.
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
+using cuda::warp_sum;
+// Fixed butterfly order, as cuda::warp_sum: deterministic.
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
@@ -244,7 +225,7 @@ __global__ void __launch_bounds__(kThreads)
       float sum = 0.f;
       for (int c = lane; c < BK; c += 32) {
         const float p = fexp<T>(srow[c] - m_use);
-        sP[r * LDP + c] = from_f<T>(p);
+        sP[r * LDP + c] = from_float<T>(p);
         sum += p;
       }
       sum = warp_sum(sum);  // every lane has read m_old before lane 0 writes below
@@ -265,7 +246,7 @@ __global__ void __launch_bounds__(kThreads)
     if (gi >= N) continue;
     const float l = sL[r];
     const float inv = l > 0.f ? 1.f / l : 0.f;
-    for (int c = lane; c < HD; c += 32) o[head + (size_t)gi * HD + c] = from_f<T>(sO[r * LDO + c] * inv);
+    for (int c = lane; c < HD; c += 32) o[head + (size_t)gi * HD + c] = from_float<T>(sO[r * LDO + c] * inv);
     if (lane == 0) lse[(size_t)bh * N + gi] = l > 0.f ? sM[r] + logf(l) : -INFINITY;
   }
 }
@@ -278,7 +259,7 @@ __global__ void __launch_bounds__(kThreads)
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
   float s = 0.f;
-  for (int c = lane; c < HD; c += 32) s += to_f(o[row * HD + c]) * to_f(dout[row * HD + c]);
+  for (int c = lane; c < HD; c += 32) s += to_float(o[row * HD + c]) * to_float(dout[row * HD + c]);
   s = warp_sum(s);
   if (lane == 0) delta[row] = s;
 }
@@ -306,8 +287,8 @@ __device__ __forceinline__ void bwd_tile_ds(T* sP, T* sdS, const float* sS, cons
       p = fexp<T>(s - sLse[r]);
       ds = p * (sdP[r * LDS + c] - sD[r]);
     }
-    if (sP) sP[r * LDP + c] = from_f<T>(p);
-    sdS[r * LDP + c] = from_f<T>(ds);
+    if (sP) sP[r * LDP + c] = from_float<T>(p);
+    sdS[r * LDP + c] = from_float<T>(ds);
     if (dbp && gi < N && gj < N) {
       float* d = dbp + (size_t)gi * N + gj;
       *d = first ? ds : *d + ds;
@@ -370,7 +351,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   for (int e = threadIdx.x; e < BQ * HD; e += kThreads) {
     const int r = e / HD, c = e % HD, gi = q0 + r;
-    if (gi < N) dq[head + (size_t)gi * HD + c] = from_f<T>(sdQ[r * LDO + c] * scale);
+    if (gi < N) dq[head + (size_t)gi * HD + c] = from_float<T>(sdQ[r * LDO + c] * scale);
   }
 }
 
@@ -439,8 +420,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int e = threadIdx.x; e < BK * HD; e += kThreads) {
       const int r = e / HD, c = e % HD, gj = k0 + r;
       if (gj < N) {
-        dk[head + (size_t)gj * HD + c] = from_f<T>(sdK[r * LDO + c] * scale);
-        dv[head + (size_t)gj * HD + c] = from_f<T>(sdV[r * LDO + c]);
+        dk[head + (size_t)gj * HD + c] = from_float<T>(sdK[r * LDO + c] * scale);
+        dv[head + (size_t)gj * HD + c] = from_float<T>(sdV[r * LDO + c]);
       }
     }
     __syncthreads();  // before the next head overwrites sK, sV, sdK, sdV
@@ -466,7 +447,7 @@ void check_aligned(const char* op, const void* p, const char* name) {
 
 template <class Kernel>
 void set_smem(Kernel kernel, size_t bytes) {
-  FLASH_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  PW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
 template <class T, int HD>
@@ -477,7 +458,7 @@ void forward_hd(T* o, float* lse, const T* q, const T* k, const T* v, const floa
   set_smem(flash_fwd_kernel<T, HD>, smem);
   const dim3 grid((N + BQ - 1) / BQ, B * NH);
   flash_fwd_kernel<T, HD><<<grid, kThreads, smem, st>>>(o, lse, q, k, v, bias, bl.Bb, bl.Hb, NH, N, scale);
-  FLASH_LAUNCH_CHECK();
+  PW_CUDA_LAUNCH_CHECK();
 }
 
 template <class T, int HD>
@@ -487,20 +468,20 @@ void backward_hd(T* dq, T* dk, T* dv, float* dbias, float* delta, const T* q, co
   using C = Tiles<T, HD>;
   const int64_t rows = (int64_t)B * NH * N;
   flash_bwd_delta_kernel<T><<<(unsigned)((rows + kWarps - 1) / kWarps), kThreads, 0, st>>>(delta, o, dout, rows, HD);
-  FLASH_LAUNCH_CHECK();
+  PW_CUDA_LAUNCH_CHECK();
 
   constexpr size_t smem_dq = dq_smem<T, HD>();
   set_smem(flash_bwd_dq_kernel<T, HD>, smem_dq);
   flash_bwd_dq_kernel<T, HD><<<dim3((N + C::BQ - 1) / C::BQ, B * NH), kThreads, smem_dq, st>>>(
       dq, q, k, v, dout, lse, delta, bias, bl.Bb, bl.Hb, NH, N, scale);
-  FLASH_LAUNCH_CHECK();
+  PW_CUDA_LAUNCH_CHECK();
 
   const int Gb = dbias ? bl.Bb : B, Gh = dbias ? bl.Hb : NH;
   constexpr size_t smem_kv = dkdv_smem<T, HD>();
   set_smem(flash_bwd_dkdv_kernel<T, HD>, smem_kv);
   flash_bwd_dkdv_kernel<T, HD><<<dim3((N + C::BK - 1) / C::BK, Gb * Gh), kThreads, smem_kv, st>>>(
       dk, dv, dbias, q, k, v, dout, lse, delta, bias, bl.Bb, bl.Hb, Gb, Gh, B, NH, N, scale);
-  FLASH_LAUNCH_CHECK();
+  PW_CUDA_LAUNCH_CHECK();
 }
 
 // Calls f(std::integral_constant<int, HD>) for a supported head dim.
@@ -592,7 +573,7 @@ __global__ void fill_uniform_kernel(T* x, int64_t n, uint32_t seed) {
     z ^= z >> 13;
     z *= 0xC2B2AE35u;
     z ^= z >> 16;
-    x[i] = from_f<T>((float)(z >> 8) * (2.f / 16777216.f) - 1.f);
+    x[i] = from_float<T>((float)(z >> 8) * (2.f / 16777216.f) - 1.f);
   }
 }
 
@@ -603,7 +584,7 @@ double bench_typed(int B, int NH, int N, int HD, int iters) {
   std::vector<void*> bufs;
   auto alloc = [&](size_t bytes) {
     void* p = nullptr;
-    FLASH_CHECK(cudaMalloc(&p, bytes));
+    PW_CUDA_CHECK(cudaMalloc(&p, bytes));
     bufs.push_back(p);
     return p;
   };
@@ -611,7 +592,7 @@ double bench_typed(int B, int NH, int N, int HD, int iters) {
   for (int i = 0; i < 8; ++i) {
     t[i] = static_cast<T*>(alloc(n * sizeof(T)));
     fill_uniform_kernel<D><<<1024, 256>>>(reinterpret_cast<D*>(t[i]), n, 1234u + i);
-    FLASH_LAUNCH_CHECK();
+    PW_CUDA_LAUNCH_CHECK();
   }
   float* lse = static_cast<float*>(alloc(rows * 4));
   float* delta = static_cast<float*>(alloc(rows * 4));
@@ -623,17 +604,17 @@ double bench_typed(int B, int NH, int N, int HD, int iters) {
   };
   step();  // warm-up
   cudaEvent_t e0, e1;
-  FLASH_CHECK(cudaEventCreate(&e0));
-  FLASH_CHECK(cudaEventCreate(&e1));
-  FLASH_CHECK(cudaEventRecord(e0));
+  PW_CUDA_CHECK(cudaEventCreate(&e0));
+  PW_CUDA_CHECK(cudaEventCreate(&e1));
+  PW_CUDA_CHECK(cudaEventRecord(e0));
   for (int i = 0; i < iters; ++i) step();
-  FLASH_CHECK(cudaEventRecord(e1));
-  FLASH_CHECK(cudaEventSynchronize(e1));
+  PW_CUDA_CHECK(cudaEventRecord(e1));
+  PW_CUDA_CHECK(cudaEventSynchronize(e1));
   float ms = 0.f;
-  FLASH_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-  FLASH_CHECK(cudaEventDestroy(e0));
-  FLASH_CHECK(cudaEventDestroy(e1));
-  for (void* p : bufs) FLASH_CHECK(cudaFree(p));
+  PW_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  PW_CUDA_CHECK(cudaEventDestroy(e0));
+  PW_CUDA_CHECK(cudaEventDestroy(e1));
+  for (void* p : bufs) PW_CUDA_CHECK(cudaFree(p));
   const double flops = 14.0 * B * NH * (double)N * N * HD * iters;  // FA2 convention: fwd 4, bwd 2.5x
   return flops / (ms * 1e-3) / 1e12;
 }

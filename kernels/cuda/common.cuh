@@ -108,5 +108,18 @@ __device__ __forceinline__ void acc_add(double& a, double v) { a = __dadd_rn(a, 
 // bf16 <-> float (round to nearest even), for mixed-precision storage.
 __device__ __forceinline__ float bf16_to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ __nv_bfloat16 float_to_bf16(float v) { return __float2bfloat16_rn(v); }
+// The same for kernels templated on their storage type T (float or __nv_bfloat16).
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return bf16_to_float(v); }
+template <class T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return float_to_bf16(v);
+}
 
 }  // namespace pw::cuda
