@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +17,8 @@
 
 #include "autograd/ops.h"
 #include "autograd/profile.h"
+#include "kernels/attention/attention.h"
+#include "kernels/attention/attention.h"
 #include "kernels/attention/flash_attention_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "trainers/config.h"
@@ -240,19 +244,55 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   return 0;
 }
 
+// Times attention_qkv forward and forward + backward on the CPU (fp32) and returns GFLOP/s
+// (4 N^2 HD flops per head forward, 8 backward: the matmuls only, softmax not counted).
+double bench_attention_cpu(int64_t B, int64_t NH, int64_t N, int64_t HD, int64_t iters, double& fwd_ms,
+                           double& bwd_ms) {
+  Generator gen(1);
+  Tensor qkv = normal({B, N, 3 * NH * HD}, 0, 1, DType::F32, &gen).requires_grad_();
+  Tensor dy = normal({B, N, NH * HD}, 0, 1, DType::F32, &gen);
+  const double scale = 1.0 / std::sqrt((double)HD);
+  // The fastest of 5 runs of n iterations, in ms per iteration (the least disturbed by
+  // other work on the machine).
+  auto run = [&](int64_t n, bool backward) {
+    double best = 1e30;
+    for (int r = 0; r < 5; ++r) {
+      const auto t0 = Clock::now();
+      for (int64_t i = 0; i < n; ++i) {
+        Tensor y = attention_qkv(qkv, NH, scale);
+        if (backward) y.backward(dy);
+      }
+      best = std::min(best, 1000.0 * seconds(t0) / (double)n);
+    }
+    return best;
+  };
+  run(3, true);
+  fwd_ms = run(iters, false);
+  bwd_ms = run(iters, true) - fwd_ms;
+  const double flops = 4.0 * B * NH * N * N * HD;
+  return 3 * flops / (fwd_ms + bwd_ms) / 1e6;
+}
+
 int cmd_bench_attention(const std::vector<std::string>& a) {
   const char* usage =
-      "usage: patchwork bench attention [--batch B] [--heads NH] [--n N] [--hd HD] [--bf16|--fp32] [--iters I]";
-  int64_t B = 8, NH = 12, N = 1024, HD = 64, iters = 20;
-  bool bf16 = true;
+      "usage: patchwork bench attention [--device cuda|cpu] [--batch B] [--heads NH] [--n N] [--hd HD] "
+      "[--bf16|--fp32] [--iters I] [--threads T]";
+  int64_t B = 8, NH = 12, N = 1024, HD = 64, iters = 20, threads = 0;
+  bool bf16 = true, cpu = false;
   for (size_t i = 3; i < a.size(); ++i) {
     const std::string& s = a[i];
     if (s == "--bf16" || s == "--fp32") {
       bf16 = s == "--bf16";
       continue;
     }
+    if (s == "--device") {
+      PW_CHECK(i + 1 < a.size() && (a[i + 1] == "cpu" || a[i + 1] == "cuda"),
+               "bench attention: --device takes cpu or cuda\n", usage);
+      cpu = a[++i] == "cpu";
+      continue;
+    }
     int64_t* dst = s == "--batch" ? &B : s == "--heads" ? &NH : s == "--n" ? &N : s == "--hd" ? &HD
-                 : s == "--iters" ? &iters : nullptr;
+                 : s == "--iters" ? &iters : s == "--threads" ? &threads : nullptr;
     PW_CHECK(dst, "bench attention: unknown option '", s, "'\n", usage);
     PW_CHECK(i + 1 < a.size(), "bench attention: option ", s, " needs a value\n", usage);
     const std::string v = a[++i];
@@ -262,8 +302,19 @@ int cmd_bench_attention(const std::vector<std::string>& a) {
              ": expected an integer in [1, 2^20], got '", v, "'");
     *dst = n;
   }
+  if (cpu) {
+    if (threads > 0) omp_set_num_threads((int)threads);
+    double fwd_ms = 0, bwd_ms = 0;
+    const double gflops = bench_attention_cpu(B, NH, N, HD, iters, fwd_ms, bwd_ms);
+    std::printf("RESULT device=cpu threads=%d B=%lld NH=%lld N=%lld HD=%lld dtype=fp32 fwd_ms=%.3f bwd_ms=%.3f "
+                "gflops=%.2f\n",
+                omp_get_max_threads(), (long long)B, (long long)NH, (long long)N, (long long)HD, fwd_ms, bwd_ms,
+                gflops);
+    return 0;
+  }
   if (!cuda::available()) {
-    std::cerr << "patchwork: bench attention needs a CUDA device: " << cuda::unavailable_reason() << "\n";
+    std::cerr << "patchwork: bench attention needs a CUDA device: " << cuda::unavailable_reason()
+              << " (--device cpu times the CPU kernel)\n";
     return 2;
   }
   double tflops = 0;

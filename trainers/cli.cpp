@@ -30,7 +30,8 @@ const char* kUsage =
     "  patchwork bench gemm                          float32 GEMM GFLOP/s at ViT shapes\n"
     "  patchwork bench train CONFIG [--steps N] [--threads T] [--device cpu|cuda|auto] [--set k=v]...\n"
     "                                                training images/s, per-op profile\n"
-    "  patchwork bench attention [--batch B --heads NH --n N --hd HD --bf16|--fp32 --iters I]  CUDA flash attention TFLOP/s\n"
+    "  patchwork bench attention [--device cuda|cpu --batch B --heads NH --n N --hd HD --bf16|--fp32 --iters I --threads T]\n"
+    "                                          attention kernel speed (CUDA: flash attention TFLOP/s)\n"
     "  patchwork keys                                every config key with its type, default and meaning\n";
 
 struct Args {
