@@ -94,7 +94,7 @@ TEST_CASE("unknown keys and sections name the line and suggest the closest name"
   CHECK(error_of("train:\n  dropout: 0.1\n") == "configs/x.yaml:2: unknown key 'train.dropout'; did you mean 'model.dropout'?");
   // Nothing close: list what the section has.
   std::string e = error_of("eval:\n  frobnicate: 1\n");
-  CHECK(e == "configs/x.yaml:2: unknown key 'eval.frobnicate'; section 'eval' has batch_size");
+  CHECK(e == "configs/x.yaml:2: unknown key 'eval.frobnicate'; section 'eval' has batch_size, hflip_tta");
   CHECK(error_of("modle:\n  depth: 4\n") == "configs/x.yaml:1: unknown section 'modle'; did you mean 'model'?");
   CHECK(error_of("model:\n  depth: 4\noptimizer:\n  lr: 1\n") ==
         "configs/x.yaml:3: unknown section 'optimizer'; the sections are model, data, train, eval");

@@ -275,6 +275,29 @@ TEST_CASE("top-5 counts a label ranked fifth and not one ranked sixth") {
   CHECK(acc.result().top5 == doctest::Approx(0.5));
 }
 
+TEST_CASE("eval.hflip_tta: the mean of the logits of an image and of its mirror image") {
+  std::shared_ptr<Module> m = build_model(Config::parse(tiny_config(), "tiny.yaml"));
+  m->eval();
+  NoGrad ng;
+  Generator gen(3);
+  Tensor x = normal({4, 1, 28, 28}, 0, 1, DType::F32, &gen);
+  Tensor xm = empty_like(x);  // x mirrored left-right, by hand
+  for (int64_t i = 0; i < 4 * 28; ++i)
+    for (int64_t c = 0; c < 28; ++c) xm.data<float>()[i * 28 + c] = x.data<float>()[i * 28 + 27 - c];
+  Tensor plain = eval_logits(*m, x, false), tta = eval_logits(*m, x, true);
+  Tensor want = ((*m)(x) + (*m)(xm)) * 0.5;
+  REQUIRE(tta.shape() == Shape{4, 10});
+  double diff_plain = 0;
+  for (int64_t i = 0; i < 40; ++i) {
+    CHECK(tta.data<float>()[i] == want.data<float>()[i]);
+    diff_plain = std::max(diff_plain, (double)std::fabs(tta.data<float>()[i] - plain.data<float>()[i]));
+  }
+  CHECK(diff_plain > 1e-4);  // the model is not mirror-symmetric, so the average is a different number
+  // An image and its mirror get the same logits, bit for bit (a + b == b + a).
+  Tensor tta_m = eval_logits(*m, xm, true);
+  for (int64_t i = 0; i < 40; ++i) CHECK(tta_m.data<float>()[i] == tta.data<float>()[i]);
+}
+
 TEST_CASE("the CLI: eval --json on a trained run, info, and errors as one line") {
   TempDir run;
   std::string dir = (run.path / "r").string();

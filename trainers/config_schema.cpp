@@ -92,6 +92,9 @@ void train_keys(Schema& s) {
 
 void eval_keys(Schema& s) {
   s.add("eval", "batch_size", KeySpec::Int(256, "images per evaluation batch").ge(1).runtime());
+  s.add("eval", "hflip_tta",
+        KeySpec::Bool(false, "test-time augmentation: average the logits of each image and its mirror image")
+            .runtime());
 }
 
 void core_checks(Schema& s) {

@@ -267,6 +267,16 @@ std::string EvalResult::to_text(const std::vector<std::string>& names) const {
   return os.str();
 }
 
+Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta) {
+  Tensor logits = model(images);
+  if (!hflip_tta) return logits;
+  const int64_t W = images.size(-1);
+  std::vector<int64_t> rev(W);
+  for (int64_t i = 0; i < W; ++i) rev[i] = W - 1 - i;
+  Tensor mirrored = index_select(images, images.dim() - 1, from_indices(rev, {W}).to(images.device()));
+  return (logits + model(mirrored)) * 0.5;
+}
+
 EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   bool was_training = model.training();
   model.eval();
@@ -278,7 +288,8 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   dl.set_position(0, 0);
   EvalAccumulator acc(ds.num_classes());
   Batch b;
-  while (dl.next(b)) acc.add(model(b.images).detach().cpu(), b.labels.cpu());
+  const bool tta = cfg.get_bool("eval.hflip_tta");
+  while (dl.next(b)) acc.add(eval_logits(model, b.images, tta).detach().cpu(), b.labels.cpu());
   model.train(was_training);
   return acc.result();
 }

@@ -54,6 +54,13 @@ struct EvalAccumulator {
   int64_t top1_ = 0, top5_ = 0;
 };
 
+// Logits of a batch of images (B,C,H,W) for evaluation. With `hflip_tta` they are the
+// mean of the logits of each image and of its mirror image (left-right), so an image and
+// its mirror get bit-identical logits.
+Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta);
+
+// Top-1/top-5/loss/per-class/confusion of `model` in eval mode on `ds` (eval.batch_size,
+// eval.hflip_tta).
 EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds);
 
 }  // namespace pw
