@@ -284,18 +284,33 @@ TEST_CASE("eval.hflip_tta: the mean of the logits of an image and of its mirror 
   Tensor xm = empty_like(x);  // x mirrored left-right, by hand
   for (int64_t i = 0; i < 4 * 28; ++i)
     for (int64_t c = 0; c < 28; ++c) xm.data<float>()[i * 28 + c] = x.data<float>()[i * 28 + 27 - c];
-  Tensor plain = eval_logits(*m, x, false), tta = eval_logits(*m, x, true);
+  Tensor plain = eval_logits(*m, x, false), single;
+  Tensor tta = eval_logits(*m, x, true, &single);
   Tensor want = ((*m)(x) + (*m)(xm)) * 0.5;
   REQUIRE(tta.shape() == Shape{4, 10});
   double diff_plain = 0;
   for (int64_t i = 0; i < 40; ++i) {
     CHECK(tta.data<float>()[i] == want.data<float>()[i]);
+    CHECK(single.data<float>()[i] == plain.data<float>()[i]);
     diff_plain = std::max(diff_plain, (double)std::fabs(tta.data<float>()[i] - plain.data<float>()[i]));
   }
   CHECK(diff_plain > 1e-4);  // the model is not mirror-symmetric, so the average is a different number
   // An image and its mirror get the same logits, bit for bit (a + b == b + a).
   Tensor tta_m = eval_logits(*m, xm, true);
   for (int64_t i = 0; i < 40; ++i) CHECK(tta_m.data<float>()[i] == tta.data<float>()[i]);
+
+  // evaluate() with the key on also reports the plain evaluation of the same pass.
+  Config plain_cfg = Config::parse(tiny_config(), "tiny.yaml");
+  Config tta_cfg = Config::parse(tiny_config() + "eval:\n  hflip_tta: true\n", "tiny.yaml");
+  std::shared_ptr<Dataset> ds = open_split(plain_cfg, false);
+  EvalResult p = evaluate(*m, plain_cfg, *ds), t = evaluate(*m, tta_cfg, *ds);
+  CHECK(!p.hflip_tta);
+  CHECK(t.hflip_tta);
+  CHECK(t.single_view_top1 == p.top1);
+  CHECK(t.single_view_loss == p.loss);
+  CHECK(t.loss != p.loss);
+  CHECK(t.to_json().find("\"hflip_tta\": true, \"single_view_loss\": ") != std::string::npos);
+  CHECK(p.to_json().find("hflip_tta") == std::string::npos);
 }
 
 TEST_CASE("the CLI: eval --json on a trained run, info, and errors as one line") {

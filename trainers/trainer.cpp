@@ -231,7 +231,11 @@ EvalResult EvalAccumulator::result() const {
 std::string EvalResult::to_json() const {
   std::ostringstream os;
   os << "{\"n\": " << n << ", \"loss\": " << json_num(loss) << ", \"top1\": " << json_num(top1)
-     << ", \"top5\": " << json_num(top5) << ", \"per_class\": [";
+     << ", \"top5\": " << json_num(top5);
+  if (hflip_tta)
+    os << ", \"hflip_tta\": true, \"single_view_loss\": " << json_num(single_view_loss)
+       << ", \"single_view_top1\": " << json_num(single_view_top1);
+  os << ", \"per_class\": [";
   for (size_t i = 0; i < per_class.size(); ++i) os << (i ? ", " : "") << json_num(per_class[i]);
   os << "], \"confusion\": [";
   for (int64_t t = 0; t < num_classes; ++t) {
@@ -248,7 +252,13 @@ std::string EvalResult::to_text(const std::vector<std::string>& names) const {
   char buf[256];
   std::snprintf(buf, sizeof buf, "images %lld  loss %.4f  top-1 %.2f%%  top-5 %.2f%%\n", (long long)n, loss,
                 100 * top1, 100 * top5);
-  os << buf << "per-class accuracy:\n";
+  os << buf;
+  if (hflip_tta) {
+    std::snprintf(buf, sizeof buf, "(mean of each image and its mirror image; single view: loss %.4f  top-1 %.2f%%)\n",
+                  single_view_loss, 100 * single_view_top1);
+    os << buf;
+  }
+  os << "per-class accuracy:\n";
   for (int64_t k = 0; k < num_classes; ++k) {
     std::string name = k < (int64_t)names.size() ? names[k] : std::to_string(k);
     std::snprintf(buf, sizeof buf, "  %-20s %6.2f%%\n", name.c_str(), 100 * per_class[k]);
@@ -267,8 +277,9 @@ std::string EvalResult::to_text(const std::vector<std::string>& names) const {
   return os.str();
 }
 
-Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta) {
+Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta, Tensor* single_view) {
   Tensor logits = model(images);
+  if (single_view) *single_view = logits;
   if (!hflip_tta) return logits;
   const int64_t W = images.size(-1);
   std::vector<int64_t> rev(W);
@@ -286,12 +297,24 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   // On the model's device; logits and labels come back to the host per batch.
   DeviceLoader dl(loader, model.device());
   dl.set_position(0, 0);
-  EvalAccumulator acc(ds.num_classes());
+  EvalAccumulator acc(ds.num_classes()), single(ds.num_classes());
   Batch b;
   const bool tta = cfg.get_bool("eval.hflip_tta");
-  while (dl.next(b)) acc.add(eval_logits(model, b.images, tta).detach().cpu(), b.labels.cpu());
+  while (dl.next(b)) {
+    Tensor plain;
+    Tensor labels = b.labels.cpu();
+    acc.add(eval_logits(model, b.images, tta, &plain).detach().cpu(), labels);
+    if (tta) single.add(plain.detach().cpu(), labels);
+  }
   model.train(was_training);
-  return acc.result();
+  EvalResult r = acc.result();
+  if (tta) {
+    EvalResult s = single.result();
+    r.hflip_tta = true;
+    r.single_view_loss = s.loss;
+    r.single_view_top1 = s.top1;
+  }
+  return r;
 }
 
 // --- training ---
@@ -501,12 +524,18 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       res.test_top1 = r.top1;
       std::ostringstream line;
       line << "{\"step\": " << st.step << ", \"epoch\": " << st.epoch << ", \"test_loss\": " << json_num(r.loss)
-           << ", \"test_top1\": " << json_num(r.top1) << ", \"test_top5\": " << json_num(r.top5)
-           << ", \"elapsed_s\": " << json_num(seconds_since(t_start)) << "}";
+           << ", \"test_top1\": " << json_num(r.top1) << ", \"test_top5\": " << json_num(r.top5);
+      if (r.hflip_tta)
+        line << ", \"single_view_test_loss\": " << json_num(r.single_view_loss)
+             << ", \"single_view_test_top1\": " << json_num(r.single_view_top1);
+      line << ", \"elapsed_s\": " << json_num(seconds_since(t_start)) << "}";
       metrics.write(line.str());
-      if (!opt.quiet)
-        std::printf("epoch %lld: test loss %.4f top-1 %.2f%% top-5 %.2f%% (%.0f s)\n", (long long)st.epoch, r.loss,
-                    100 * r.top1, 100 * r.top5, seconds_since(t_start));
+      if (!opt.quiet) {
+        std::printf("epoch %lld: test loss %.4f top-1 %.2f%% top-5 %.2f%%", (long long)st.epoch, r.loss, 100 * r.top1,
+                    100 * r.top5);
+        if (r.hflip_tta) std::printf(" with flip TTA (single view: top-1 %.2f%%)", 100 * r.single_view_top1);
+        std::printf(" (%.0f s)\n", seconds_since(t_start));
+      }
     }
     if (last || (ckpt_every > 0 && st.epoch % ckpt_every == 0)) last_ckpt = checkpoint();
   }

@@ -39,6 +39,10 @@ struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;
   std::vector<double> per_class;       // (num_classes) recall
   std::vector<int64_t> confusion;      // (num_classes, num_classes) row = true, col = predicted
+  // With eval.hflip_tta the numbers above are of the averaged logits; these are of the
+  // plain (single view) logits of the same pass.
+  bool hflip_tta = false;
+  double single_view_loss = 0, single_view_top1 = 0;
   std::string to_json() const;
   std::string to_text(const std::vector<std::string>& class_names) const;
 };
@@ -56,8 +60,8 @@ struct EvalAccumulator {
 
 // Logits of a batch of images (B,C,H,W) for evaluation. With `hflip_tta` they are the
 // mean of the logits of each image and of its mirror image (left-right), so an image and
-// its mirror get bit-identical logits.
-Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta);
+// its mirror get bit-identical logits; `single_view`, if given, receives the plain logits.
+Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta, Tensor* single_view = nullptr);
 
 // Top-1/top-5/loss/per-class/confusion of `model` in eval mode on `ds` (eval.batch_size,
 // eval.hflip_tta).
