@@ -313,6 +313,53 @@ TEST_CASE("eval.hflip_tta: the mean of the logits of an image and of its mirror 
   CHECK(p.to_json().find("hflip_tta") == std::string::npos);
 }
 
+// The number after `"key": ` in the last line of a metrics.jsonl that has it.
+double last_metric(const fs::path& file, const std::string& key) {
+  std::ifstream f(file);
+  std::string line, found;
+  while (std::getline(f, line))
+    if (line.find("\"" + key + "\": ") != std::string::npos) found = line;
+  REQUIRE(!found.empty());
+  return std::stod(found.substr(found.find("\"" + key + "\": ") + key.size() + 4));
+}
+
+TEST_CASE("with train.ema_decay the trainer also evaluates the EMA weights, and eval --ema reads them back") {
+  TempDir run;
+  fs::path cfg_file = run.path / "tiny.yaml";
+  std::ofstream(cfg_file) << tiny_config("  ema_decay: 0.9\n");
+  Config cfg = Config::load(cfg_file.string());
+  std::string dir = (run.path / "r").string();
+  TrainOptions o = quiet(dir);
+  train(cfg, o);
+  const double live = last_metric(fs::path(dir) / "metrics.jsonl", "test_top1");
+  const double ema = last_metric(fs::path(dir) / "metrics.jsonl", "ema_test_top1");
+  const double live_loss = last_metric(fs::path(dir) / "metrics.jsonl", "test_loss");
+  const double ema_loss = last_metric(fs::path(dir) / "metrics.jsonl", "ema_test_loss");
+  CHECK(live_loss != ema_loss);  // two different sets of weights
+  // The checkpoint written after the evaluation holds the live weights again, and its EMA
+  // weights give the EMA figure: the evaluation swapped them in and out exactly.
+  LoadedCheckpoint ck = load_checkpoint(dir);
+  std::shared_ptr<Dataset> ds = open_split(cfg, false);
+  std::shared_ptr<Module> m = build_model(cfg);
+  m->load_state_dict(ck.model);
+  EvalResult rl = evaluate(*m, cfg, *ds);
+  CHECK(rl.top1 == doctest::Approx(live).epsilon(1e-6));
+  CHECK(rl.loss == doctest::Approx(live_loss).epsilon(1e-6));
+  m->load_state_dict(std::map<std::string, Tensor>(ck.ema.begin(), ck.ema.end()));
+  EvalResult re = evaluate(*m, cfg, *ds);
+  CHECK(re.top1 == doctest::Approx(ema).epsilon(1e-6));
+  CHECK(re.loss == doctest::Approx(ema_loss).epsilon(1e-6));
+  CHECK(run_cli({"patchwork", "eval", cfg_file.string(), "--checkpoint", dir, "--ema", "--json"}) == 0);
+
+  // A run without an EMA: --ema is refused with a message, not a crash.
+  fs::path plain_file = run.path / "plain.yaml";
+  std::ofstream(plain_file) << tiny_config();
+  TrainOptions p = quiet((run.path / "p").string());
+  p.max_steps = 2;
+  train(Config::load(plain_file.string()), p);
+  CHECK(run_cli({"patchwork", "eval", plain_file.string(), "--checkpoint", (run.path / "p").string(), "--ema"}) == 1);
+}
+
 TEST_CASE("the CLI: eval --json on a trained run, info, and errors as one line") {
   TempDir run;
   std::string dir = (run.path / "r").string();

@@ -25,7 +25,7 @@ const char* kUsage =
     "usage:\n"
     "  patchwork train CONFIG [--set section.key=value]... [--out RUN_DIR]\n"
     "  patchwork train [CONFIG] --resume RUN_DIR     (CONFIG defaults to RUN_DIR/config.yaml)\n"
-    "  patchwork eval CONFIG --checkpoint PATH [--split test|train] [--json] [--set k=v]...\n"
+    "  patchwork eval CONFIG --checkpoint PATH [--split test|train] [--ema] [--json] [--set k=v]...\n"
     "  patchwork info CONFIG [--set k=v]...          layers, output shapes, parameters, FLOPs per image\n"
     "  patchwork bench gemm                          float32 GEMM GFLOP/s at ViT shapes\n"
     "  patchwork bench train CONFIG [--steps N] [--threads T] [--device cpu|cuda|auto] [--set k=v]...\n"
@@ -38,6 +38,7 @@ struct Args {
   std::string config, out, resume, checkpoint, split = "test";
   std::vector<std::string> sets;
   bool json = false;
+  bool ema = false;  // eval: the checkpoint's EMA weights instead of the live ones
 };
 
 Args parse(const std::vector<std::string>& a, size_t from) {
@@ -55,6 +56,7 @@ Args parse(const std::vector<std::string>& a, size_t from) {
     else if (s == "--checkpoint") r.checkpoint = value(i);
     else if (s == "--split") r.split = value(i);
     else if (s == "--json") r.json = true;
+    else if (s == "--ema") r.ema = true;
     else if (s.rfind("--", 0) == 0) PW_FAIL("unknown option ", s, "\n", kUsage);
     else {
       PW_CHECK(r.config.empty(), "more than one config file given ('", r.config, "' and '", s, "')");
@@ -89,16 +91,19 @@ int cmd_eval(const Args& a) {
   PW_CHECK(a.split == "test" || a.split == "train", "--split: expected test or train, got '", a.split, "'");
   std::shared_ptr<Module> model = build_model(cfg);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
+  if (a.ema)
+    PW_CHECK(!ck.ema.empty(), a.checkpoint, ": holds no EMA weights (the run had train.ema_decay: 0, or this is a ",
+             "weights-only file); evaluate it without --ema");
   try {
-    model->load_state_dict(ck.model);
+    model->load_state_dict(a.ema ? std::map<std::string, Tensor>(ck.ema.begin(), ck.ema.end()) : ck.model);
   } catch (const Error& e) {
     PW_FAIL(a.checkpoint, ": does not fit the model of ", a.config, ": ", e.what());
   }
   auto ds = open_split(cfg, a.split == "train");
   EvalResult r = evaluate(*model, cfg, *ds);
   if (a.json) std::printf("%s\n", r.to_json().c_str());
-  else std::printf("%s on %s (%s split):\n%s", a.checkpoint.c_str(), ds->name().c_str(), a.split.c_str(),
-                   r.to_text(ds->class_names()).c_str());
+  else std::printf("%s%s on %s (%s split):\n%s", a.checkpoint.c_str(), a.ema ? " (EMA weights)" : "",
+                   ds->name().c_str(), a.split.c_str(), r.to_text(ds->class_names()).c_str());
   return 0;
 }
 

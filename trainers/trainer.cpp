@@ -317,6 +317,29 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   return r;
 }
 
+// Evaluates the EMA weights: copies them into the model, evaluates, and copies the live
+// weights back (also when the evaluation throws).
+EvalResult evaluate_ema(Module& model, const Ema& ema, const Config& cfg, const Dataset& ds) {
+  std::vector<std::pair<std::string, Tensor>> sd = model.state_dict();
+  PW_CHECK(sd.size() == ema.shadow.size(), "evaluate_ema: the model has ", sd.size(), " tensors, the EMA ",
+           ema.shadow.size());
+  struct Swap {
+    std::vector<std::pair<std::string, Tensor>>& sd;
+    std::vector<Tensor> live;
+    ~Swap() {
+      for (size_t k = 0; k < live.size(); ++k) copy_into(sd[k].second, live[k]);
+    }
+  } swap{sd, {}};
+  NoGrad ng;
+  for (size_t k = 0; k < sd.size(); ++k) {
+    PW_CHECK(sd[k].first == ema.shadow[k].first, "evaluate_ema: model tensor '", sd[k].first, "' vs EMA '",
+             ema.shadow[k].first, "'");
+    swap.live.push_back(sd[k].second.detach().clone());
+    copy_into(sd[k].second, ema.shadow[k].second);
+  }
+  return evaluate(model, cfg, ds);
+}
+
 // --- training ---
 
 TrainResult train(const Config& cfg, const TrainOptions& opt) {
@@ -521,6 +544,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     bool last = st.epoch == epochs;
     if (last || (eval_every > 0 && st.epoch % eval_every == 0)) {
       EvalResult r = evaluate(*model, cfg, *test_ds);
+      EvalResult re = ema ? evaluate_ema(*model, *ema, cfg, *test_ds) : EvalResult();
       res.test_top1 = r.top1;
       std::ostringstream line;
       line << "{\"step\": " << st.step << ", \"epoch\": " << st.epoch << ", \"test_loss\": " << json_num(r.loss)
@@ -528,12 +552,16 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       if (r.hflip_tta)
         line << ", \"single_view_test_loss\": " << json_num(r.single_view_loss)
              << ", \"single_view_test_top1\": " << json_num(r.single_view_top1);
+      if (ema)
+        line << ", \"ema_test_loss\": " << json_num(re.loss) << ", \"ema_test_top1\": " << json_num(re.top1)
+             << ", \"ema_test_top5\": " << json_num(re.top5);
       line << ", \"elapsed_s\": " << json_num(seconds_since(t_start)) << "}";
       metrics.write(line.str());
       if (!opt.quiet) {
         std::printf("epoch %lld: test loss %.4f top-1 %.2f%% top-5 %.2f%%", (long long)st.epoch, r.loss, 100 * r.top1,
                     100 * r.top5);
         if (r.hflip_tta) std::printf(" with flip TTA (single view: top-1 %.2f%%)", 100 * r.single_view_top1);
+        if (ema) std::printf("; EMA weights: top-1 %.2f%%", 100 * re.top1);
         std::printf(" (%.0f s)\n", seconds_since(t_start));
       }
     }

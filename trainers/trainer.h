@@ -67,4 +67,8 @@ Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta, Tensor* 
 // eval.hflip_tta).
 EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds);
 
+struct Ema;
+// The same for the EMA weights `ema` holds; the model's own weights are restored after.
+EvalResult evaluate_ema(Module& model, const Ema& ema, const Config& cfg, const Dataset& ds);
+
 }  // namespace pw
