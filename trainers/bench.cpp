@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,7 +16,6 @@
 
 #include "autograd/ops.h"
 #include "autograd/profile.h"
-#include "kernels/attention/attention.h"
 #include "kernels/attention/attention.h"
 #include "kernels/attention/flash_attention_cuda.h"
 #include "kernels/cuda/runtime.h"

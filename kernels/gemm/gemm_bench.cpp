@@ -76,7 +76,8 @@ void bench_gemm(std::ostream& os) {
   for (int t : threads) os << "  fwd/" << t << "t   dx/" << t << "t   dw/" << t << "t";
   os << "\n";
   const std::vector<std::pair<int64_t, int64_t>> shapes{
-      {192, 64}, {64, 64}, {128, 64}, {64, 128}, {128, 128}, {192, 192}, {256, 128}, {256, 256}, {384, 128}, {384, 192}, {384, 256}};
+      {192, 64},  {64, 64},   {128, 64},  {64, 128},  {128, 128}, {192, 192},
+      {256, 128}, {256, 256}, {384, 128}, {384, 192}, {384, 256}};
   for (auto [N, K] : shapes) {
     std::vector<float> x = filled(M * K, 1.f), w = filled(N * K, 0.1f), y(M * N), dy = filled(M * N, 1.f),
                        dx(M * K), dw(N * K);
