@@ -8,15 +8,6 @@ namespace pw {
 
 namespace {
 
-template <class T>
-struct Dev {
-  using type = T;
-};
-template <>
-struct Dev<bf16_t> {
-  using type = __nv_bfloat16;
-};
-
 using cuda::from_float;
 using cuda::to_float;
 
@@ -56,7 +47,7 @@ __global__ void merge_heads_kernel(float* __restrict__ dst, const D* __restrict_
 
 template <class T>
 void attention_split_heads_cuda(T* dst, const float* src, int64_t B, int64_t N, int64_t S, int64_t NH, int64_t HD) {
-  using D = typename Dev<T>::type;
+  using D = typename cuda::DeviceType<T>::type;
   const int64_t n = B * N * S * NH * HD;
   if (n == 0) return;
   split_heads_kernel<D><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(reinterpret_cast<D*>(dst), src, B,
@@ -67,7 +58,7 @@ void attention_split_heads_cuda(T* dst, const float* src, int64_t B, int64_t N, 
 template <class T>
 void attention_merge_heads_cuda(float* dst, const T* src, int64_t B, int64_t N, int64_t S, int64_t NH, int64_t HD,
                                 bool accumulate) {
-  using D = typename Dev<T>::type;
+  using D = typename cuda::DeviceType<T>::type;
   const int64_t n = B * N * S * NH * HD;
   if (n == 0) return;
   merge_heads_kernel<D><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(

@@ -496,15 +496,6 @@ void dispatch_hd(int HD, F f) {
   }
 }
 
-template <class T>
-struct DevType {
-  using type = T;
-};
-template <>
-struct DevType<bf16_t> {
-  using type = bf16;
-};
-
 }  // namespace
 
 bool flash_attention_cuda_supports_head_dim(int HD) { return HD == 16 || HD == 32 || HD == 64 || HD == 128; }
@@ -512,7 +503,7 @@ bool flash_attention_cuda_supports_head_dim(int HD) { return HD == 16 || HD == 3
 template <class T>
 void flash_attention_forward_cuda(T* o, float* lse, const T* q, const T* k, const T* v, const float* bias,
                                   FlashBiasLayout bl, int B, int NH, int N, int HD, float scale, void* stream) {
-  using D = typename DevType<T>::type;
+  using D = typename cuda::DeviceType<T>::type;
   const char* op = "flash_attention_forward_cuda";
   check_args(op, bl, bias != nullptr, B, NH, N, HD);
   if ((int64_t)B * NH * N == 0) return;
@@ -530,7 +521,7 @@ template <class T>
 void flash_attention_backward_cuda(T* dq, T* dk, T* dv, float* dbias, float* delta, const T* q, const T* k,
                                    const T* v, const T* o, const T* dout, const float* lse, const float* bias,
                                    FlashBiasLayout bl, int B, int NH, int N, int HD, float scale, void* stream) {
-  using D = typename DevType<T>::type;
+  using D = typename cuda::DeviceType<T>::type;
   const char* op = "flash_attention_backward_cuda";
   check_args(op, bl, bias != nullptr, B, NH, N, HD);
   PW_CHECK(!dbias || bias, op, ": dbias requested without a bias (its layout comes from the bias)");
@@ -579,7 +570,7 @@ __global__ void fill_uniform_kernel(T* x, int64_t n, uint32_t seed) {
 
 template <class T>
 double bench_typed(int B, int NH, int N, int HD, int iters) {
-  using D = typename DevType<T>::type;
+  using D = typename cuda::DeviceType<T>::type;
   const int64_t n = (int64_t)B * NH * N * HD, rows = (int64_t)B * NH * N;
   std::vector<void*> bufs;
   auto alloc = [&](size_t bytes) {

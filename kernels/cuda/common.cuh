@@ -28,6 +28,10 @@
                          cudaGetErrorName(pw_err_), ": ", cudaGetErrorString(pw_err_));      \
   } while (0)
 
+namespace pw {
+struct bf16_t;  // kernels/attention/flash_attention_cuda.h
+}
+
 namespace pw::cuda {
 
 // The compute stream every launcher and copy runs on.
@@ -121,5 +125,16 @@ template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return float_to_bf16(v);
 }
+
+// The type a kernel computes on for a host-side storage type T: T itself, except the
+// host's bf16 word (bf16_t, kernels/attention/flash_attention_cuda.h), which is __nv_bfloat16.
+template <class T>
+struct DeviceType {
+  using type = T;
+};
+template <>
+struct DeviceType<bf16_t> {
+  using type = __nv_bfloat16;
+};
 
 }  // namespace pw::cuda
