@@ -2,7 +2,7 @@
 # Installs, with apt-get, the Debian 12 packages patchwork needs that are missing.
 # Usage: scripts/install_deps.sh [--data]   (--data adds the Fashion-MNIST data set)
 set -euo pipefail
-pkgs=(cmake ninja-build g++ pkg-config libdnnl-dev libyaml-cpp-dev doctest-dev libstb-dev zlib1g-dev)
+pkgs=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libyaml-cpp-dev doctest-dev libstb-dev zlib1g-dev)
 [ "${1:-}" = "--data" ] && pkgs+=(dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
