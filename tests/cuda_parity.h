@@ -16,8 +16,9 @@
 #include <cstdio>
 #include <string>
 
-#include "kernels/cuda/runtime.h"
+#include "runtime/cuda/runtime.h"
 #include "tests/gradcheck.h"
+#include "tests/skip.h"
 
 namespace pw::test {
 
@@ -28,7 +29,7 @@ inline bool cuda_ready() { return cuda::available(); }
   do {                                                                                    \
     if (!::pw::test::cuda_ready()) {                                                      \
       const std::string pw_reason_ = ::pw::cuda::unavailable_reason();                    \
-      std::printf("skipped: %s\n", pw_reason_.c_str());                                   \
+      ::pw::test::note_skipped(pw_reason_);                                               \
       MESSAGE("skipped: " << pw_reason_);                                                 \
       return;                                                                             \
     }                                                                                     \

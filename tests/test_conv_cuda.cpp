@@ -1,6 +1,6 @@
 // CPU/CUDA parity of conv2d, conv1d and unfold (forward and every input gradient),
 // with the native engine and with cuDNN, and native against cuDNN on the device.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "kernels/gemm/precision.h"
 #include "tests/cuda_parity.h"
 
@@ -60,7 +60,7 @@ TEST_CASE("conv2d and conv1d match the cpu (cuDNN engine)") {
   EngineScope es(ConvEngine::Cudnn);
   run_parity_cases(conv_cases());
 #else
-  std::printf("skipped: built without cuDNN\n");
+  pw::test::note_skipped("built without cuDNN");
 #endif
 }
 
@@ -84,7 +84,7 @@ TEST_CASE("conv2d: native engine equals cuDNN on the device") {
     for (size_t k = 0; k < out[0].size(); ++k) check_close(out[0][k], out[1][k], 1e-4, 1e-4, c.name + " native vs cudnn");
   }
 #else
-  std::printf("skipped: built without cuDNN\n");
+  pw::test::note_skipped("built without cuDNN");
 #endif
 }
 

@@ -1,7 +1,8 @@
 // Flash attention on CUDA (kernels/attention/flash_attention_cuda.h) against the double CPU
 // reference (kernels/attention/flash_reference.h), which is itself checked here against the
 // composition of patchwork's primitive ops and against finite differences.
-// Without a CUDA device (or a CUDA build) the GPU cases print "skipped: ..." and pass.
+// Without a CUDA device (or a CUDA build) the GPU cases count themselves skipped
+// (tests/skip.h) and ctest reports the suite as skipped.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -14,9 +15,10 @@
 
 #include <doctest/doctest.h>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "kernels/attention/flash_reference.h"
-#include "kernels/cuda/device_info.h"
+#include "runtime/cuda/device_info.h"
+#include "tests/skip.h"
 #if PW_HAVE_CUDA
 #include <cuda_runtime.h>
 
@@ -183,11 +185,11 @@ namespace {
 // Prints the skip reason and returns true where the GPU cases cannot run.
 bool skip_gpu() {
   if (!cuda_built()) {
-    std::printf("skipped: built without CUDA\n");
+    pw::test::note_skipped("built without CUDA");
     return true;
   }
   if (cuda_device_count() == 0) {
-    std::printf("skipped: no CUDA device\n");
+    pw::test::note_skipped("no CUDA device");
     return true;
   }
   return false;
