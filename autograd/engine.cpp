@@ -7,7 +7,7 @@
 
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
-#include "kernels/cuda/tensor_cuda.h"
+#include "runtime/cuda/tensor_cuda.h"
 
 namespace pw {
 
@@ -73,6 +73,24 @@ Tensor& Grads::out(size_t i, bool& fresh) {
   const Edge& e = node_.inputs[i];
   if (fresh) b = empty(e.shape, e.dtype, e.device);
   return b;
+}
+
+GradBuf Grads::buf(size_t i) {
+  if (!needs(i)) return {};
+  bool fresh = false;
+  Tensor& b = out(i, fresh);
+  return {&b, !fresh};
+}
+
+GradBuf& GradBuf::zero_if_fresh() {
+  if (!t || accumulate) return *this;
+  if (t->device() == Device::CUDA) {
+    if constexpr (kHaveCuda) fill_cuda(t->raw(), t->dtype(), 0.0, t->numel());
+  } else {
+    std::memset(t->raw(), 0, (size_t)t->numel() * dtype_size(t->dtype()));
+  }
+  accumulate = true;
+  return *this;
 }
 
 namespace {

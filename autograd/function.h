@@ -1,25 +1,15 @@
 // Reverse-mode autograd: the graph node every differentiable op derives from.
 //
-// Convention, kept by every op in patchwork: backward ACCUMULATES (+=) into the
-// gradient buffers it is handed. The engine zero-initialises each buffer the
-// first time it is asked for, so a tensor used twice (x*x), a broadcast input,
-// and repeated backward calls into a leaf all add up without special cases.
+// Convention, kept by every op in patchwork: a backward adds its gradient into
+// what other uses of the same input have already given. A node asks Grads for
+// input i's buffer in one of three ways: g[i] (zero-filled on first use, +=),
+// g.buf(i) (the kernel contract: write when fresh, add when not; GradBuf below)
+// or g.give(i, t) (hand over a tensor it just made). So a tensor used twice
+// (x*x), a broadcast input, and repeated backward calls into a leaf all add up
+// without special cases.
 //
-// Writing an op:
-//   // y = gelu(x).   x: any shape, y: same shape.
-//   struct GeluFn final : Node {
-//     Tensor x;
-//     const char* name() const override { return "gelu"; }
-//     void backward(const Tensor& dy, Grads& g) override {
-//       if (g.needs(0)) gelu_backward_cpu(g[0], x, dy);   // dx += gelu'(x) * dy
-//     }
-//   };
-//   Tensor gelu(const Tensor& x) {
-//     Tensor y = empty_like(x);
-//     gelu_forward_cpu(y, x);
-//     if (auto n = record<GeluFn>(y, {x})) n->x = x;
-//     return y;
-//   }
+// Writing an op: see autograd/op_table.h (the kernels, the dispatch row, the
+// device-agnostic node) and docs/adding_an_op.md.
 // Save an op's OUTPUT only as y.detach(): the output holds its node, so saving
 // it with history would make a reference cycle.
 #pragma once
@@ -43,6 +33,24 @@ struct Edge {
 };
 
 class Grads;
+
+// One input's gradient buffer as a backward KERNEL sees it; the contract is the
+// same on every device. Empty: that gradient is not needed. accumulate == false:
+// the buffer is new and UNINITIALISED, and the kernel writes (=) every element;
+// accumulate == true: it already holds the gradient from other uses of the
+// input, and the kernel adds (+=). A kernel that can only add calls
+// zero_if_fresh() first. Nodes get one from Grads::buf(i).
+struct GradBuf {
+  Tensor* t = nullptr;
+  bool accumulate = true;
+  explicit operator bool() const { return t != nullptr; }
+  Tensor& operator*() const { return *t; }
+  Tensor* operator->() const { return t; }
+  // The buffer's data, or nullptr when the gradient is not needed.
+  template <class T> T* data() const { return t ? t->data<T>() : nullptr; }
+  // A fresh buffer is zero-filled on its device and becomes an accumulating one.
+  GradBuf& zero_if_fresh();
+};
 
 struct Node {
   std::vector<Edge> inputs;
@@ -72,6 +80,9 @@ class Grads {
   // dtype, and nothing may write to it afterwards: pass dy itself (the engine drops
   // it after this backward) or a tensor the op just made.
   void give(size_t i, const Tensor& t);
+  // Input i's buffer for a backward kernel (GradBuf above): empty when input i
+  // needs no gradient, else out(i, fresh) with accumulate = !fresh.
+  GradBuf buf(size_t i);
  private:
   Node& node_;
   std::vector<Tensor*> bufs_;

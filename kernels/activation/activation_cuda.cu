@@ -1,6 +1,7 @@
-#include "kernels/activation/activation_cuda.h"
+#include "autograd/dispatch.h"
+#include "kernels/activation/activation_kernels.h"
 #include "kernels/activation/activation_math.h"
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 
 namespace pw {
 
@@ -15,33 +16,37 @@ __global__ void glu_fwd_kernel(T* __restrict__ y, const T* __restrict__ x, int64
     y[t] = math::glu_fwd(a[0], a[HI]);
   }
 }
+// acc: add into dx, else write it (GradBuf contract).
 template <class T>
-__global__ void glu_bwd_kernel(T* dx, const T* __restrict__ x, const T* __restrict__ dy, int64_t O, int64_t HI) {
+__global__ void glu_bwd_kernel(T* dx, const T* __restrict__ x, const T* __restrict__ dy, int64_t O, int64_t HI,
+                               bool acc) {
   PW_GRID_STRIDE(t, O * HI) {
     const int64_t o = t / HI, m = t - o * HI, k = o * 2 * HI + m;
     T ga, gb;
     math::glu_bwd(x[k], x[k + HI], dy[t], ga, gb);
-    dx[k] += ga;
-    dx[k + HI] += gb;
+    dx[k] = acc ? dx[k] + ga : ga;
+    dx[k + HI] = acc ? dx[k + HI] + gb : gb;
   }
 }
 
 }  // namespace
 
-template <class T> void glu_forward_cuda(T* y, const T* x, int64_t O, int64_t HI) {
+void glu_forward_cuda(Tensor& y, const Tensor& x, int64_t O, int64_t HI) {
   if (O * HI == 0) return;
-  glu_fwd_kernel<T><<<cuda::grid_for(O * HI), cuda::kBlock, 0, cuda::stream()>>>(y, x, O, HI);
+  dispatch_float(x.dtype(), "glu", [&](auto tag) {
+    using T = decltype(tag);
+    glu_fwd_kernel<T><<<cuda::grid_for(O * HI), cuda::kBlock, 0, cuda::stream()>>>(y.data<T>(), x.data<T>(), O, HI);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T> void glu_backward_cuda(T* dx, const T* x, const T* dy, int64_t O, int64_t HI) {
+void glu_backward_cuda(GradBuf dx, const Tensor& x, const Tensor& dy, int64_t O, int64_t HI) {
   if (O * HI == 0) return;
-  glu_bwd_kernel<T><<<cuda::grid_for(O * HI), cuda::kBlock, 0, cuda::stream()>>>(dx, x, dy, O, HI);
+  dispatch_float(x.dtype(), "glu", [&](auto tag) {
+    using T = decltype(tag);
+    glu_bwd_kernel<T><<<cuda::grid_for(O * HI), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), x.data<T>(), dy.data<T>(), O, HI, dx.accumulate);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-
-template void glu_forward_cuda<float>(float*, const float*, int64_t, int64_t);
-template void glu_forward_cuda<double>(double*, const double*, int64_t, int64_t);
-template void glu_backward_cuda<float>(float*, const float*, const float*, int64_t, int64_t);
-template void glu_backward_cuda<double>(double*, const double*, const double*, int64_t, int64_t);
 
 }  // namespace pw

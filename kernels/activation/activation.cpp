@@ -1,0 +1,83 @@
+// The activation ops: public functions, autograd nodes and dispatch rows
+// (device-agnostic; the kernels are in activation_cpu.cpp and activation_cuda.cu).
+#include "kernels/activation/activation.h"
+
+#include "autograd/op_table.h"
+#include "kernels/activation/activation_kernels.h"
+#include "kernels/activation/activation_math.h"
+#include "kernels/elementwise/unary_cpu.h"
+
+namespace pw {
+
+namespace {
+
+// One op struct per activation; UnaryFn (kernels/elementwise/unary_cpu.h) runs
+// the loops and the backward: dx += bwd(saved, dy), saved = y if kFromY else x.
+#define PW_ACTIVATION_OP(Name, name, from_y, bwd_fn, kind)                    \
+  struct Name {                                                               \
+    static constexpr const char* kName = #name;                               \
+    static constexpr bool kFromY = from_y;                                    \
+    static constexpr UnaryKind kKind = UnaryKind::kind;                       \
+    UnaryParams params() const { return {}; }                                 \
+    template <class T> T fwd(T x) const { return math::name##_fwd(x); }       \
+    template <class T> T bwd(T s, T dy) const { return math::bwd_fn(s, dy); } \
+  };
+PW_ACTIVATION_OP(ReluOp, relu, false, relu_bwd, Relu)
+PW_ACTIVATION_OP(GeluOp, gelu, false, gelu_bwd, Gelu)
+PW_ACTIVATION_OP(GeluTanhOp, gelu_tanh, false, gelu_tanh_bwd, GeluTanh)
+PW_ACTIVATION_OP(SiluOp, silu, false, silu_bwd, Silu)
+PW_ACTIVATION_OP(SigmoidOp, sigmoid, true, sigmoid_bwd_y, Sigmoid)
+PW_ACTIVATION_OP(TanhOp, tanh, true, tanh_bwd_y, Tanh)
+PW_ACTIVATION_OP(HardswishOp, hardswish, false, hardswish_bwd, Hardswish)
+#undef PW_ACTIVATION_OP
+
+// y = glu(x).   x: (O, 2, HI), y: (O, HI)
+using GluFwd = void(Tensor& y, const Tensor& x, int64_t O, int64_t HI);
+using GluBwd = void(GradBuf dx, const Tensor& x, const Tensor& dy, int64_t O, int64_t HI);
+PW_OP_ROW(kGlu, "glu", "activation", GluFwd, GluBwd, glu_forward_cpu, PW_CUDA_KERNEL(glu_forward_cuda),
+          glu_backward_cpu, PW_CUDA_KERNEL(glu_backward_cuda));
+
+struct GluFn final : Node {
+  Tensor x;
+  int64_t O = 0, HI = 0;
+  const char* name() const override { return "glu"; }
+  void backward(const Tensor& dy, Grads& g) override {
+    if (g.needs(0)) kGlu.bwd(dy.device())(g.buf(0), x, dy, O, HI);
+  }
+  void release() override { x = Tensor(); }
+};
+
+}  // namespace
+
+Tensor relu(const Tensor& x) { return unary(x, ReluOp{}); }
+Tensor gelu(const Tensor& x) { return unary(x, GeluOp{}); }
+Tensor gelu_tanh(const Tensor& x) { return unary(x, GeluTanhOp{}); }
+Tensor silu(const Tensor& x) { return unary(x, SiluOp{}); }
+Tensor sigmoid(const Tensor& x) { return unary(x, SigmoidOp{}); }
+Tensor tanh(const Tensor& x) { return unary(x, TanhOp{}); }
+Tensor hardswish(const Tensor& x) { return unary(x, HardswishOp{}); }
+
+Tensor glu(const Tensor& x, int64_t dim) {
+  const int64_t nd = x.dim();
+  PW_CHECK(dim >= -nd && dim < nd, "glu: dim ", dim, " is out of range for x ", x.str());
+  const int64_t d = dim < 0 ? dim + nd : dim;
+  const int64_t n2 = x.shape()[d];
+  PW_CHECK(n2 % 2 == 0, "glu: dim ", dim, " of x ", x.str(), " has odd size ", n2,
+           "; glu splits it into two equal halves");
+  int64_t O = 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) O *= x.shape()[i];
+  for (int64_t i = d + 1; i < nd; ++i) inner *= x.shape()[i];
+  const int64_t HI = n2 / 2 * inner;
+  Shape ys = x.shape();
+  ys[d] = n2 / 2;
+  Tensor y = empty(ys, x.dtype(), x.device());
+  kGlu.fwd(x.device())(y, x, O, HI);
+  if (auto n = record<GluFn>(y, {x})) {
+    n->x = x;
+    n->O = O;
+    n->HI = HI;
+  }
+  return y;
+}
+
+}  // namespace pw
