@@ -10,8 +10,8 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "autograd/philox.h"
-#include "kernels/cuda/runtime.h"
-#include "kernels/cuda/tensor_cuda.h"
+#include "runtime/cuda/runtime.h"
+#include "runtime/cuda/tensor_cuda.h"
 
 namespace pw {
 

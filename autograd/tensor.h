@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 
@@ -34,7 +34,7 @@ template <> struct dtype_of<double> { static constexpr DType value = DType::F64;
 template <> struct dtype_of<int64_t> { static constexpr DType value = DType::I64; };
 
 // A block of memory on one device. Freed when the last tensor using it dies.
-// CUDA blocks come from the caching allocator (kernels/cuda/runtime.h).
+// CUDA blocks come from the caching allocator (runtime/cuda/runtime.h).
 struct Storage {
   void* data = nullptr;
   size_t nbytes = 0;

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 #include "data/cifar.h"
 #include "data/image_folder.h"
 #include "data/mnist.h"

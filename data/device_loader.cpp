@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "autograd/check.h"
-#include "kernels/cuda/runtime.h"
+#include "runtime/check.h"
+#include "runtime/cuda/runtime.h"
 
 #if defined(PW_HAVE_CUDA)
 #include <cuda_runtime.h>

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 

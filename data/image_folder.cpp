@@ -9,7 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 

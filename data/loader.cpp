@@ -3,7 +3,7 @@
 #include <cstring>
 #include <numeric>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 

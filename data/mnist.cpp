@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 

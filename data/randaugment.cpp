@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 namespace augment {

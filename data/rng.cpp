@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 #include "autograd/tensor.h"
 
 namespace pw {

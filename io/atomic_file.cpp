@@ -1,4 +1,4 @@
-#include "trainers/atomic_file.h"
+#include "io/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 

@@ -1,9 +1,9 @@
-#include "trainers/json.h"
+#include "io/json.h"
 
 #include <cstdio>
 #include <set>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw::json {
 

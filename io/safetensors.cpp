@@ -1,4 +1,4 @@
-#include "trainers/safetensors.h"
+#include "io/safetensors.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -9,8 +9,8 @@
 #include <set>
 #include <sstream>
 
-#include "trainers/atomic_file.h"
-#include "trainers/json.h"
+#include "io/atomic_file.h"
+#include "io/json.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.cpp copies tensor bytes as they lie in memory; it needs a little-endian host"

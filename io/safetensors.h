@@ -34,7 +34,7 @@ struct SafetensorsFile {
 };
 
 // Writes `tensors` (CPU, dtype F32/F64/I64/BF16/F16, unique non-empty UTF-8
-// names) and `metadata` to `path` atomically (trainers/atomic_file.h).
+// names) and `metadata` to `path` atomically (io/atomic_file.h).
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 

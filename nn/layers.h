@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "nn/module.h"
 
 namespace pw {

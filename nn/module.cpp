@@ -5,7 +5,7 @@
 
 #include "autograd/function.h"
 #include "autograd/profile.h"
-#include "kernels/cuda/runtime.h"
+#include "runtime/cuda/runtime.h"
 
 namespace pw {
 

@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw {
 

@@ -1,6 +1,6 @@
 #include <cmath>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"
 

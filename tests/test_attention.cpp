@@ -5,7 +5,7 @@
 #include <cmath>
 #include <map>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "nn/layers.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"

@@ -6,7 +6,7 @@
 // keys with an online-softmax rescale, so the rounding differs by more than the elementwise
 // 1e-5/1e-4. bf16 (set_attention_bf16): q, k, v, p, ds and o rounded to bf16 (~3 significant
 // digits) against the float32 CPU: atol 3e-2, rtol 3e-2.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 #include "trainers/config.h"
 
 using namespace pw;

@@ -2,9 +2,9 @@
 // device) is one clear pw::Error, never a crash. Runs everywhere, CI included.
 #include <doctest/doctest.h>
 
-#include "autograd/ops.h"
-#include "kernels/cuda/device_info.h"
-#include "kernels/cuda/runtime.h"
+#include "kernels/ops.h"
+#include "runtime/cuda/device_info.h"
+#include "runtime/cuda/runtime.h"
 
 using namespace pw;
 

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "kernels/dropout/dropout_math.h"
 #include "tests/gradcheck.h"
 

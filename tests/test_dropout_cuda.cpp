@@ -1,6 +1,6 @@
 // dropout and drop_path on CUDA: the SAME masks as the CPU (same Philox
 // counters), so forward and gradient match exactly (atol = rtol = 0).
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <random>
 
-#include "autograd/broadcast.h"
-#include "autograd/ops.h"
+#include "kernels/elementwise/broadcast.h"
+#include "kernels/ops.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"
 

@@ -1,5 +1,5 @@
 // CPU/CUDA parity of the elementwise family: forward and every input gradient.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

@@ -1,7 +1,7 @@
 // Backward passes that write into fresh gradient buffers (Grads::out) or hand
 // dy over without a copy (Grads::give) must give the same gradients as plain
 // accumulation, whatever order the consumers of a tensor run in.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/gradcheck.h"
 
 using namespace pw;

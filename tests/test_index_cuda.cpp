@@ -1,6 +1,6 @@
 // CPU/CUDA parity of the index ops (embedding, index_select, gather), forward
 // and the deterministic scatter-add backward (repeated indices included).
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

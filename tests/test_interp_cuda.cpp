@@ -2,7 +2,7 @@
 // forward, the input gradient (gathered, no atomics) and exact accumulation of a
 // second backward. Up- and down-sampling, odd sizes, identity and 1-pixel sizes,
 // align_corners both ways.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

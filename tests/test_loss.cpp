@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "kernels/softmax/softmax_math.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"

@@ -1,5 +1,5 @@
 // CPU/CUDA parity of the losses (cross_entropy with label smoothing, cross_entropy_soft).
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

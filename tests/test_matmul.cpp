@@ -3,7 +3,7 @@
 #include <limits>
 #include <random>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "kernels/gemm/gemm.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"

@@ -3,7 +3,7 @@
 // unfused composition on the device.
 #include <cstring>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "kernels/gemm/precision.h"
 #include "tests/cuda_parity.h"
 #if defined(PW_HAVE_CUDA)

@@ -13,12 +13,12 @@
 #include <set>
 #include <string>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "nn/vit.h"
 #include "tests/gradcheck.h"
 #include "trainers/config.h"
 #include "trainers/optim.h"
-#include "trainers/safetensors.h"
+#include "io/safetensors.h"
 #include "trainers/trainer.h"
 
 using namespace pw;

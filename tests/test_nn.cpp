@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "nn/layers.h"
 #include "nn/vit.h"
 #include "tests/gradcheck.h"
 #include "trainers/config.h"
-#include "trainers/safetensors.h"
+#include "io/safetensors.h"
 #include "trainers/trainer.h"
 
 using namespace pw;

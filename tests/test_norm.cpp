@@ -1,7 +1,7 @@
 // layer_norm and batch_norm (kernels/norm).
 #include <omp.h>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"
 

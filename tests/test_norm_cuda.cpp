@@ -1,6 +1,6 @@
 // CPU/CUDA parity of the norm family (layer_norm, batch_norm): forward, every
 // input gradient, and batch_norm's running statistics.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "nn/layers.h"
 #include "tests/gradcheck.h"
 #include "trainers/optim.h"
-#include "trainers/safetensors.h"
+#include "io/safetensors.h"
 
 using namespace pw;
 using pw::test::check_close;

@@ -8,7 +8,7 @@
 // squares, different but fixed summation order) to 1e-9 relative.
 #include <memory>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "nn/module.h"
 #include "tests/cuda_parity.h"
 #include "trainers/optim.h"

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"
 

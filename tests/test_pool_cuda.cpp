@@ -2,7 +2,7 @@
 // max_pool2d): forward, the input gradient, and exact accumulation of a second
 // backward. Odd sizes, padding, strides, ceil mode, count_include_pad both ways,
 // overlapping windows (shared max winners) and ties.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

@@ -4,7 +4,7 @@
 #include <random>
 #include <set>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/gradcheck.h"
 #include "tests/reference.h"
 

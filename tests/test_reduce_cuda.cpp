@@ -1,5 +1,5 @@
 // CPU/CUDA parity of the reduce family, forward and gradient, and determinism.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

@@ -11,9 +11,9 @@
 #include <string>
 
 #include "autograd/tensor.h"
-#include "trainers/atomic_file.h"
-#include "trainers/json.h"
-#include "trainers/safetensors.h"
+#include "io/atomic_file.h"
+#include "io/json.h"
+#include "io/safetensors.h"
 
 using namespace pw;
 

@@ -1,6 +1,6 @@
 // CPU/CUDA parity of the shape ops (all run through one strided-copy kernel):
 // forward and gradient, i64 copies, and the reduction backward of expand/repeat.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

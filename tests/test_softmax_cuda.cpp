@@ -1,5 +1,5 @@
 // CPU/CUDA parity of softmax and log_softmax over any dim, forward and gradient.
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

@@ -1,8 +1,8 @@
 // Tensors on CUDA: the caching allocator, copies between devices, creation,
 // and the device checks of the engine.
 #include "autograd/dispatch.h"
-#include "autograd/ops.h"
-#include "kernels/cuda/runtime.h"
+#include "kernels/ops.h"
+#include "runtime/cuda/runtime.h"
 #include "tests/cuda_parity.h"
 
 using namespace pw;

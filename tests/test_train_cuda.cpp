@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <random>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "tests/cuda_parity.h"
 #include "tests/test_data_util.h"
 #include "trainers/checkpoint.h"

@@ -12,12 +12,12 @@
 #include <fstream>
 #include <random>
 
-#include "autograd/ops.h"
-#include "kernels/cuda/runtime.h"
+#include "kernels/ops.h"
+#include "runtime/cuda/runtime.h"
 #include "trainers/checkpoint.h"
 #include "trainers/cli.h"
 #include "trainers/config.h"
-#include "trainers/safetensors.h"
+#include "io/safetensors.h"
 #include "trainers/trainer.h"
 
 namespace fs = std::filesystem;

@@ -14,11 +14,11 @@
 #include <map>
 #include <memory>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "autograd/profile.h"
 #include "kernels/attention/attention.h"
 #include "kernels/attention/flash_attention_cuda.h"
-#include "kernels/cuda/runtime.h"
+#include "runtime/cuda/runtime.h"
 #include "trainers/config.h"
 #include "trainers/device.h"
 #include "trainers/optim.h"

@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "trainers/atomic_file.h"
-#include "trainers/safetensors.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
 
 namespace fs = std::filesystem;
 

@@ -11,9 +11,9 @@
 #include <set>
 #include <sstream>
 
-#include "autograd/check.h"
-#include "trainers/atomic_file.h"
-#include "trainers/json.h"
+#include "runtime/check.h"
+#include "io/atomic_file.h"
+#include "io/json.h"
 
 namespace pw {
 

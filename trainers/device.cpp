@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "kernels/attention/attention.h"
-#include "kernels/cuda/runtime.h"
+#include "runtime/cuda/runtime.h"
 #include "kernels/gemm/precision.h"
 
 namespace pw {

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "autograd/dispatch.h"
-#include "kernels/cuda/runtime.h"
+#include "runtime/cuda/runtime.h"
 #include "kernels/optim/optim_math.h"
 #if defined(PW_HAVE_CUDA)
 #include "kernels/optim/optim_cuda.h"

@@ -12,11 +12,11 @@
 #include <iostream>
 #include <sstream>
 
-#include "autograd/ops.h"
+#include "kernels/ops.h"
 #include "data/device_loader.h"
 #include "data/loader.h"
 #include "nn/registry.h"
-#include "trainers/atomic_file.h"
+#include "io/atomic_file.h"
 #include "trainers/checkpoint.h"
 #include "trainers/device.h"
 #include "trainers/optim.h"

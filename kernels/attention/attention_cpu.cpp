@@ -13,7 +13,7 @@
 #include "kernels/attention/attention.h"
 #include "kernels/attention/attention_cuda.h"
 #include "kernels/attention/flash_attention_cuda.h"
-#include "kernels/cuda/runtime.h"
+#include "runtime/cuda/runtime.h"
 #include "autograd/profile.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemm/small_gemm.h"

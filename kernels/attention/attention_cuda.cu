@@ -2,7 +2,7 @@
 
 #include "kernels/attention/attention_cuda.h"
 #include "kernels/attention/flash_attention_cuda.h"
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 
 namespace pw {
 

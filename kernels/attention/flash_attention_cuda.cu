@@ -24,9 +24,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 #include "kernels/attention/flash_attention_cuda.h"
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 
 
 namespace pw {

@@ -1,8 +1,8 @@
 #include <algorithm>
 
 #include "kernels/conv/conv_cuda.h"
-#include "kernels/cuda/common.cuh"
-#include "kernels/cuda/tensor_cuda.h"
+#include "runtime/cuda/common.cuh"
+#include "runtime/cuda/tensor_cuda.h"
 #include "kernels/gemm/gemm_cuda.h"
 #include "kernels/unfold/unfold_cuda.h"
 

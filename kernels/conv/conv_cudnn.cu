@@ -6,7 +6,7 @@
 #include <type_traits>
 
 #include "kernels/conv/conv_cuda.h"
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/gemm/precision.h"
 
 #define PW_CUDNN_CHECK(call)                                                                        \

@@ -1,5 +1,5 @@
 // dropout and drop_path on CUDA (see dropout_cuda.h).
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/dropout/dropout_cuda.h"
 #include "kernels/dropout/dropout_math.h"
 

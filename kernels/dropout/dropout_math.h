@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "autograd/hd.h"
+#include "runtime/hd.h"
 #include "autograd/philox.h"
 
 namespace pw::math {

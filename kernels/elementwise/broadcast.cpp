@@ -1,8 +1,8 @@
-#include "autograd/broadcast.h"
+#include "kernels/elementwise/broadcast.h"
 
 #include <vector>
 
-#include "kernels/cuda/tensor_cuda.h"
+#include "runtime/cuda/tensor_cuda.h"
 #include "kernels/elementwise/elementwise_cuda.h"
 #include "kernels/reduce/reduce_cuda.h"
 

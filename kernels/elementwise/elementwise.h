@@ -1,5 +1,5 @@
 // Arithmetic, elementwise.  Binary ops broadcast numpy-style (see
-// autograd/broadcast.h): a: A, b: B, y: broadcast_shapes(A, B). Both operands
+// kernels/elementwise/broadcast.h): a: A, b: B, y: broadcast_shapes(A, B). Both operands
 // must share a dtype (f32 or f64); a mismatch is an error, never a promotion.
 // Scalar and unary forms keep x's shape.
 #pragma once

@@ -2,10 +2,10 @@
 #include <memory>
 #include <vector>
 
-#include "autograd/broadcast.h"
+#include "kernels/elementwise/broadcast.h"
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
-#include "kernels/cuda/tensor_cuda.h"
+#include "runtime/cuda/tensor_cuda.h"
 #include "kernels/elementwise/elementwise.h"
 #include "kernels/elementwise/elementwise_cuda.h"
 #include "kernels/elementwise/elementwise_math.h"

@@ -1,6 +1,6 @@
 // Broadcasting elementwise kernels: one thread per output element (grid-stride),
 // its input offsets from the collapsed BcastDesc; formulas from elementwise_math.h.
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/elementwise/elementwise_cuda.h"
 #include "kernels/elementwise/elementwise_math.h"
 

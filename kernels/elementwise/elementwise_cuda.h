@@ -1,6 +1,6 @@
 // CUDA launchers of the broadcasting elementwise ops (binary arithmetic,
 // where, masked_fill) and their gradients. Shapes come collapsed by a
-// BroadcastPlan (autograd/broadcast.h) into a BcastDesc.
+// BroadcastPlan (kernels/elementwise/broadcast.h) into a BcastDesc.
 #pragma once
 #include <cstdint>
 

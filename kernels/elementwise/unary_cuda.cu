@@ -1,7 +1,7 @@
 // The one-input elementwise ops on CUDA: one grid-stride kernel per op kind,
 // the formula taken from the family's *_math.h (the CPU's very same code).
 #include "kernels/activation/activation_math.h"
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/elementwise/elementwise_math.h"
 #include "kernels/elementwise/unary_cuda.h"
 

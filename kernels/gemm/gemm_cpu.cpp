@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 #include "kernels/gemm/gemm.h"
 
 #include "autograd/profile.h"

@@ -5,7 +5,7 @@
 #include <mutex>
 
 #include "kernels/activation/activation_math.h"
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/gemm/gemm_cuda.h"
 #include "kernels/gemm/precision.h"
 

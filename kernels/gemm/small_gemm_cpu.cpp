@@ -1,6 +1,6 @@
 #include "kernels/gemm/small_gemm.h"
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>

@@ -1,5 +1,5 @@
 // Index ops on CUDA (see index_cuda.h).
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/index/index_cuda.h"
 
 namespace pw {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "autograd/hd.h"
+#include "runtime/hd.h"
 
 namespace pw::math {
 

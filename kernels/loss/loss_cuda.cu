@@ -1,6 +1,6 @@
 // cross_entropy and cross_entropy_soft on CUDA (see loss_cuda.h); element math
 // from loss_math.h, as on the CPU.
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/loss/loss_cuda.h"
 #include "kernels/loss/loss_math.h"
 

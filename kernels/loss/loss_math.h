@@ -4,7 +4,7 @@
 #pragma once
 #include <cmath>
 
-#include "autograd/hd.h"
+#include "runtime/hd.h"
 #include "kernels/softmax/softmax_math.h"
 
 namespace pw::math {

@@ -7,7 +7,7 @@
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemm/gemm_cuda.h"
 #include "kernels/matmul/matmul.h"
-#include "kernels/cuda/tensor_cuda.h"
+#include "runtime/cuda/tensor_cuda.h"
 
 namespace pw {
 

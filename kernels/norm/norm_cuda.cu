@@ -1,5 +1,5 @@
 // layer_norm and batch_norm on CUDA (see norm_cuda.h); element math from norm_math.h.
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/norm/norm_cuda.h"
 #include "kernels/norm/norm_math.h"
 

@@ -5,7 +5,7 @@
 #pragma once
 #include <cmath>
 
-#include "autograd/hd.h"
+#include "runtime/hd.h"
 
 namespace pw::math {
 

@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "autograd/tensor.h"
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/optim/optim_cuda.h"
 #include "kernels/optim/optim_math.h"
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <cmath>
 
-#include "autograd/hd.h"
+#include "runtime/hd.h"
 
 namespace pw::math {
 

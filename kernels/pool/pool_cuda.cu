@@ -1,6 +1,6 @@
 #include <math_constants.h>
 
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/pool/pool_cuda.h"
 #include "kernels/pool/pool_math.h"
 

@@ -2,7 +2,7 @@
 // each thread sums a fixed strided subset, then a fixed-order block_sum. Columns
 // (innermost group kept): 32 adjacent outputs per block (coalesced reads), 8
 // thread rows each summing a fixed subset of the reduced index, folded in order.
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/reduce/reduce_cuda.h"
 #include "kernels/reduce/reduce_math.h"
 

@@ -1,11 +1,11 @@
 // CUDA launchers of the reductions (and of the broadcast-gradient sums in
-// autograd/broadcast.cpp). Deterministic: every output is summed by one block
+// kernels/elementwise/broadcast.cpp). Deterministic: every output is summed by one block
 // (or one fixed column of threads) in an order fixed by the shapes; no atomics.
 #pragma once
 #include <cstdint>
 #include <vector>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 #include "autograd/tensor.h"
 
 namespace pw {

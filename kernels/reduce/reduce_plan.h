@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "autograd/check.h"
+#include "runtime/check.h"
 #include "autograd/dispatch.h"
 #include "autograd/tensor.h"
 

@@ -1,5 +1,5 @@
 // The strided box loop on CUDA (see strided_cuda.h).
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/shape/strided_cuda.h"
 
 namespace pw {

@@ -1,6 +1,6 @@
 // softmax / log_softmax on CUDA (see softmax_cuda.h). The element math is
 // softmax_math.h's, as on the CPU (vexp: the same exp_fast for float).
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/softmax/softmax_cuda.h"
 #include "kernels/softmax/softmax_math.h"
 

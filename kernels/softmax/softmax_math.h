@@ -7,7 +7,7 @@
 #include <cstring>
 #include <limits>
 
-#include "autograd/hd.h"
+#include "runtime/hd.h"
 
 namespace pw::math {
 

@@ -1,4 +1,4 @@
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 #include "kernels/unfold/unfold_cuda.h"
 
 namespace pw {

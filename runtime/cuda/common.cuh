@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
-#include "autograd/check.h"
-#include "kernels/cuda/runtime.h"
+#include "runtime/check.h"
+#include "runtime/cuda/runtime.h"
 
 // Throws pw::Error naming the call, file:line and CUDA's message.
 #define PW_CUDA_CHECK(call)                                                                  \

@@ -1,4 +1,4 @@
-#include "kernels/cuda/device_info.h"
+#include "runtime/cuda/device_info.h"
 
 namespace pw {
 #if defined(PW_HAVE_CUDA)

@@ -2,7 +2,7 @@
 // that finds nvcc, so the CUDA path of the build is exercised from day one.
 #include <cuda_runtime.h>
 
-#include "kernels/cuda/device_info.h"
+#include "runtime/cuda/device_info.h"
 
 namespace pw {
 

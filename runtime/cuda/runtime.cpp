@@ -1,9 +1,9 @@
 // The CUDA runtime's entry points in a build without CUDA: nothing is
-// available, and every use says how to get CUDA (kernels/cuda/runtime.h).
-#include "kernels/cuda/runtime.h"
+// available, and every use says how to get CUDA (runtime/cuda/runtime.h).
+#include "runtime/cuda/runtime.h"
 
 #if !defined(PW_HAVE_CUDA)
-#include "autograd/check.h"
+#include "runtime/check.h"
 
 namespace pw::cuda {
 

@@ -4,7 +4,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kernels/cuda/common.cuh"
+#include "runtime/cuda/common.cuh"
 
 namespace pw::cuda {
 

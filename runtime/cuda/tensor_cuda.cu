@@ -1,5 +1,5 @@
-#include "kernels/cuda/common.cuh"
-#include "kernels/cuda/tensor_cuda.h"
+#include "runtime/cuda/common.cuh"
+#include "runtime/cuda/tensor_cuda.h"
 
 namespace pw {
 
