@@ -46,6 +46,11 @@ struct OpTest {
   OpTest& ref(std::string family, std::string c) { ref_family = std::move(family); ref_case = std::move(c); return *this; }
   OpTest& parity(std::vector<In> in) { parity_inputs = std::move(in); return *this; }
   OpTest& parity_tol(double a, double r) { parity_atol = a; parity_rtol = r; return *this; }
+  bool has_grad() const {
+    for (const In& i : inputs)
+      if (i.grad) return true;
+    return false;
+  }
   std::string label() const { return variant_name.empty() ? op : op + " [" + variant_name + "]"; }
 };
 

@@ -16,6 +16,7 @@ TEST_CASE("every op of the dispatch table has a test row, and every test row an 
 
 TEST_CASE("gradient check in float64, second backward adds the same again") {
   for (const OpTest& t : op_tests()) {
+    if (!t.has_grad()) continue;  // a forward-only op (argmax, an optimizer update)
     SUBCASE(t.label().c_str()) { check_gradients(t); }
   }
 }
