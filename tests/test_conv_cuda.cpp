@@ -1,5 +1,6 @@
-// CPU/CUDA parity of conv2d, conv1d and unfold (forward and every input gradient),
-// with the native engine and with cuDNN, and native against cuDNN on the device.
+// CPU/CUDA parity of conv2d and conv1d with the cuDNN engine (the native engine's
+// parity runs from the test rows, tests/ops/conv.cpp), native against cuDNN on the
+// device, tf32, and unfold.
 #include "kernels/ops.h"
 #include "kernels/gemm/precision.h"
 #include "tests/cuda_parity.h"
@@ -47,12 +48,6 @@ std::vector<ParityCase> conv_cases() {
 }
 
 }  // namespace
-
-TEST_CASE("conv2d and conv1d match the cpu (native engine)") {
-  PW_SKIP_WITHOUT_CUDA();
-  EngineScope es(ConvEngine::Native);
-  run_parity_cases(conv_cases());
-}
 
 TEST_CASE("conv2d and conv1d match the cpu (cuDNN engine)") {
   PW_SKIP_WITHOUT_CUDA();

@@ -1,5 +1,6 @@
-// Pooling (kernels/pool) and resizing (kernels/interp): gradients, PyTorch
-// reference values, float32 vs float64, thread-count independence, bad input.
+// Pooling (kernels/pool) and resizing (kernels/interp): thread-count
+// independence, NaN propagation, bad input. Gradients, float32 vs float64 and
+// the PyTorch values are test rows (tests/ops/pool.cpp, tests/ops/interp.cpp).
 #include <omp.h>
 
 #include <cmath>
@@ -7,110 +8,9 @@
 
 #include "kernels/ops.h"
 #include "tests/gradcheck.h"
-#include "tests/reference.h"
 
 using namespace pw;
 using namespace pw::test;
-
-namespace {
-
-using A2 = std::array<int64_t, 2>;
-
-// One op per fixture case of scripts/reference/pool.py (same names, same parameters).
-std::vector<std::pair<std::string, OpFn>> reference_ops() {
-  std::vector<std::pair<std::string, OpFn>> ops = {
-      {"avg2d_k3s2p1", [](auto& x) { return avg_pool2d(x[0], {3, 3}, {2, 2}, {1, 1}); }},
-      {"avg2d_k3x2_s1x2_p1x0", [](auto& x) { return avg_pool2d(x[0], {3, 2}, {1, 2}, {1, 0}); }},
-      {"avg2d_ceil", [](auto& x) { return avg_pool2d(x[0], {3, 3}, {2, 2}, {1, 1}, true); }},
-      {"avg2d_ceil_nopadcount", [](auto& x) { return avg_pool2d(x[0], {3, 2}, {2, 2}, {1, 1}, true, false); }},
-      {"avg2d_nopadcount", [](auto& x) { return avg_pool2d(x[0], {3, 3}, {2, 3}, {1, 1}, false, false); }},
-      {"avg2d_k2s2", [](auto& x) { return avg_pool2d(x[0], {2, 2}, {2, 2}); }},
-      {"avg1d_k3s2p1", [](auto& x) { return avg_pool1d(x[0], 3, 2, 1); }},
-      {"avg1d_ceil_nopadcount", [](auto& x) { return avg_pool1d(x[0], 4, 3, 2, true, false); }},
-      {"global_avg", [](auto& x) { return global_avg_pool2d(x[0]); }},
-      {"max2d_k3s2p1", [](auto& x) { return max_pool2d(x[0], {3, 3}, {2, 2}, {1, 1}); }},
-      {"max2d_k2s2_ceil", [](auto& x) { return max_pool2d(x[0], {2, 2}, {2, 2}, {0, 0}, true); }},
-      {"max2d_k3x2_s1_p1x0", [](auto& x) { return max_pool2d(x[0], {3, 2}, {1, 1}, {1, 0}); }},
-  };
-  struct R { const char* name; A2 size; };
-  const R resizes[] = {{"up", {7, 9}}, {"down", {4, 5}}, {"mixed", {9, 3}},
-                       {"same", {4, 5}}, {"to1x1", {1, 1}}, {"posembed", {8, 8}}};
-  for (bool cubic : {false, true})
-    for (const R& r : resizes)
-      for (bool ac : {false, true}) {
-        std::string name = std::string(cubic ? "bicubic_" : "bilinear_") + r.name + "_ac" + (ac ? "1" : "0");
-        A2 s = r.size;
-        ops.push_back({name, [=](auto& x) {
-                         return cubic ? interpolate_bicubic(x[0], s[0], s[1], ac)
-                                      : interpolate_bilinear(x[0], s[0], s[1], ac);
-                       }});
-      }
-  return ops;
-}
-
-}  // namespace
-
-TEST_CASE("pool gradients") {
-  run_op_cases({
-      {"avg_pool2d k3 s2 p1", {In({2, 3, 7, 9})}, [](auto& x) { return avg_pool2d(x[0], {3, 3}, {2, 2}, {1, 1}); }},
-      {"avg_pool2d k3x2 s1x2 p1x0", {In({2, 1, 5, 7})}, [](auto& x) { return avg_pool2d(x[0], {3, 2}, {1, 2}, {1, 0}); }},
-      {"avg_pool2d ceil", {In({1, 2, 6, 8})}, [](auto& x) { return avg_pool2d(x[0], {3, 2}, {2, 2}, {1, 1}, true); }},
-      {"avg_pool2d ceil no-pad-count", {In({1, 2, 6, 7})},
-       [](auto& x) { return avg_pool2d(x[0], {3, 3}, {2, 2}, {1, 1}, true, false); }},
-      {"avg_pool1d k3 s2 p1", {In({2, 3, 11})}, [](auto& x) { return avg_pool1d(x[0], 3, 2, 1); }},
-      {"avg_pool1d ceil no-pad-count", {In({2, 3, 10})}, [](auto& x) { return avg_pool1d(x[0], 4, 3, 2, true, false); }},
-      {"global_avg_pool2d", {In({2, 3, 5, 7})}, [](auto& x) { return global_avg_pool2d(x[0]); }},
-      {"max_pool2d k3 s2 p1", {In({2, 3, 7, 9}, Domain::Distinct)},
-       [](auto& x) { return max_pool2d(x[0], {3, 3}, {2, 2}, {1, 1}); }},
-      {"max_pool2d k2 s2 ceil", {In({1, 2, 5, 7}, Domain::Distinct)},
-       [](auto& x) { return max_pool2d(x[0], {2, 2}, {2, 2}, {0, 0}, true); }},
-      {"max_pool2d k3x2 s1 p1x0 (shared winners)", {In({1, 2, 5, 6}, Domain::Distinct)},
-       [](auto& x) { return max_pool2d(x[0], {3, 2}, {1, 1}, {1, 0}); }},
-  });
-}
-
-TEST_CASE("interp gradients") {
-  run_op_cases({
-      {"bilinear up", {In({2, 3, 4, 5})}, [](auto& x) { return interpolate_bilinear(x[0], 7, 9); }},
-      {"bilinear up align_corners", {In({2, 3, 4, 5})}, [](auto& x) { return interpolate_bilinear(x[0], 7, 9, true); }},
-      {"bilinear down", {In({1, 2, 9, 11})}, [](auto& x) { return interpolate_bilinear(x[0], 4, 5); }},
-      {"bilinear down align_corners", {In({1, 2, 9, 11})}, [](auto& x) { return interpolate_bilinear(x[0], 4, 5, true); }},
-      {"bilinear mixed", {In({1, 3, 5, 8})}, [](auto& x) { return interpolate_bilinear(x[0], 9, 3); }},
-      {"bilinear to 1x1 align_corners", {In({1, 2, 3, 5})}, [](auto& x) { return interpolate_bilinear(x[0], 1, 1, true); }},
-      {"bicubic up", {In({2, 3, 4, 5})}, [](auto& x) { return interpolate_bicubic(x[0], 7, 9); }},
-      {"bicubic up align_corners", {In({2, 3, 4, 5})}, [](auto& x) { return interpolate_bicubic(x[0], 7, 9, true); }},
-      {"bicubic down", {In({1, 2, 9, 11})}, [](auto& x) { return interpolate_bicubic(x[0], 4, 5); }},
-      {"bicubic down align_corners", {In({1, 2, 9, 11})}, [](auto& x) { return interpolate_bicubic(x[0], 4, 5, true); }},
-      {"bicubic mixed", {In({1, 3, 5, 8})}, [](auto& x) { return interpolate_bicubic(x[0], 9, 3); }},
-      {"bicubic to 1x1", {In({1, 2, 3, 5})}, [](auto& x) { return interpolate_bicubic(x[0], 1, 1); }},
-  });
-}
-
-TEST_CASE("pool and interp match PyTorch") {
-  auto cases = load_reference("pool");
-  auto ops = reference_ops();
-  REQUIRE(cases.size() == ops.size());
-  for (auto& [name, fn] : ops) {
-    CAPTURE(name);
-    REQUIRE(cases.count(name) == 1);
-    check_reference(cases.at(name), fn);
-  }
-}
-
-TEST_CASE("float32 agrees with float64") {
-  // The same fixture inputs through the f32 instantiations, forward and backward.
-  auto cases = load_reference("pool");
-  for (auto& [name, fn] : reference_ops()) {
-    CAPTURE(name);
-    const RefCase& rc = cases.at(name);
-    Tensor x = rc.inputs[0].tensor().to(DType::F32).detach().requires_grad_();
-    Tensor y = fn({x});
-    REQUIRE(y.dtype() == DType::F32);
-    check_close(y.to_vector(), rc.output.data, 1e-5, 1e-4, "forward f32");
-    y.backward(rc.upstream.tensor().to(DType::F32));
-    check_close(x.grad().to_vector(), rc.grads[0].data, 1e-5, 1e-4, "grad f32");
-  }
-}
 
 TEST_CASE("gradients do not depend on the thread count") {
   // Shapes big enough to cross kParallelGrain, so the plane loops really fork.

@@ -1,4 +1,4 @@
-// conv2d / conv1d on the CPU.
+// CPU kernels of conv2d / conv1d (conv1d is conv2d on a height-1 image).
 //
 // Dense and grouped convolutions are im2col + GEMM. A chunk of images is unrolled
 // side by side into one column matrix col (C*KH*KW, nb*OH*OW), so each group is one
@@ -16,9 +16,7 @@
 #include <vector>
 
 #include "autograd/dispatch.h"
-#include "autograd/function.h"
-#include "kernels/conv/conv.h"
-#include "kernels/conv/conv_cuda.h"
+#include "kernels/conv/conv_kernels.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/unfold/im2col.h"
 
@@ -34,27 +32,9 @@ int64_t& detail::conv_col_budget() {
 }
 
 namespace {
-ConvEngine g_conv_engine = ConvEngine::Native;
-}  // namespace
 
-void set_conv_engine(ConvEngine e) {
-#if !defined(PW_HAVE_CUDNN)
-  PW_CHECK(e != ConvEngine::Cudnn, "set_conv_engine: this build has no cuDNN (PW_HAVE_CUDNN is off); install cuDNN "
-           "and rebuild with PW_CUDA=ON, or keep ConvEngine::Native");
-#endif
-  g_conv_engine = e;
-}
-ConvEngine conv_engine() { return g_conv_engine; }
-
-namespace {
-
-struct ConvShape {
-  ConvGeom g;               // one image: g.C = all input channels, g.OH x g.OW output
-  int64_t B = 0, O = 0, groups = 1;
-  int64_t Cg() const { return g.C / groups; }      // input channels per group
-  int64_t Og() const { return O / groups; }        // output channels per group
-  int64_t rows() const { return Cg() * g.kk(); }   // GEMM K per group: one weight row
-};
+bool is_depthwise(const ConvShape& s) { return s.groups == s.g.C && s.groups > 1; }
+bool stride1(const ConvShape& s) { return s.g.SH == 1 && s.g.SW == 1; }
 
 // Uninitialised scratch (a std::vector would first zero the whole column buffer).
 template <class T>
@@ -101,7 +81,7 @@ bool pointwise(const ConvGeom& g) {
 // y (B,O,OH,OW) = conv(x (B,C,H,W), w (O,Cg,KH,KW)) + bias (O, may be null): im2col + GEMM.
 // One image per chunk writes straight into y; several go through yc (O, nb*OHW).
 template <class T>
-void conv_forward_cpu(T* y, const T* x, const T* w, const T* bias, const ConvShape& s) {
+void conv_forward_loop(T* y, const T* x, const T* w, const T* bias, const ConvShape& s) {
   const int64_t ohw = s.g.ohw(), O = s.O, Og = s.Og(), rows = s.rows(), chw = s.g.C * s.g.H * s.g.W;
   const int64_t nb_max = chunk_images(s);
   const bool direct = nb_max == 1 && pointwise(s.g);
@@ -135,18 +115,21 @@ void conv_forward_cpu(T* y, const T* x, const T* w, const T* bias, const ConvSha
   }
 }
 
-// Forward was y = conv(x, w):  dw_g += dy_g @ col_g^T,  dcol_g = w_g^T @ dy_g then dx += col2im(dcol).
-// dx, dw may be null.   dy: (B,O,OH,OW); with several images per chunk it is regrouped as dyc (O, nb*OHW).
+// Forward was y = conv(x, w):  dw_g (+)= dy_g @ col_g^T,  dcol_g = w_g^T @ dy_g then dx (+)= col2im(dcol).
+// dx, dw may be null; acc_x / acc_w: add, else write (GradBuf). col2im can only add, so the
+// caller zeroes a fresh dx for that path (acc_x is then true).
+// dy: (B,O,OH,OW); with several images per chunk it is regrouped as dyc (O, nb*OHW).
 template <class T>
-void conv_backward_cpu(T* dx, T* dw, const T* dy, const T* x, const T* w, const ConvShape& s) {
+void conv_backward_loop(T* dx, bool acc_x, T* dw, bool acc_w, const T* dy, const T* x, const T* w,
+                       const ConvShape& s) {
   const int64_t ohw = s.g.ohw(), O = s.O, Og = s.Og(), rows = s.rows(), chw = s.g.C * s.g.H * s.g.W;
   const int64_t nb_max = chunk_images(s);
   const bool direct = nb_max == 1 && pointwise(s.g);
   TapRanges r(s.g);
   auto col = scratch<T>(direct ? 1 : s.g.C * s.g.kk() * nb_max * ohw);
   auto dyc = scratch<T>(nb_max > 1 ? O * nb_max * ohw : 1);
-  // Over several chunks dw is summed in dwc and added once (the backward adds exactly its
-  // own contribution); with one chunk the GEMM adds straight into dw.
+  // Over several chunks dw is summed in dwc and added (or, fresh, copied) once: the backward
+  // adds exactly its own contribution. With one chunk the GEMM writes or adds straight into dw.
   std::vector<T> dwc;
   T* dw_sum = dw;
   if (dw && nb_max < s.B) {
@@ -166,20 +149,22 @@ void conv_backward_cpu(T* dx, T* dw, const T* dy, const T* x, const T* w, const 
     if (dw) {
       const T* cols = direct ? x + b0 * chw : col.get();
       if (!direct) im2col_chunk(col.get(), x, s, r, b0, nb);
-      gemm_strided_batched(false, true, s.groups, Og, rows, L, T(1), dys, L, Og * L, cols, L, rows * L, T(1), dw_sum,
-                           rows, Og * rows);
+      gemm_strided_batched(false, true, s.groups, Og, rows, L, T(1), dys, L, Og * L, cols, L, rows * L,
+                           dw_sum != dw || acc_w ? T(1) : T(0), dw_sum, rows, Og * rows);
     }
-    if (dx && direct) {  // dx image (C, HW) += w^T @ dy
-      gemm_strided_batched(true, false, s.groups, rows, L, Og, T(1), w, rows, Og * rows, dys, L, Og * L, T(1),
-                           dx + b0 * chw, L, rows * L);
+    if (dx && direct) {  // dx image (C, HW) (+)= w^T @ dy
+      gemm_strided_batched(true, false, s.groups, rows, L, Og, T(1), w, rows, Og * rows, dys, L, Og * L,
+                           acc_x ? T(1) : T(0), dx + b0 * chw, L, rows * L);
     } else if (dx) {  // col now holds dcol
       gemm_strided_batched(true, false, s.groups, rows, L, Og, T(1), w, rows, Og * rows, dys, L, Og * L, T(0),
                            col.get(), L, rows * L);
       col2im_chunk(dx, col.get(), s, r, b0, nb);
     }
   }
-  if (dw_sum != dw)
-    for (int64_t i = 0; i < O * rows; ++i) dw[i] += dwc[i];
+  if (dw_sum != dw) {
+    if (acc_w) for (int64_t i = 0; i < O * rows; ++i) dw[i] += dwc[i];
+    else std::copy(dwc.begin(), dwc.end(), dw);
+  }
 }
 
 // --- Depthwise, stride 1: padded planes ---------------------------------------------
@@ -288,7 +273,8 @@ void spread_dy(T* dyq, const T* dyo, const ConvGeom& g, const Padded& p) {
 //     dxp[j] += sum_t w_t * dyq[j + D - off_t], so it is a tap_sweep too (one task per (b,c)).
 // dw[o,t] += sum over b of the dot of dy[b,o] (zero in the extra columns) with xp shifted by off_t.
 template <class T>
-void depthwise_s1_backward_cpu(T* dx, T* dw, const T* dy, const T* x, const T* w, const ConvShape& s) {
+void depthwise_s1_backward_cpu(T* dx, bool acc_x, T* dw, bool acc_w, const T* dy, const T* x, const T* w,
+                               const ConvShape& s) {
   const ConvGeom& g = s.g;
   const int64_t O = s.O, C = g.C, m = O / C, kk = g.kk(), hw = g.H * g.W;
   const Padded p(g);
@@ -314,7 +300,8 @@ void depthwise_s1_backward_cpu(T* dx, T* dw, const T* dy, const T* x, const T* w
           for (int64_t h = 0; h < g.H; ++h) {
             const T* src = a + h * p.Wp + g.PW;
             T* dst = dxc + h * g.W;
-            for (int64_t i = 0; i < g.W; ++i) dst[i] += src[i];
+            if (acc_x) for (int64_t i = 0; i < g.W; ++i) dst[i] += src[i];
+            else std::copy_n(src, g.W, dst);
           }
         }
       }
@@ -340,7 +327,7 @@ void depthwise_s1_backward_cpu(T* dx, T* dw, const T* dy, const T* x, const T* w
             acc[t] += dot;
           }
         }
-        for (int64_t t = 0; t < kk; ++t) dw[o * kk + t] += (T)acc[t];
+        for (int64_t t = 0; t < kk; ++t) dw[o * kk + t] = acc_w ? dw[o * kk + t] + (T)acc[t] : (T)acc[t];
       }
     }
   }
@@ -379,7 +366,8 @@ void depthwise_forward_cpu(T* y, const T* x, const T* w, const T* bias, const Co
 // Forward was depthwise y = conv(x, w). dx[b,c] += w * dy over c's m output channels (one task
 // per (b,c), so no two tasks touch one plane); dw[o] += sum over b and pixels of dy * x (one task per o).
 template <class T>
-void depthwise_backward_cpu(T* dx, T* dw, const T* dy, const T* x, const T* w, const ConvShape& s) {
+void depthwise_backward_cpu(T* dx, bool acc_x, T* dw, bool acc_w, const T* dy, const T* x, const T* w,
+                            const ConvShape& s) {
   const ConvGeom& g = s.g;
   const int64_t O = s.O, C = g.C, m = O / C, ohw = g.ohw(), hw = g.H * g.W;
   TapRanges r(g);
@@ -409,7 +397,8 @@ void depthwise_backward_cpu(T* dx, T* dw, const T* dy, const T* x, const T* w, c
             }
           }
           T* dxc = dx + (b * C + c) * hw;
-          for (int64_t i = 0; i < hw; ++i) dxc[i] += plane[i];
+          if (acc_x) for (int64_t i = 0; i < hw; ++i) dxc[i] += plane[i];
+          else std::copy(plane.begin(), plane.end(), dxc);
         }
       }
     }
@@ -433,16 +422,17 @@ void depthwise_backward_cpu(T* dx, T* dw, const T* dy, const T* x, const T* w, c
               acc += part;
             }
           }
-          dw[(o * g.KH + kh) * g.KW + kw] += (T)acc;
+          T& d = dw[(o * g.KH + kh) * g.KW + kw];
+          d = acc_w ? d + (T)acc : (T)acc;
         }
       }
     }
   }
 }
 
-// Forward added bias[o] to every pixel of output channel o: dbias[o] += sum over b, oh, ow of dy.
+// Forward added bias[o] to every pixel of output channel o: dbias[o] (+)= sum over b, oh, ow of dy.
 template <class T>
-void conv_bias_backward_cpu(T* dbias, const T* dy, const ConvShape& s) {
+void conv_bias_backward_loop(T* dbias, bool accumulate, const T* dy, const ConvShape& s) {
   const int64_t ohw = s.g.ohw();
 #pragma omp parallel for if (s.B * s.O * ohw > kParallelGrain)
   for (int64_t o = 0; o < s.O; ++o) {
@@ -453,126 +443,50 @@ void conv_bias_backward_cpu(T* dbias, const T* dy, const ConvShape& s) {
       for (int64_t i = 0; i < ohw; ++i) part += p[i];
       acc += part;
     }
-    dbias[o] += (T)acc;
+    dbias[o] = accumulate ? dbias[o] + (T)acc : (T)acc;
   }
 }
 
-bool is_depthwise(const ConvShape& s) { return s.groups == s.g.C && s.groups > 1; }
-bool stride1(const ConvShape& s) { return s.g.SH == 1 && s.g.SW == 1; }
-
-// y = conv2d(x, w, b).   x: (B,C,H,W)  w: (O,C/groups,KH,KW)  b: (O)  y: (B,O,OH,OW)
-struct Conv2dFn final : Node {
-  Tensor x, w;
-  ConvShape s;
-  ConvEngine engine = ConvEngine::Native;  // of the forward, for CUDA tensors
-  const char* name() const override { return "conv2d"; }
-  void backward(const Tensor& dy, Grads& g) override {
-    dispatch_float(dy.dtype(), "conv2d", [&](auto tag) {
-      using T = decltype(tag);
-      T* dx = g.needs(0) ? g[0].data<T>() : nullptr;
-      T* dw = g.needs(1) ? g[1].data<T>() : nullptr;
-      if (dy.device() == Device::CUDA) {
-        if constexpr (kHaveCuda) {
-          T* db = g.needs(2) ? g[2].data<T>() : nullptr;
-#if defined(PW_HAVE_CUDNN)
-          if (engine == ConvEngine::Cudnn)
-            return conv_backward_cudnn(dx, dw, db, dy.data<T>(), x.data<T>(), w.data<T>(), s.g, s.B, s.O, s.groups);
-#endif
-          conv_backward_cuda(dx, dw, db, dy.data<T>(), x.data<T>(), w.data<T>(), s.g, s.B, s.O, s.groups);
-        }
-        return;
-      }
-      if (dx || dw) {
-        if (is_depthwise(s) && stride1(s)) depthwise_s1_backward_cpu(dx, dw, dy.data<T>(), x.data<T>(), w.data<T>(), s);
-        else if (is_depthwise(s)) depthwise_backward_cpu(dx, dw, dy.data<T>(), x.data<T>(), w.data<T>(), s);
-        else conv_backward_cpu(dx, dw, dy.data<T>(), x.data<T>(), w.data<T>(), s);
-      }
-      if (g.needs(2)) conv_bias_backward_cpu(g[2].data<T>(), dy.data<T>(), s);
-    });
-  }
-  void release() override {
-    x = Tensor();
-    w = Tensor();
-  }
-};
-
-// Channel, group and bias checks shared by conv2d and conv1d (x, w of either rank).
-void check_conv_channels(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups) {
-  check_same_device(op, x, w);
-  check_same_dtype(op, x, w);
-  PW_CHECK(groups >= 1, op, ": groups must be >= 1, got ", groups);
-  const int64_t C = x.size(1), O = w.size(0);
-  PW_CHECK(C % groups == 0 && O % groups == 0, op, ": groups = ", groups, " must divide both the input channels (x ",
-           x.str(), ") and the output channels (w ", w.str(), ")");
-  PW_CHECK(w.size(1) * groups == C, op, ": weight ", w.str(), " expects ", w.size(1) * groups,
-           " input channels (w.size(1) * groups), but x ", x.str(), " has ", C);
-  if (b.defined()) {
-    check_same_device(op, x, b);
-    check_same_dtype(op, x, b);
-    PW_CHECK(b.dim() == 1 && b.size(0) == O, op, ": bias must be (O) = (", O, "), got ", b.str(), " for weight ",
-             w.str());
-  }
-}
-
-Tensor conv2d_cpu(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, std::array<int64_t, 2> stride,
-                  std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
-  ConvShape s;
-  s.g = make_geom(op, x, w.size(2), w.size(3), stride, padding, dilation);
-  s.B = x.size(0);
-  s.O = w.size(0);
-  s.groups = groups;
-  Tensor y = empty({s.B, s.O, s.g.OH, s.g.OW}, x.dtype(), x.device());
-  const ConvEngine engine = conv_engine();
-  dispatch_float(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    const T* bias = b.defined() ? b.data<T>() : nullptr;
-    if (x.device() == Device::CUDA) {
-      if constexpr (kHaveCuda) {
-#if defined(PW_HAVE_CUDNN)
-        if (engine == ConvEngine::Cudnn)
-          return conv_forward_cudnn(y.data<T>(), x.data<T>(), w.data<T>(), bias, s.g, s.B, s.O, s.groups);
-#endif
-        conv_forward_cuda(y.data<T>(), x.data<T>(), w.data<T>(), bias, s.g, s.B, s.O, s.groups);
-      }
-      return;
-    }
-    if (is_depthwise(s) && stride1(s)) depthwise_s1_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
-    else if (is_depthwise(s)) depthwise_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
-    else conv_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
-  });
-  if (auto n = record<Conv2dFn>(y, {x, w, b})) {
-    n->x = x;
-    n->w = w;
-    n->s = s;
-    n->engine = engine;
-  }
-  return y;
-}
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int64_t, 2> stride,
-              std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
-  PW_CHECK(x.dim() == 4, "conv2d: expected x of shape (B,C,H,W), got ", x.str());
-  PW_CHECK(w.dim() == 4, "conv2d: expected weight of shape (O,C/groups,KH,KW), got ", w.str(), " (x is ", x.str(), ")");
-  check_conv_channels("conv2d", x, w, b, groups);
-  return conv2d_cpu("conv2d", x, w, b, stride, padding, dilation, groups);
+void conv_forward_cpu(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const ConvShape& s) {
+  dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    const T* bias = b.defined() ? b.data<T>() : nullptr;
+    if (is_depthwise(s) && stride1(s)) depthwise_s1_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
+    else if (is_depthwise(s)) depthwise_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
+    else conv_forward_loop(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
+  });
 }
 
-Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding, int64_t dilation,
-              int64_t groups) {
-  PW_CHECK(x.dim() == 3, "conv1d: expected x of shape (B,C,L), got ", x.str());
-  PW_CHECK(w.dim() == 3, "conv1d: expected weight of shape (O,C/groups,K), got ", w.str(), " (x is ", x.str(), ")");
-  check_conv_channels("conv1d", x, w, b, groups);
-  PW_CHECK(stride >= 1 && dilation >= 1 && padding >= 0, "conv1d: need stride >= 1, dilation >= 1, padding >= 0; got ",
-           stride, ", ", dilation, ", ", padding);
-  int64_t OL = conv_out_size(x.size(2), w.size(2), stride, padding, dilation);
-  PW_CHECK(OL > 0, "conv1d: output length would be ", OL, " for x ", x.str(), ", weight ", w.str(), ", stride ",
-           stride, ", padding ", padding, ", dilation ", dilation, "; the dilated kernel must fit in the padded input");
-  Tensor y = conv2d_cpu("conv1d", x.reshape({x.size(0), x.size(1), 1, x.size(2)}),
-                        w.reshape({w.size(0), w.size(1), 1, w.size(2)}), b, {1, stride}, {0, padding}, {1, dilation},
-                        groups);
-  return y.reshape({x.size(0), w.size(0), OL});
+void conv_backward_cpu(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x, const Tensor& w,
+                       const ConvShape& s) {
+  if (s.B * s.O * s.g.ohw() == 0) {  // no outputs: the gradients are zero
+    dx.zero_if_fresh();
+    dw.zero_if_fresh();
+    db.zero_if_fresh();
+    return;
+  }
+  dispatch_float(dy.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    if (dx || dw) {
+      if (is_depthwise(s) && stride1(s)) {
+        depthwise_s1_backward_cpu(dx.data<T>(), dx.accumulate, dw.data<T>(), dw.accumulate, dy.data<T>(), x.data<T>(),
+                                  w.data<T>(), s);
+      } else if (is_depthwise(s)) {
+        depthwise_backward_cpu(dx.data<T>(), dx.accumulate, dw.data<T>(), dw.accumulate, dy.data<T>(), x.data<T>(),
+                               w.data<T>(), s);
+      } else {
+        // col2im adds: a fresh dx is zeroed unless the pointwise path writes it with the GEMM.
+        const bool direct = chunk_images(s) == 1 && pointwise(s.g);
+        if (!direct) dx.zero_if_fresh();
+        conv_backward_loop(dx.data<T>(), dx.accumulate, dw.data<T>(), dw.accumulate, dy.data<T>(), x.data<T>(),
+                           w.data<T>(), s);
+      }
+    }
+    if (db) conv_bias_backward_loop(db.data<T>(), db.accumulate, dy.data<T>(), s);
+  });
 }
 
 }  // namespace pw

@@ -1,10 +1,17 @@
+// CUDA kernels of conv2d / conv1d and their tensor-level launchers (conv_kernels.h).
+// Dense and grouped convs: im2col (kernels/unfold/unfold_cuda.h) + cuBLAS GEMM per
+// chunk of images; depthwise (groups == C > 1): direct kernels; with
+// ConvEngine::Cudnn (chosen at the forward) everything goes to conv_cudnn.cu.
+// Backward kernels keep the GradBuf contract (write fresh, add otherwise); all sums
+// are fixed-order (gathers and block reductions, no atomics): deterministic.
 #include <algorithm>
 
-#include "kernels/conv/conv_cuda.h"
-#include "runtime/cuda/common.cuh"
-#include "runtime/cuda/tensor_cuda.h"
+#include "autograd/dispatch.h"
+#include "kernels/conv/conv_kernels.h"
 #include "kernels/gemm/gemm_cuda.h"
 #include "kernels/unfold/unfold_cuda.h"
+#include "runtime/cuda/common.cuh"
+#include "runtime/cuda/tensor_cuda.h"
 
 namespace pw {
 
@@ -51,10 +58,10 @@ __global__ void nchw_to_chunk_kernel(T* __restrict__ dyc, const T* __restrict__ 
   }
 }
 
-// dbias[o] += sum over b, p of dy[b, o, p]: one block per o, fixed-order block_sum in double.
+// dbias[o] (+)= sum over b, p of dy[b, o, p]: one block per o, fixed-order block_sum in double.
 template <class T>
 __global__ void conv_bias_bwd_kernel(T* __restrict__ dbias, const T* __restrict__ dy, int64_t B, int64_t O,
-                                     int64_t ohw) {
+                                     int64_t ohw, bool accumulate) {
   __shared__ double sh[32];
   const int64_t o = blockIdx.x;
   double acc = 0;
@@ -63,7 +70,7 @@ __global__ void conv_bias_bwd_kernel(T* __restrict__ dbias, const T* __restrict_
     acc += (double)dy[(b * O + o) * ohw + p];
   }
   acc = cuda::block_sum(acc, sh);
-  if (threadIdx.x == 0) dbias[o] += (T)acc;
+  if (threadIdx.x == 0) dbias[o] = accumulate ? dbias[o] + (T)acc : (T)acc;
 }
 
 // --- depthwise (groups == C): output channel o reads input channel c = o / M, M = O / C ---
@@ -93,7 +100,7 @@ __global__ void dw_fwd_kernel(T* __restrict__ y, const T* __restrict__ x, const 
 // dx: one thread per input pixel t = (b, c, h, w) gathers over its M output channels and taps.
 template <class T>
 __global__ void dw_bwd_data_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ w, int64_t B,
-                                   int64_t O, ConvGeom g) {
+                                   int64_t O, ConvGeom g, bool accumulate) {
   const int64_t M = O / g.C;
   PW_GRID_STRIDE(t, B * g.C * g.H * g.W) {
     const int64_t iw = t % g.W, ih = (t / g.W) % g.H, c = (t / (g.W * g.H)) % g.C, b = t / (g.W * g.H * g.C);
@@ -112,14 +119,14 @@ __global__ void dw_bwd_data_kernel(T* __restrict__ dx, const T* __restrict__ dy,
         }
       }
     }
-    dx[t] += acc;
+    dx[t] = accumulate ? dx[t] + acc : acc;
   }
 }
-// dw[o, kh, kw] += sum over b, oh, ow of dy[b,o,oh,ow] * x[b, o/M, ih, iw]: one block per
+// dw[o, kh, kw] (+)= sum over b, oh, ow of dy[b,o,oh,ow] * x[b, o/M, ih, iw]: one block per
 // (o, tap), fixed-order block_sum in double.
 template <class T>
 __global__ void dw_bwd_weight_kernel(T* __restrict__ dw, const T* __restrict__ dy, const T* __restrict__ x,
-                                     int64_t B, int64_t O, ConvGeom g) {
+                                     int64_t B, int64_t O, ConvGeom g, bool accumulate) {
   __shared__ double sh[32];
   const int64_t M = O / g.C, kk = g.KH * g.KW, o = blockIdx.x / kk, tap = blockIdx.x % kk;
   const int64_t kh = tap / g.KW, kw = tap % g.KW, ohw = g.OH * g.OW;
@@ -131,16 +138,15 @@ __global__ void dw_bwd_weight_kernel(T* __restrict__ dw, const T* __restrict__ d
     acc += (double)dy[(b * O + o) * ohw + p] * (double)x[((b * g.C + o / M) * g.H + ih) * g.W + iw];
   }
   acc = cuda::block_sum(acc, sh);
-  if (threadIdx.x == 0) dw[blockIdx.x] += (T)acc;
+  if (threadIdx.x == 0) dw[blockIdx.x] = accumulate ? dw[blockIdx.x] + (T)acc : (T)acc;
 }
 
 bool depthwise(const ConvGeom& g, int64_t groups) { return groups == g.C && groups > 1; }
 
-}  // namespace
-
+// y = conv(x, w) + bias, native kernels.   bias may be null
 template <class T>
-void conv_forward_cuda(T* y, const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t B, int64_t O,
-                       int64_t groups) {
+void conv_forward_native(T* y, const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t B, int64_t O,
+                         int64_t groups) {
   const int64_t ohw = g.OH * g.OW, n = B * O * ohw;
   if (n == 0) return;
   if (depthwise(g, groups)) {
@@ -163,43 +169,53 @@ void conv_forward_cuda(T* y, const T* x, const T* w, const T* bias, const ConvGe
   }
 }
 
+// Forward was y = conv(x, w) + bias, native kernels: dx (+)= conv_transpose(dy, w),
+// dw (+)= dy (*) x, dbias (+)= sums of dy. The caller has handled B*O*OH*OW == 0.
 template <class T>
-void conv_backward_cuda(T* dx, T* dw, T* dbias, const T* dy, const T* x, const T* w, const ConvGeom& g, int64_t B,
-                        int64_t O, int64_t groups) {
+void conv_backward_native(GradBuf dxb, GradBuf dwb, GradBuf dbb, const T* dy, const T* x, const T* w,
+                          const ConvGeom& g, int64_t B, int64_t O, int64_t groups) {
   const int64_t ohw = g.OH * g.OW;
-  if (dbias && O > 0) {
-    conv_bias_bwd_kernel<T><<<(unsigned)O, cuda::kBlock, 0, cuda::stream()>>>(dbias, dy, B, O, ohw);
+  if (dbb) {
+    conv_bias_bwd_kernel<T><<<(unsigned)O, cuda::kBlock, 0, cuda::stream()>>>(dbb.data<T>(), dy, B, O, ohw,
+                                                                             dbb.accumulate);
     PW_CUDA_LAUNCH_CHECK();
   }
-  if (B * O * ohw == 0) return;
   if (depthwise(g, groups)) {
-    if (dx) {
+    if (dxb) {
       const int64_t n = B * g.C * g.H * g.W;
-      dw_bwd_data_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(dx, dy, w, B, O, g);
+      dw_bwd_data_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(dxb.data<T>(), dy, w, B, O, g,
+                                                                                    dxb.accumulate);
       PW_CUDA_LAUNCH_CHECK();
     }
-    if (dw) {
-      dw_bwd_weight_kernel<T><<<(unsigned)(O * g.KH * g.KW), cuda::kBlock, 0, cuda::stream()>>>(dw, dy, x, B, O, g);
+    if (dwb) {
+      dw_bwd_weight_kernel<T><<<(unsigned)(O * g.KH * g.KW), cuda::kBlock, 0, cuda::stream()>>>(
+          dwb.data<T>(), dy, x, B, O, g, dwb.accumulate);
       PW_CUDA_LAUNCH_CHECK();
     }
     return;
   }
-  if (!dx && !dw) return;
+  if (!dxb && !dwb) return;
+  dxb.zero_if_fresh();  // col2im_cuda adds
+  T* dx = dxb.data<T>();
+  T* dw = dwb.data<T>();
+  // A fresh dw is summed into directly (first chunk beta 0, then 1); an accumulating one
+  // through dwc below.
+  const bool dw_direct = dw && !dwb.accumulate;
   const int64_t Og = O / groups, rows = g.C / groups * g.KH * g.KW, chw = g.C * g.H * g.W;
   const int64_t nb_max = chunk_images(g, B);
-  Buf<T> col(g.C * g.KH * g.KW * nb_max * ohw), dyc(O * nb_max * ohw), dwc(dw ? O * rows : 0);
-  // dw sums every chunk into dwc (zeroed), then is added once: the backward adds exactly
-  // its own contribution, so a second backward gives exactly twice the first.
-  if (dw) cuda::memset_zero(dwc.p, dwc.bytes);
+  Buf<T> col(g.C * g.KH * g.KW * nb_max * ohw), dyc(O * nb_max * ohw), dwc(dw && !dw_direct ? O * rows : 0);
+  // An accumulating dw sums every chunk into dwc (zeroed), then is added once: the backward
+  // adds exactly its own contribution, so a second backward gives exactly twice the first.
+  if (dw && !dw_direct) cuda::memset_zero(dwc.p, dwc.bytes);
   for (int64_t b0 = 0; b0 < B; b0 += nb_max) {
     const int64_t nb = std::min(nb_max, B - b0), L = nb * ohw;
     nchw_to_chunk_kernel<T><<<cuda::grid_for(nb * O * ohw), cuda::kBlock, 0, cuda::stream()>>>(
         dyc.p, dy + b0 * O * ohw, nb, O, ohw);
     PW_CUDA_LAUNCH_CHECK();
-    if (dw) {  // dw_g (Og, rows) += dyc_g (Og, L) @ col_g^T (L, rows)
+    if (dw) {  // dw_g (Og, rows) (+)= dyc_g (Og, L) @ col_g^T (L, rows)
       im2col_cuda(col.p, x + b0 * chw, nb, g, ohw, L);
-      gemm_cuda<T>(false, true, groups, Og, rows, L, T(1), dyc.p, L, Og * L, col.p, L, rows * L, T(1), dwc.p, rows,
-                   Og * rows);
+      gemm_cuda<T>(false, true, groups, Og, rows, L, T(1), dyc.p, L, Og * L, col.p, L, rows * L,
+                   dw_direct && b0 == 0 ? T(0) : T(1), dw_direct ? dw : dwc.p, rows, Og * rows);
     }
     if (dx) {  // dcol_g (rows, L) = w_g^T (rows, Og) @ dyc_g (Og, L), then dx += col2im(dcol)
       gemm_cuda<T>(true, false, groups, rows, L, Og, T(1), w, rows, Og * rows, dyc.p, L, Og * L, T(0), col.p, L,
@@ -207,16 +223,40 @@ void conv_backward_cuda(T* dx, T* dw, T* dbias, const T* dy, const T* x, const T
       col2im_cuda(dx + b0 * chw, col.p, nb, g, ohw, L);
     }
   }
-  if (dw) axpy_cuda<T>(dw, dwc.p, 1.0, O * rows);
+  if (dw && !dw_direct) axpy_cuda<T>(dw, dwc.p, 1.0, O * rows);
 }
 
-template void conv_forward_cuda<float>(float*, const float*, const float*, const float*, const ConvGeom&, int64_t,
-                                       int64_t, int64_t);
-template void conv_forward_cuda<double>(double*, const double*, const double*, const double*, const ConvGeom&,
-                                        int64_t, int64_t, int64_t);
-template void conv_backward_cuda<float>(float*, float*, float*, const float*, const float*, const float*,
-                                        const ConvGeom&, int64_t, int64_t, int64_t);
-template void conv_backward_cuda<double>(double*, double*, double*, const double*, const double*, const double*,
-                                         const ConvGeom&, int64_t, int64_t, int64_t);
+}  // namespace
+
+void conv_forward_cuda(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const ConvShape& s) {
+  dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    const T* bias = b.defined() ? b.data<T>() : nullptr;
+#if defined(PW_HAVE_CUDNN)
+    if (s.engine == ConvEngine::Cudnn)
+      return conv_forward_cudnn(y.data<T>(), x.data<T>(), w.data<T>(), bias, s.g, s.B, s.O, s.groups);
+#endif
+    conv_forward_native(y.data<T>(), x.data<T>(), w.data<T>(), bias, s.g, s.B, s.O, s.groups);
+  });
+}
+
+void conv_backward_cuda(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x, const Tensor& w,
+                        const ConvShape& s) {
+  if (s.B * s.O * s.g.OH * s.g.OW == 0) {  // no outputs: the gradients are zero
+    dx.zero_if_fresh();
+    dw.zero_if_fresh();
+    db.zero_if_fresh();
+    return;
+  }
+  dispatch_float(dy.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+#if defined(PW_HAVE_CUDNN)
+    if (s.engine == ConvEngine::Cudnn)
+      return conv_backward_cudnn(dx.data<T>(), dx.accumulate, dw.data<T>(), dw.accumulate, db.data<T>(),
+                                 db.accumulate, dy.data<T>(), x.data<T>(), w.data<T>(), s.g, s.B, s.O, s.groups);
+#endif
+    conv_backward_native<T>(dx, dw, db, dy.data<T>(), x.data<T>(), w.data<T>(), s.g, s.B, s.O, s.groups);
+  });
+}
 
 }  // namespace pw

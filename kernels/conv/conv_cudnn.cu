@@ -5,7 +5,7 @@
 
 #include <type_traits>
 
-#include "kernels/conv/conv_cuda.h"
+#include "kernels/conv/conv_kernels.h"
 #include "runtime/cuda/common.cuh"
 #include "kernels/gemm/precision.h"
 
@@ -101,36 +101,36 @@ void conv_forward_cudnn(T* y, const T* x, const T* w, const T* bias, const ConvG
 }
 
 template <class T>
-void conv_backward_cudnn(T* dx, T* dw, T* dbias, const T* dy, const T* x, const T* w, const ConvGeom& g, int64_t B,
-                         int64_t O, int64_t groups) {
-  if (B * O * g.OH * g.OW == 0) return;
+void conv_backward_cudnn(T* dx, bool acc_x, T* dw, bool acc_w, T* dbias, bool acc_b, const T* dy, const T* x,
+                         const T* w, const ConvGeom& g, int64_t B, int64_t O, int64_t groups) {
+  if (B * O * g.OH * g.OW == 0) return;  // the caller (conv_backward_cuda) zeroes fresh buffers
   Descs d(g, B, O, groups, T{});
-  const T one = 1;  // beta = 1: accumulate into the engine's gradient buffers
+  const T one = 1, zero = 0;  // beta: 1 adds into a gradient buffer, 0 writes a fresh one (GradBuf)
   if (dx) {
     const auto algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;  // deterministic
     size_t ws = 0;
     PW_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn(), d.w, d.y, d.conv, d.x, algo, &ws));
     Workspace wsp(ws);
-    PW_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn(), &one, d.w, w, d.y, dy, d.conv, algo, wsp.p, ws, &one, d.x, dx));
+    PW_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn(), &one, d.w, w, d.y, dy, d.conv, algo, wsp.p, ws, acc_x ? &one : &zero, d.x, dx));
   }
   if (dw) {
     const auto algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;  // deterministic
     size_t ws = 0;
     PW_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn(), d.x, d.y, d.conv, d.w, algo, &ws));
     Workspace wsp(ws);
-    PW_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn(), &one, d.x, x, d.y, dy, d.conv, algo, wsp.p, ws, &one, d.w, dw));
+    PW_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn(), &one, d.x, x, d.y, dy, d.conv, algo, wsp.p, ws, acc_w ? &one : &zero, d.w, dw));
   }
-  if (dbias) PW_CUDNN_CHECK(cudnnConvolutionBackwardBias(dnn(), &one, d.y, dy, &one, d.b, dbias));
+  if (dbias) PW_CUDNN_CHECK(cudnnConvolutionBackwardBias(dnn(), &one, d.y, dy, acc_b ? &one : &zero, d.b, dbias));
 }
 
 template void conv_forward_cudnn<float>(float*, const float*, const float*, const float*, const ConvGeom&, int64_t,
                                         int64_t, int64_t);
 template void conv_forward_cudnn<double>(double*, const double*, const double*, const double*, const ConvGeom&,
                                          int64_t, int64_t, int64_t);
-template void conv_backward_cudnn<float>(float*, float*, float*, const float*, const float*, const float*,
-                                         const ConvGeom&, int64_t, int64_t, int64_t);
-template void conv_backward_cudnn<double>(double*, double*, double*, const double*, const double*, const double*,
-                                          const ConvGeom&, int64_t, int64_t, int64_t);
+template void conv_backward_cudnn<float>(float*, bool, float*, bool, float*, bool, const float*, const float*,
+                                         const float*, const ConvGeom&, int64_t, int64_t, int64_t);
+template void conv_backward_cudnn<double>(double*, bool, double*, bool, double*, bool, const double*, const double*,
+                                          const double*, const ConvGeom&, int64_t, int64_t, int64_t);
 
 }  // namespace pw
 #endif  // PW_HAVE_CUDNN

@@ -280,7 +280,7 @@ bool linear_gelu_lt(float* y, float* pre, const float* x, const float* w, const 
 }  // namespace
 
 template <class T>
-bool linear_gelu_forward_cuda(T* y, T* pre, const T* x, const T* w, const T* bias, int64_t R, int64_t Din,
+bool linear_gelu_gemm_cuda(T* y, T* pre, const T* x, const T* w, const T* bias, int64_t R, int64_t Din,
                               int64_t Dout, bool force_unfused) {
   if (R * Dout == 0) return false;
   if constexpr (std::is_same_v<T, float>) {
@@ -299,7 +299,7 @@ bool linear_gelu_forward_cuda(T* y, T* pre, const T* x, const T* w, const T* bia
   template void column_sum_cuda<T>(T*, const T*, int64_t, int64_t, bool);                                         \
   template void gelu_tanh_forward_cuda<T>(T*, const T*, int64_t);                                                 \
   template void gelu_tanh_backward_cuda<T>(T*, const T*, const T*, int64_t);                                      \
-  template bool linear_gelu_forward_cuda<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, bool);
+  template bool linear_gelu_gemm_cuda<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, bool);
 PW_INSTANTIATE(float)
 PW_INSTANTIATE(double)
 #undef PW_INSTANTIATE

@@ -38,7 +38,7 @@ template <class T> void gelu_tanh_backward_cuda(T* dpre, const T* pre, const T* 
 // otherwise, and for double, bias_rows + gemm_cuda + gelu_tanh_forward_cuda.
 // Returns whether the fused epilogue ran. force_unfused: always the composition (tests).
 template <class T>
-bool linear_gelu_forward_cuda(T* y, T* pre, const T* x, const T* w, const T* bias, int64_t R, int64_t Din,
+bool linear_gelu_gemm_cuda(T* y, T* pre, const T* x, const T* w, const T* bias, int64_t R, int64_t Din,
                               int64_t Dout, bool force_unfused = false);
 
 }  // namespace pw

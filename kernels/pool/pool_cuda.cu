@@ -1,8 +1,13 @@
+// CUDA pooling kernels and their tensor-level launchers (pool_kernels.h). Window
+// rules are pool_math.h's, shared with the CPU. Every backward gathers: one thread
+// per input element sums the outputs whose windows cover it (fixed order) and
+// writes or adds once (GradBuf): no atomics, the same bits every run.
 #include <math_constants.h>
 
-#include "runtime/cuda/common.cuh"
-#include "kernels/pool/pool_cuda.h"
+#include "autograd/dispatch.h"
+#include "kernels/pool/pool_kernels.h"
 #include "kernels/pool/pool_math.h"
+#include "runtime/cuda/common.cuh"
 
 namespace pw {
 
@@ -33,7 +38,7 @@ __global__ void avg_fwd_kernel(T* __restrict__ y, const T* __restrict__ x, PoolD
   }
 }
 template <class T>
-__global__ void avg_bwd_kernel(T* __restrict__ dx, const T* __restrict__ dy, PoolDims d, bool cip) {
+__global__ void avg_bwd_kernel(T* __restrict__ dx, const T* __restrict__ dy, PoolDims d, bool cip, bool accumulate) {
   PW_GRID_STRIDE(t, d.P * d.H * d.W) {
     const int64_t w = t % d.W, h = (t / d.W) % d.H, p = t / (d.W * d.H);
     int64_t oh0, oh1, ow0, ow1;
@@ -50,7 +55,7 @@ __global__ void avg_bwd_kernel(T* __restrict__ dx, const T* __restrict__ dy, Poo
         acc += dyp[oh * d.OW + ow] / T(math::avg_pool_divisor(wh, ww, cip));
       }
     }
-    dx[t] += acc;
+    dx[t] = accumulate ? dx[t] + acc : acc;
   }
 }
 
@@ -74,7 +79,7 @@ __global__ void max_fwd_kernel(T* __restrict__ y, int64_t* __restrict__ argmax, 
 }
 template <class T>
 __global__ void max_bwd_kernel(T* __restrict__ dx, const T* __restrict__ dy, const int64_t* __restrict__ argmax,
-                               PoolDims d) {
+                               PoolDims d, bool accumulate) {
   PW_GRID_STRIDE(t, d.P * d.H * d.W) {
     const int64_t w = t % d.W, h = (t / d.W) % d.H, p = t / (d.W * d.H), i = h * d.W + w;
     int64_t oh0, oh1, ow0, ow1;
@@ -87,7 +92,7 @@ __global__ void max_bwd_kernel(T* __restrict__ dx, const T* __restrict__ dy, con
         const int64_t o = base + oh * d.OW + ow;
         if (argmax[o] == i) acc += dy[o];
       }
-    dx[t] += acc;
+    dx[t] = accumulate ? dx[t] + acc : acc;
   }
 }
 
@@ -102,57 +107,76 @@ __global__ void gap_fwd_kernel(T* __restrict__ y, const T* __restrict__ x, int64
   if (threadIdx.x == 0) y[blockIdx.x] = (T)(acc / (double)HW);
 }
 template <class T>
-__global__ void gap_bwd_kernel(T* __restrict__ dx, const T* __restrict__ dy, int64_t P, int64_t HW) {
-  PW_GRID_STRIDE(t, P * HW) dx[t] += dy[t / HW] / T(HW);
+__global__ void gap_bwd_kernel(T* __restrict__ dx, const T* __restrict__ dy, int64_t P, int64_t HW, bool accumulate) {
+  PW_GRID_STRIDE(t, P * HW) {
+    const T d = dy[t / HW] / T(HW);
+    dx[t] = accumulate ? dx[t] + d : d;
+  }
 }
 
 }  // namespace
 
-template <class T> void avg_pool_forward_cuda(T* y, const T* x, const PoolDims& d, bool cip) {
+void avg_pool_forward_cuda(Tensor& y, const Tensor& x, const PoolGeom& g) {
+  const PoolDims d = g.dims();
   const int64_t n = d.P * d.OH * d.OW;
   if (n == 0) return;
-  avg_fwd_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(y, x, d, cip);
+  dispatch_float(x.dtype(), "avg_pool", [&](auto tag) {
+    using T = decltype(tag);
+    avg_fwd_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(y.data<T>(), x.data<T>(), d,
+                                                                             g.count_include_pad);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T> void avg_pool_backward_cuda(T* dx, const T* dy, const PoolDims& d, bool cip) {
+void avg_pool_backward_cuda(GradBuf dx, const Tensor& dy, const PoolGeom& g) {
+  const PoolDims d = g.dims();
   const int64_t n = d.P * d.H * d.W;
   if (n == 0) return;
-  avg_bwd_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(dx, dy, d, cip);
+  dispatch_float(dy.dtype(), "avg_pool", [&](auto tag) {
+    using T = decltype(tag);
+    avg_bwd_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(dx.data<T>(), dy.data<T>(), d,
+                                                                             g.count_include_pad, dx.accumulate);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T> void max_pool_forward_cuda(T* y, int64_t* argmax, const T* x, const PoolDims& d) {
+void max_pool_forward_cuda(Tensor& y, Tensor& argmax, const Tensor& x, const PoolGeom& g) {
+  const PoolDims d = g.dims();
   const int64_t n = d.P * d.OH * d.OW;
   if (n == 0) return;
-  max_fwd_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(y, argmax, x, d);
+  dispatch_float(x.dtype(), "max_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    max_fwd_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(y.data<T>(), argmax.data<int64_t>(),
+                                                                             x.data<T>(), d);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T> void max_pool_backward_cuda(T* dx, const T* dy, const int64_t* argmax, const PoolDims& d) {
+void max_pool_backward_cuda(GradBuf dx, const Tensor& dy, const Tensor& argmax, const PoolGeom& g) {
+  const PoolDims d = g.dims();
   const int64_t n = d.P * d.H * d.W;
   if (n == 0) return;
-  max_bwd_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(dx, dy, argmax, d);
+  dispatch_float(dy.dtype(), "max_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    max_bwd_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), dy.data<T>(), argmax.data<int64_t>(), d, dx.accumulate);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T> void global_avg_pool_forward_cuda(T* y, const T* x, int64_t P, int64_t HW) {
+void global_avg_pool_forward_cuda(Tensor& y, const Tensor& x, int64_t P, int64_t HW) {
   if (P == 0) return;
   PW_CHECK(P <= 0x7fffffff, "global_avg_pool2d: ", P, " planes exceed the CUDA grid");
-  gap_fwd_kernel<T><<<(unsigned)P, cuda::kBlock, 0, cuda::stream()>>>(y, x, HW);
+  dispatch_float(x.dtype(), "global_avg_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    gap_fwd_kernel<T><<<(unsigned)P, cuda::kBlock, 0, cuda::stream()>>>(y.data<T>(), x.data<T>(), HW);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T> void global_avg_pool_backward_cuda(T* dx, const T* dy, int64_t P, int64_t HW) {
+void global_avg_pool_backward_cuda(GradBuf dx, const Tensor& dy, int64_t P, int64_t HW) {
   if (P * HW == 0) return;
-  gap_bwd_kernel<T><<<cuda::grid_for(P * HW), cuda::kBlock, 0, cuda::stream()>>>(dx, dy, P, HW);
+  dispatch_float(dy.dtype(), "global_avg_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    gap_bwd_kernel<T><<<cuda::grid_for(P * HW), cuda::kBlock, 0, cuda::stream()>>>(dx.data<T>(), dy.data<T>(), P,
+                                                                                  HW, dx.accumulate);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-
-#define PW_INSTANTIATE(T)                                                                      \
-  template void avg_pool_forward_cuda<T>(T*, const T*, const PoolDims&, bool);                \
-  template void avg_pool_backward_cuda<T>(T*, const T*, const PoolDims&, bool);               \
-  template void max_pool_forward_cuda<T>(T*, int64_t*, const T*, const PoolDims&);            \
-  template void max_pool_backward_cuda<T>(T*, const T*, const int64_t*, const PoolDims&);     \
-  template void global_avg_pool_forward_cuda<T>(T*, const T*, int64_t, int64_t);             \
-  template void global_avg_pool_backward_cuda<T>(T*, const T*, int64_t, int64_t);
-PW_INSTANTIATE(float)
-PW_INSTANTIATE(double)
-#undef PW_INSTANTIATE
 
 }  // namespace pw
