@@ -129,4 +129,18 @@ CIFAR100::CIFAR100(const std::string& root_in, bool train) {
   load({(fs::path(root) / (train ? "train.bin" : "test.bin")).string()}, 2 + kPixels, 1);
 }
 
+// Statistics of each training split, pixels scaled to [0,1].
+PW_REGISTER_DATASET({"cifar10", {}, "CIFAR-10: 32x32 RGB, 10 classes, 50000 train / 10000 test (binary version)", "",
+                     3, 10, {{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}}, nullptr,
+                     [](const std::string& root, const Options&, bool train) -> std::shared_ptr<Dataset> {
+                       require_root("cifar10", root);
+                       return std::make_shared<CIFAR10>(root, train);
+                     }});
+PW_REGISTER_DATASET({"cifar100", {}, "CIFAR-100 (fine labels): 32x32 RGB, 100 classes (binary version)", "", 3, 100,
+                     {{0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}}, nullptr,
+                     [](const std::string& root, const Options&, bool train) -> std::shared_ptr<Dataset> {
+                       require_root("cifar100", root);
+                       return std::make_shared<CIFAR100>(root, train);
+                     }});
+
 }  // namespace pw

@@ -1,40 +1,109 @@
 #include "data/dataset.h"
 
-#include <filesystem>
+#include <map>
 
 #include "runtime/check.h"
-#include "data/cifar.h"
-#include "data/image_folder.h"
-#include "data/mnist.h"
 
 namespace pw {
 
-std::shared_ptr<Dataset> open_dataset(const std::string& name, const std::string& root, bool train) {
-  const bool known = name == "fashion_mnist" || name == "mnist" || name == "cifar10" || name == "cifar100" ||
-                     name == "imagenet" || name == "image_folder";
-  PW_CHECK(known, "open_dataset: unknown data set '", name,
-           "'; use one of fashion_mnist, mnist, cifar10, cifar100, imagenet, image_folder");
-  if (name == "fashion_mnist") return std::make_shared<FashionMNIST>(root, train);
+namespace {
+struct Entry {
+  DatasetSpec spec;
+  KeySet keys;
+};
+std::map<std::string, Entry>& table() {
+  static std::map<std::string, Entry> t;
+  return t;
+}
+std::map<std::string, std::string>& aliases() {  // alias -> name
+  static std::map<std::string, std::string> a;
+  return a;
+}
+const Entry* lookup(const std::string& name) {
+  auto a = aliases().find(name);
+  auto it = table().find(a == aliases().end() ? name : a->second);
+  return it == table().end() ? nullptr : &it->second;
+}
+std::string known() {
+  std::string s;
+  for (auto& [n, e] : table()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+}  // namespace
+
+void register_dataset(DatasetSpec spec) {
+  PW_CHECK(!spec.name.empty() && spec.open, "register_dataset: a data set needs a name and an open function");
+  PW_CHECK(!lookup(spec.name), "register_dataset: data set '", spec.name, "' registered twice");
+  for (const std::string& a : spec.aliases)
+    PW_CHECK(!lookup(a) && !aliases().count(a), "register_dataset: alias '", a, "' of '", spec.name, "' is taken");
+  PW_CHECK(spec.norm.mean.size() == spec.norm.std.size(), "register_dataset: '", spec.name,
+           "': mean and std have different lengths");
+  Entry e;
+  e.keys.doc = spec.doc;
+  if (spec.declare) {
+    try {
+      spec.declare(e.keys);
+    } catch (const Error& err) {
+      PW_FAIL("register_dataset: data set '", spec.name, "': ", err.what());
+    }
+  }
+  for (const std::string& a : spec.aliases) aliases()[a] = spec.name;
+  std::string name = spec.name;
+  e.spec = std::move(spec);
+  table().emplace(name, std::move(e));
+}
+
+const DatasetSpec* find_dataset(const std::string& name) {
+  const Entry* e = lookup(name);
+  return e ? &e->spec : nullptr;
+}
+
+const KeySet* dataset_keys(const std::string& name) {
+  const Entry* e = lookup(name);
+  return e ? &e->keys : nullptr;
+}
+
+std::vector<std::string> registered_datasets() {
+  std::vector<std::string> names;
+  for (auto& [n, e] : table()) names.push_back(n);
+  return names;
+}
+
+void require_root(const std::string& name, const std::string& root) {
   PW_CHECK(!root.empty(), "open_dataset: data set '", name,
            "' has no default location; set data.root to the folder holding its files");
-  if (name == "mnist") return std::make_shared<MNIST>(root, train);
-  if (name == "cifar10") return std::make_shared<CIFAR10>(root, train);
-  if (name == "cifar100") return std::make_shared<CIFAR100>(root, train);
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path split = fs::path(root) / (train ? "train" : "val");
-  return std::make_shared<ImageFolder>(fs::is_directory(split, ec) ? split.string() : root, name);
+}
+
+std::shared_ptr<Dataset> open_dataset(const Options& data, bool train) {
+  const std::string& name = data.get_string("dataset");
+  const Entry* e = lookup(name);
+  PW_CHECK(e, "open_dataset: unknown data set '", name, "'; use one of ", known());
+  std::string root = data.get_string("root");
+  if (root.empty()) root = e->spec.default_root;
+  return e->spec.open(root, data, train);
+}
+
+std::shared_ptr<Dataset> open_dataset(const std::string& name, const std::string& root, bool train) {
+  const Entry* e = lookup(name);
+  PW_CHECK(e, "open_dataset: unknown data set '", name, "'; use one of ", known());
+  Options data = Options::defaults("data", e->keys, "open_dataset");
+  KeySpec s = KeySpec::String("", "data set name");
+  data.declare("dataset", s);
+  data.declare("root", s);
+  ConfigValue v;
+  v.type = ConfigType::String;
+  v.s = name;
+  data.set("dataset", v, "");
+  v.s = root;
+  data.set("root", v, "");
+  return open_dataset(data, train);
 }
 
 Normalization normalization_for(const std::string& name) {
-  // Per-channel statistics of each training split, pixels scaled to [0,1].
-  if (name == "fashion_mnist") return {{0.2860f}, {0.3530f}};
-  if (name == "mnist") return {{0.1307f}, {0.3081f}};
-  if (name == "cifar10") return {{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};
-  if (name == "cifar100") return {{0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}};
-  if (name == "imagenet" || name == "image_folder") return {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
-  PW_FAIL("normalization_for: no statistics for data set '", name,
-          "'; use one of fashion_mnist, mnist, cifar10, cifar100, imagenet, or give mean/std explicitly");
+  const Entry* e = lookup(name);
+  PW_CHECK(e && !e->spec.norm.mean.empty(), "normalization_for: no statistics for data set '", name, "'; use one of ",
+           known(), ", or give mean/std explicitly");
+  return e->spec.norm;
 }
 
 }  // namespace pw

@@ -1,12 +1,17 @@
-// Dataset: the interface every reader implements, and open_dataset(), which
-// maps a config's data-set name to a reader.
+// Dataset: the interface every reader implements, and the data-set registry:
+// a config's `data.dataset` names a data set, which registers itself from its
+// own file (data/mnist.cpp, data/cifar.cpp, data/image_folder.cpp) with
+// PW_REGISTER_DATASET: its name, its default location, its statistics, the
+// data.<key> keys it owns, and how to open a split. Nothing central changes.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "data/image.h"
+#include "io/keys.h"
 
 namespace pw {
 
@@ -28,17 +33,61 @@ class Dataset {
   virtual std::string name() const = 0;  // "fashion_mnist", "cifar10", ...
 };
 
-// name: fashion_mnist | mnist | cifar10 | cifar100 | imagenet (alias image_folder).
-// root "" picks the default location where one exists (fashion_mnist:
-// /usr/share/datasets/fashion-mnist). For imagenet, root/train or root/val is
-// used when present, else root itself holds the class folders.
-std::shared_ptr<Dataset> open_dataset(const std::string& name, const std::string& root, bool train);
-
 // Per-channel mean and std of a data set's training images, in [0,1] units.
 struct Normalization {
   std::vector<float> mean, std;  // (C)
 };
-// name as in open_dataset. Throws naming the known names otherwise.
+
+struct DatasetSpec {
+  std::string name;                  // the data.dataset value
+  std::vector<std::string> aliases;  // other names it answers to ("imagenet")
+  std::string doc;                   // one line for `patchwork keys --data NAME`
+  // Where data.root "" looks; "" = no default (data.root must be set).
+  std::string default_root;
+  int64_t channels = 0, num_classes = 0;  // of its images; 0 = decided by the files
+  Normalization norm;                     // what data.normalize subtracts and divides by
+  // Declares the data set's own data.<key> keys into `keys` (may be left empty).
+  std::function<void(KeySet& keys)> declare;
+  // Opens the training or evaluation split. `root` is data.root with the
+  // default location filled in ("" when neither is set); `data` is the
+  // resolved data: section (core keys and the data set's own).
+  std::function<std::shared_ptr<Dataset>(const std::string& root, const Options& data, bool train)> open;
+};
+
+// Registers a data set; a name or alias registered twice throws pw::Error.
+void register_dataset(DatasetSpec spec);
+// The data set a name or alias names; nullptr if none.
+const DatasetSpec* find_dataset(const std::string& name);
+// Its own keys (spec.declare run once, at registration); nullptr if unknown.
+const KeySet* dataset_keys(const std::string& name);
+std::vector<std::string> registered_datasets();  // sorted, aliases left out
+
+// Opens the split of the data set a resolved data: section names (data.dataset,
+// data.root and the data set's own keys).
+std::shared_ptr<Dataset> open_dataset(const Options& data, bool train);
+// The same by name, with the data set's own keys at their defaults. root ""
+// picks the default location where one exists (fashion_mnist:
+// /usr/share/datasets/fashion-mnist). For image_folder (alias imagenet),
+// root/train or root/val is used when present, else root itself holds the
+// class folders.
+std::shared_ptr<Dataset> open_dataset(const std::string& name, const std::string& root, bool train);
+// The statistics of a data set named as in open_dataset; throws naming the known names otherwise.
 Normalization normalization_for(const std::string& name);
+// Throws "data set 'NAME' has no default location; set data.root ..." when root is "".
+void require_root(const std::string& name, const std::string& root);
+
+namespace detail {
+struct DatasetRegistrar {
+  explicit DatasetRegistrar(DatasetSpec spec) { register_dataset(std::move(spec)); }
+};
+}  // namespace detail
+
+// NOTE: executables link patchwork_lib as a WHOLE_ARCHIVE (CMakeLists.txt), so a
+// data-set file that nothing references by name still registers itself.
+#define PW_DATASET_CONCAT_(a, b) a##b
+#define PW_DATASET_CONCAT(a, b) PW_DATASET_CONCAT_(a, b)
+#define PW_REGISTER_DATASET(...)                                                                   \
+  static ::pw::detail::DatasetRegistrar PW_DATASET_CONCAT(pw_dataset_registrar_, __LINE__)( \
+      ::pw::DatasetSpec __VA_ARGS__)
 
 }  // namespace pw

@@ -93,4 +93,31 @@ Image decode_image_file(const std::string& path) {
   return img;
 }
 
+namespace {
+void image_folder_keys(KeySet& k) {
+  k.add("train_split", KeySpec::String("", "training images, one sub-folder per class (\"\" = data.root)").runtime(),
+        "data");
+  k.add("test_split", KeySpec::String("", "evaluation images, one sub-folder per class (\"\" = data.root)").runtime(),
+        "data");
+}
+
+std::shared_ptr<Dataset> open_image_folder(const std::string& root_in, const Options& data, bool train) {
+  const std::string& name = data.get_string("dataset");  // image_folder or imagenet
+  std::string root = data.get_string(train ? "train_split" : "test_split");
+  if (root.empty()) root = root_in;
+  PW_CHECK(!root.empty(), "open_dataset: data set '", name, "' has no default location; set data.",
+           train ? "train_split" : "test_split", " (or data.root) to the folder holding its class folders");
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path split = fs::path(root) / (train ? "train" : "val");
+  return std::make_shared<ImageFolder>(fs::is_directory(split, ec) ? split.string() : root, name);
+}
+}  // namespace
+
+// ImageNet's statistics, which image-folder recipes use.
+PW_REGISTER_DATASET({"image_folder", {"imagenet"},
+                     "ImageNet-style folders: root/<class>/.../<image>.{jpg,jpeg,png}, decoded to RGB",
+                     "", 3, 0, {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}, image_folder_keys,
+                     open_image_folder});
+
 }  // namespace pw

@@ -160,4 +160,17 @@ FashionMNIST::FashionMNIST(const std::string& root, bool train)
 MNIST::MNIST(const std::string& root, bool train)
     : MnistDataset(root, train, "mnist", {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}) {}
 
+// Statistics of each training split, pixels scaled to [0,1].
+PW_REGISTER_DATASET({"fashion_mnist", {}, "Zalando's Fashion-MNIST: 28x28 grey, 60000 train / 10000 test (IDX files)",
+                     kFashionMnistDefaultRoot, 1, 10, {{0.2860f}, {0.3530f}}, nullptr,
+                     [](const std::string& root, const Options&, bool train) -> std::shared_ptr<Dataset> {
+                       return std::make_shared<FashionMNIST>(root, train);
+                     }});
+PW_REGISTER_DATASET({"mnist", {}, "MNIST digits: 28x28 grey, 60000 train / 10000 test (IDX files)", "", 1, 10,
+                     {{0.1307f}, {0.3081f}}, nullptr,
+                     [](const std::string& root, const Options&, bool train) -> std::shared_ptr<Dataset> {
+                       require_root("mnist", root);
+                       return std::make_shared<MNIST>(root, train);
+                     }});
+
 }  // namespace pw

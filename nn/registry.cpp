@@ -1,63 +1,61 @@
 #include "nn/registry.h"
 
-#include <cstdlib>
+#include <map>
 
 #include "runtime/check.h"
 
 namespace pw {
 
 namespace {
-std::map<std::string, ModelFactory>& table() {
-  static std::map<std::string, ModelFactory> t;
+struct Entry {
+  ModelSpec spec;
+  KeySet keys;
+};
+std::map<std::string, Entry>& table() {
+  static std::map<std::string, Entry> t;
   return t;
+}
+std::string known() {
+  std::string s;
+  for (auto& [n, e] : table()) s += (s.empty() ? "" : ", ") + n;
+  return s;
 }
 }  // namespace
 
-int64_t ModelArgs::i(const std::string& k, int64_t def) const {
-  auto it = values.find(k);
-  if (it == values.end()) return def;
-  char* end = nullptr;
-  long long v = std::strtoll(it->second.c_str(), &end, 10);
-  PW_CHECK(end && *end == 0 && !it->second.empty(), "model.", k, ": expected an integer, got '", it->second, "'");
-  return v;
-}
-double ModelArgs::f(const std::string& k, double def) const {
-  auto it = values.find(k);
-  if (it == values.end()) return def;
-  char* end = nullptr;
-  double v = std::strtod(it->second.c_str(), &end);
-  PW_CHECK(end && *end == 0 && !it->second.empty(), "model.", k, ": expected a number, got '", it->second, "'");
-  return v;
-}
-bool ModelArgs::b(const std::string& k, bool def) const {
-  auto it = values.find(k);
-  if (it == values.end()) return def;
-  if (it->second == "true") return true;
-  if (it->second == "false") return false;
-  PW_FAIL("model.", k, ": expected true or false, got '", it->second, "'");
-}
-std::string ModelArgs::s(const std::string& k, const std::string& def) const {
-  auto it = values.find(k);
-  return it == values.end() ? def : it->second;
+void register_model(ModelSpec spec) {
+  PW_CHECK(!spec.name.empty() && spec.make, "register_model: a model needs a name and a factory");
+  PW_CHECK(!table().count(spec.name), "register_model: model type '", spec.name, "' registered twice");
+  Entry e;
+  e.keys.doc = spec.doc;
+  if (spec.declare) {
+    try {
+      spec.declare(e.keys);
+    } catch (const Error& err) {
+      PW_FAIL("register_model: model '", spec.name, "': ", err.what());
+    }
+  }
+  for (const auto& [key, k] : e.keys.keys) check_spec("model", key, k);
+  std::string name = spec.name;
+  e.spec = std::move(spec);
+  table().emplace(name, std::move(e));
 }
 
-void register_model(const std::string& type, ModelFactory f) {
-  PW_CHECK(!table().count(type), "register_model: model type '", type, "' registered twice");
-  table()[type] = std::move(f);
+const KeySet* model_keys(const std::string& name) {
+  auto it = table().find(name);
+  return it == table().end() ? nullptr : &it->second.keys;
 }
+
 std::vector<std::string> registered_models() {
   std::vector<std::string> names;
-  for (auto& [n, f] : table()) names.push_back(n);
+  for (auto& [n, e] : table()) names.push_back(n);
   return names;
 }
-std::shared_ptr<Module> create_model(const std::string& type, const ModelArgs& args) {
+
+std::shared_ptr<Module> create_model(const Options& model) {
+  const std::string& type = model.get_string("type");
   auto it = table().find(type);
-  if (it == table().end()) {
-    std::string known;
-    for (auto& [n, f] : table()) known += (known.empty() ? "" : ", ") + n;
-    PW_FAIL("model.type: unknown model '", type, "'; registered models are: ", known);
-  }
-  return it->second(args);
+  if (it == table().end()) model.fail("type", "unknown model '" + type + "'; registered models are: " + known());
+  return it->second.spec.make(model);
 }
 
 }  // namespace pw

@@ -1,35 +1,50 @@
-// Model registry: a config's `model.type` names a factory. Models register
-// themselves from their own .cpp with PW_REGISTER_MODEL; nothing central changes.
+// Model registry: a config's `model.type` names a model, and the model owns
+// its keys. Each model registers itself from its own .cpp with
+// PW_REGISTER_MODEL: its name, the typed keys it adds to the config's model:
+// section (with its own defaults, ranges and docs), checks over them, and a
+// factory that builds it from the resolved section. Nothing central changes;
+// docs/adding_a_model.md walks through one.
+//
+// The core model keys every model shares (type, image_size, channels,
+// num_classes; trainers/config_schema.cpp) are in the section the factory gets
+// too; a model must not declare them again.
 #pragma once
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "io/keys.h"
 #include "nn/module.h"
 
 namespace pw {
 
-// The `model:` block of a config as strings; typed getters with defaults.
-struct ModelArgs {
-  std::map<std::string, std::string> values;
-  bool has(const std::string& k) const { return values.count(k) > 0; }
-  int64_t i(const std::string& k, int64_t def) const;
-  double f(const std::string& k, double def) const;
-  bool b(const std::string& k, bool def) const;
-  std::string s(const std::string& k, const std::string& def) const;
+struct ModelSpec {
+  std::string name;  // the model.type value
+  std::string doc;   // one line for `patchwork keys --model NAME`
+  // Declares the model's own model.<key> keys into `keys`, with its defaults
+  // (KeyBinder binds them to a typed struct), and any checks over them.
+  std::function<void(KeySet& keys)> declare;
+  // Builds the model from the resolved model: section (the core keys and the
+  // model's own, all checked already). Parameters are drawn from the default
+  // generator, which the caller has seeded.
+  std::function<std::shared_ptr<Module>(const Options& model)> make;
 };
 
-using ModelFactory = std::function<std::shared_ptr<Module>(const ModelArgs&)>;
-
-void register_model(const std::string& type, ModelFactory f);
-std::shared_ptr<Module> create_model(const std::string& type, const ModelArgs& args);
-std::vector<std::string> registered_models();
+// Registers a model; a name registered twice, or keys that don't declare
+// cleanly, throw pw::Error (at startup).
+void register_model(ModelSpec spec);
+// The model's own keys (spec.declare run once, at registration); nullptr for
+// an unknown name.
+const KeySet* model_keys(const std::string& name);
+std::vector<std::string> registered_models();  // sorted
+// Builds the model `model.get_string("type")` names; an unknown name throws
+// naming the registered ones.
+std::shared_ptr<Module> create_model(const Options& model);
 
 namespace detail {
 struct ModelRegistrar {
-  ModelRegistrar(const std::string& type, ModelFactory f) { register_model(type, std::move(f)); }
+  explicit ModelRegistrar(ModelSpec spec) { register_model(std::move(spec)); }
 };
 }  // namespace detail
 
@@ -37,7 +52,7 @@ struct ModelRegistrar {
 // model file that nothing references by name still registers itself.
 #define PW_CONCAT_(a, b) a##b
 #define PW_CONCAT(a, b) PW_CONCAT_(a, b)
-#define PW_REGISTER_MODEL(type, ...) \
-  static ::pw::detail::ModelRegistrar PW_CONCAT(pw_model_registrar_, __LINE__)(type, __VA_ARGS__)
+#define PW_REGISTER_MODEL(...) \
+  static ::pw::detail::ModelRegistrar PW_CONCAT(pw_model_registrar_, __LINE__)(::pw::ModelSpec __VA_ARGS__)
 
 }  // namespace pw

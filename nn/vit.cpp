@@ -12,51 +12,50 @@ VitOptions VitOptions::vit() {
   o.pos_embed = "learned";
   o.qkv_bias = true;
   o.init = "timm";
-  o.dropout = 0.1;
-  o.emb_dropout = 0.1;
   return o;
 }
 
-void VitOptions::apply(const ModelArgs& a) {
-  image_size = a.i("image_size", image_size);
-  patch_size = a.i("patch_size", patch_size);
-  channels = a.i("channels", channels);
-  num_classes = a.i("num_classes", num_classes);
-  dim = a.i("dim", dim);
-  depth = a.i("depth", depth);
-  heads = a.i("heads", heads);
-  dim_head = a.i("dim_head", dim_head);
-  mlp_dim = a.i("mlp_dim", mlp_dim);
-  dropout = a.f("dropout", dropout);
-  emb_dropout = a.f("emb_dropout", emb_dropout);
-  attn_dropout = a.f("attn_dropout", attn_dropout);
-  drop_path = a.f("drop_path", drop_path);
-  // "auto" (the config default) keeps this model type's own choice.
-  auto choice = [&](const char* key, const std::string& mine) {
-    std::string v = a.s(key, "auto");
-    return v == "auto" ? mine : v;
-  };
-  std::string qb = choice("qkv_bias", qkv_bias ? "true" : "false");
-  PW_CHECK(qb == "true" || qb == "false", "model.qkv_bias: expected auto, true or false, got '", qb, "'");
-  qkv_bias = qb == "true";
-  pool = choice("pool", pool);
-  patch_embed = choice("patch_embed", patch_embed);
-  pos_embed = choice("pos_embed", pos_embed);
-  init = choice("init", init);
-  PW_CHECK(image_size % patch_size == 0, "model.image_size ", image_size, " must be divisible by model.patch_size ",
-           patch_size);
-  PW_CHECK(dim_head > 0 || dim % heads == 0, "model.dim ", dim, " must be divisible by model.heads ", heads,
-           " (or set model.dim_head)");
-  PW_CHECK(pool == "mean" || pool == "cls", "model.pool: expected mean or cls, got '", pool, "'");
-  PW_CHECK(patch_embed == "linear" || patch_embed == "conv" || patch_embed == "conv_stem",
-           "model.patch_embed: expected linear, conv or conv_stem, got '", patch_embed, "'");
-  PW_CHECK(patch_embed != "conv_stem" || (patch_size >= 2 && (patch_size & (patch_size - 1)) == 0),
-           "model.patch_embed: conv_stem needs a power-of-two model.patch_size (one stride-2 conv per factor 2), got ",
-           patch_size);
-  PW_CHECK(init == "torch" || init == "timm" || init == "xavier", "model.init: expected torch, timm or xavier, got '",
-           init, "'");
-  PW_CHECK(pos_embed == "sincos2d" || pos_embed == "learned" || pos_embed == "sinusoidal" || pos_embed == "none",
-           "model.pos_embed: expected sincos2d, learned, sinusoidal or none, got '", pos_embed, "'");
+void VitOptions::bind(KeyBinder& b) {
+  b("patch_size", patch_size, KeySpec::Int("patch height and width in pixels; divides image_size").ge(1));
+  b("dim", dim, KeySpec::Int("token width D").ge(1));
+  b("depth", depth, KeySpec::Int("number of transformer blocks").ge(1));
+  b("heads", heads, KeySpec::Int("attention heads per block").ge(1));
+  b("dim_head", dim_head, KeySpec::Int("width of one attention head").ge(1));
+  b("mlp_dim", mlp_dim, KeySpec::Int("hidden width of each block's MLP (timm: 4 x dim)").ge(1));
+  b("dropout", dropout, KeySpec::Float("dropout after attention and MLP projections").ge(0).lt(1));
+  b("emb_dropout", emb_dropout, KeySpec::Float("dropout on patch embeddings plus position embeddings").ge(0).lt(1));
+  b("attn_dropout", attn_dropout, KeySpec::Float("dropout on attention weights").ge(0).lt(1));
+  b("drop_path", drop_path, KeySpec::Float("stochastic depth rate of the last block (linear from 0)").ge(0).lt(1));
+  b("pool", pool, KeySpec::Enum({"cls", "mean"}, "class token or mean of tokens feeds the head"));
+  b("qkv_bias", qkv_bias, KeySpec::Bool("bias in the query/key/value projection"));
+  b("patch_embed", patch_embed,
+    KeySpec::Enum({"linear", "conv", "conv_stem"},
+                  "patch embedding: conv (timm, stride = patch), linear on flattened patches, or conv_stem (3x3 "
+                  "stride-2 convs + BatchNorm + ReLU, then 1x1; Xiao et al. 2021)"));
+  b("init", init, KeySpec::Enum({"torch", "timm", "xavier"},
+                                "Linear init: torch (PyTorch default), timm (trunc-normal .02), xavier"));
+  b("pos_embed", pos_embed,
+    KeySpec::Enum({"sincos2d", "learned", "sinusoidal", "none"}, "position embedding added to the patch tokens"));
+}
+
+VitOptions VitOptions::from(const Options& model) {
+  VitOptions o;
+  o.image_size = model.get_int("image_size");
+  o.channels = model.get_int("channels");
+  o.num_classes = model.get_int("num_classes");
+  KeyBinder read(model);
+  o.bind(read);
+  return o;
+}
+
+void check_vit_options(const Options& m) {
+  int64_t image = m.get_int("image_size"), patch = m.get_int("patch_size");
+  if (image % patch != 0)
+    m.fail("patch_size", std::to_string(patch) + " does not divide model.image_size " + std::to_string(image) +
+                             "; pick a divisor of it");
+  if (m.get_string("patch_embed") == "conv_stem" && (patch < 2 || (patch & (patch - 1)) != 0))
+    m.fail("patch_embed", "conv_stem needs a power-of-two model.patch_size (one stride-2 conv per factor 2), got " +
+                              std::to_string(patch));
 }
 
 PatchEmbed::PatchEmbed(const std::string& kind, int64_t channels, int64_t patch, int64_t dim)
@@ -149,19 +148,21 @@ Tensor VisionTransformer::forward(const Tensor& img) {
 }
 
 namespace {
-std::shared_ptr<Module> make_simple_vit(const ModelArgs& a) {
-  VitOptions o = VitOptions::simple_vit();
-  o.apply(a);
-  return std::make_shared<VisionTransformer>(o);
+// SimpleViT and ViT: one class, one list of keys, two sets of defaults.
+void declare(KeySet& keys, VitOptions defaults) {
+  KeyBinder b(keys, "model");
+  defaults.bind(b);
+  keys.add_check(check_vit_options);
 }
-std::shared_ptr<Module> make_vit(const ModelArgs& a) {
-  VitOptions o = VitOptions::vit();
-  o.apply(a);
-  return std::make_shared<VisionTransformer>(o);
+std::shared_ptr<Module> make(const Options& model) {
+  return std::make_shared<VisionTransformer>(VitOptions::from(model));
 }
 }  // namespace
 
-PW_REGISTER_MODEL("simple_vit", make_simple_vit);
-PW_REGISTER_MODEL("vit", make_vit);
+PW_REGISTER_MODEL({"simple_vit",
+                   "SimpleViT (Beyer et al. 2022): mean pooling, 2D sin-cos positions, linear patches, no qkv bias",
+                   [](KeySet& k) { declare(k, VitOptions::simple_vit()); }, make});
+PW_REGISTER_MODEL({"vit", "ViT (Dosovitskiy et al. 2021): cls token, learned positions, conv patches, qkv bias, timm init",
+                   [](KeySet& k) { declare(k, VitOptions::vit()); }, make});
 
 }  // namespace pw

@@ -14,23 +14,33 @@
 
 namespace pw {
 
+// The options of both; the defaults here are SimpleViT's (VitOptions::vit()
+// changes five of them), and they are the config defaults too: bind() declares
+// the model.<key> keys from them and reads a resolved config section back.
 struct VitOptions {
-  int64_t image_size = 28, patch_size = 4, channels = 1, num_classes = 10;
-  int64_t dim = 64, depth = 6, heads = 4, dim_head = 0 /* 0: dim/heads */, mlp_dim = 128;
+  // Core model keys (trainers/config_schema.cpp), read but not declared by bind().
+  int64_t image_size = 28, channels = 1, num_classes = 10;
+  int64_t patch_size = 4;
+  int64_t dim = 192, depth = 6, heads = 3, dim_head = 64, mlp_dim = 768;
   double dropout = 0, emb_dropout = 0, attn_dropout = 0, drop_path = 0;
   bool qkv_bias = false;
-  std::string pool = "mean";            // mean | cls
+  std::string pool = "mean";  // mean | cls
   // linear (rearrange-LN-Linear-LN) | conv (one strided conv) | conv_stem (Xiao et al. 2021,
   // "Early convolutions help transformers see better": log2(P) 3x3 stride-2 convs with
   // BatchNorm + ReLU, then a 1x1 conv to dim; P must be a power of two)
   std::string patch_embed = "linear";
-  std::string pos_embed = "sincos2d";   // sincos2d | learned | sinusoidal | none
-  std::string init = "torch";           // Linear init: torch | timm | xavier (see init_linears)
+  std::string pos_embed = "sincos2d";  // sincos2d | learned | sinusoidal | none
+  std::string init = "torch";          // Linear init: torch | timm | xavier (see init_linears)
   static VitOptions simple_vit();
   static VitOptions vit();
-  // Overrides defaults from a config's model block; errors name the key.
-  void apply(const ModelArgs& a);
+  // The model's own keys, one list for both directions (io/keys.h KeyBinder).
+  void bind(KeyBinder& b);
+  // A resolved model: section (core keys and these) as options.
+  static VitOptions from(const Options& model);
 };
+// The checks over several keys (patch_size divides image_size; conv_stem
+// needs a power-of-two patch), reported against the config's lines.
+void check_vit_options(const Options& model);
 
 // img: (B,C,H,W) -> tokens (B, N, D), N = (H/P)*(W/P)
 struct PatchEmbed : Module {

@@ -23,15 +23,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# nn/vit.cpp's VitOptions defaults per model type.
+# The config defaults per model type (`patchwork keys --model simple_vit|vit`,
+# from nn/vit.cpp's VitOptions).
 DEFAULTS = {
-    "simple_vit": dict(pool="mean", patch_embed="linear", pos_embed="sincos2d", qkv_bias=False, init="torch",
-                       dropout=0.0, emb_dropout=0.0),
-    "vit": dict(pool="cls", patch_embed="conv", pos_embed="learned", qkv_bias=True, init="timm",
-                dropout=0.1, emb_dropout=0.1),
+    "simple_vit": dict(pool="mean", patch_embed="linear", pos_embed="sincos2d", qkv_bias=False, init="torch"),
+    "vit": dict(pool="cls", patch_embed="conv", pos_embed="learned", qkv_bias=True, init="timm"),
 }
-COMMON = dict(image_size=28, patch_size=4, channels=1, num_classes=10, dim=64, depth=6, heads=4,
-              dim_head=0, mlp_dim=128, attn_dropout=0.0, drop_path=0.0)
+COMMON = dict(image_size=28, patch_size=4, channels=1, num_classes=10, dim=192, depth=6, heads=3,
+              dim_head=64, mlp_dim=768, dropout=0.0, emb_dropout=0.0, attn_dropout=0.0, drop_path=0.0)
 
 
 def posemb_sincos_2d(h, w, dim, temperature=10000.0):
@@ -218,8 +217,8 @@ def main():
         cfg.setdefault(sec, {})[k] = parse_value(val)
     m, t = cfg.get("model", {}), cfg.get("train", {})
     o = dict(COMMON)
-    o.update(DEFAULTS[m.get("type", "simple_vit")])
-    o.update({k: v for k, v in m.items() if k != "type" and v != "auto"})
+    o.update(DEFAULTS[m.get("type", "vit")])
+    o.update({k: v for k, v in m.items() if k != "type"})
     batch = int(t.get("batch_size", 128))
     ls = float(t.get("label_smoothing", 0.0))
     lr, wd = float(t.get("lr", 1e-3)), float(t.get("weight_decay", 0.05))

@@ -226,7 +226,7 @@ TEST_CASE("a non-finite loss stops training, naming the step, and keeps the last
 
 TEST_CASE("config mistakes reach the user as one clear sentence") {
   CHECK_THROWS_WITH_AS(Config::parse("model:\n  dpeth: 3\n", "cfg.yaml"),
-                       doctest::Contains("cfg.yaml:2: unknown key 'model.dpeth'; did you mean 'model.depth'?"),
+                       doctest::Contains("cfg.yaml:2: unknown key 'model.dpeth' for model 'vit'; did you mean 'model.depth'?"),
                        pw::Error);
   CHECK_THROWS_WITH_AS(Config::parse("train:\n  lr: fast\n", "cfg.yaml"),
                        doctest::Contains("train.lr: expected a float > 0, got 'fast'"), pw::Error);
@@ -242,8 +242,10 @@ TEST_CASE("config mistakes reach the user as one clear sentence") {
     CHECK_THROWS_WITH_AS(train(cuda, quiet("/tmp/pw_never_created")), doctest::Contains("set train.device: cpu or auto"),
                          pw::Error);
   }
-  Config unknown_model = Config::parse(tiny_config(), "tiny.yaml", {"model.type=vitt"});
-  CHECK_THROWS_WITH_AS(build_model(unknown_model), doctest::Contains("unknown model 'vitt'"), pw::Error);
+  CHECK_THROWS_WITH_AS(Config::parse(tiny_config(), "tiny.yaml", {"model.type=vitt"}),
+                       doctest::Contains("--set model.type=vitt: model.type: expected one of simple_vit|vit, got 'vitt'; "
+                                         "did you mean 'vit'?"),
+                       pw::Error);
 }
 
 TEST_CASE("evaluation: top-1, top-5, loss, per-class recall and the confusion matrix by hand") {

@@ -9,7 +9,9 @@
 #include "autograd/function.h"
 #include "autograd/profile.h"
 #include "kernels/gemm/gemm.h"
+#include "data/dataset.h"
 #include "nn/module.h"
+#include "nn/registry.h"
 #include "trainers/bench.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
@@ -32,7 +34,8 @@ const char* kUsage =
     "                                                training images/s, per-op profile\n"
     "  patchwork bench attention [--device cuda|cpu --batch B --heads NH --n N --hd HD --bf16|--fp32 --iters I --threads T]\n"
     "                                          attention kernel speed (CUDA: flash attention TFLOP/s)\n"
-    "  patchwork keys                                every config key with its type, default and meaning\n";
+    "  patchwork keys                                the core config keys: type, default, range, meaning\n"
+    "  patchwork keys --model NAME | --data NAME     the keys a model (model.type) or data set (data.dataset) adds\n";
 
 struct Args {
   std::string config, out, resume, checkpoint, split = "test";
@@ -153,6 +156,48 @@ int cmd_info(const Args& a) {
   return 0;
 }
 
+int cmd_keys(const std::vector<std::string>& a) {
+  const Schema& schema = Schema::global();
+  if (a.size() == 2) {
+    std::cout << schema.describe();
+    std::string models, sets;
+    for (const std::string& m : registered_models()) models += (models.empty() ? "" : ", ") + m;
+    for (const std::string& d : registered_datasets()) sets += (sets.empty() ? "" : ", ") + d;
+    std::cout << "\nmodels (patchwork keys --model NAME): " << models << "\n"
+              << "data sets (patchwork keys --data NAME): " << sets << "\n";
+    return 0;
+  }
+  PW_CHECK(a.size() == 4 && (a[2] == "--model" || a[2] == "--data"),
+           "keys takes nothing, --model NAME or --data NAME\n", kUsage);
+  const std::string& name = a[3];
+  if (a[2] == "--model") {
+    std::cout << schema.describe_variant("model", name);
+    return 0;
+  }
+  std::cout << schema.describe_variant("data", name);
+  const DatasetSpec* d = find_dataset(name);
+  auto list = [](const std::vector<float>& v) {
+    std::string s;
+    char buf[32];
+    for (float x : v) {
+      std::snprintf(buf, sizeof buf, "%g", (double)x);
+      s += (s.empty() ? "" : ", ") + std::string(buf);
+    }
+    return "[" + s + "]";
+  };
+  std::string aka;
+  for (const std::string& al : d->aliases) aka += (aka.empty() ? "" : ", ") + al;
+  if (!aka.empty()) std::cout << "also named: " << aka << "\n";
+  std::cout << "default data.root: " << (d->default_root.empty() ? "none" : d->default_root) << "\n";
+  std::cout << "images: " << (d->channels ? std::to_string(d->channels) : std::string("?")) << " channel"
+            << (d->channels == 1 ? "" : "s") << ", "
+            << (d->num_classes ? std::to_string(d->num_classes) + " classes" : std::string("one class per folder"))
+            << "\n";
+  if (!d->norm.mean.empty())
+    std::cout << "data.normalize: mean " << list(d->norm.mean) << ", std " << list(d->norm.std) << "\n";
+  return 0;
+}
+
 // PW_CHECK prefixes "source.cpp:123: " for developers; a user needs only the sentence.
 std::string user_message(const std::string& what) {
   std::smatch m;
@@ -172,10 +217,7 @@ int run_cli(const std::vector<std::string>& args) {
     if (cmd == "train") return cmd_train(parse(args, 2));
     if (cmd == "eval") return cmd_eval(parse(args, 2));
     if (cmd == "info") return cmd_info(parse(args, 2));
-    if (cmd == "keys") {
-      std::cout << Schema::global().describe();
-      return 0;
-    }
+    if (cmd == "keys") return cmd_keys(args);
     if (cmd == "bench") {
       std::string what = args.size() > 2 ? args[2] : "";
       if (what == "train") return cmd_bench_train(args);

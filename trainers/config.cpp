@@ -5,58 +5,24 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <set>
-#include <sstream>
 
-#include "runtime/check.h"
 #include "io/atomic_file.h"
-#include "io/json.h"
+#include "runtime/check.h"
 
 namespace pw {
 
-// ---------------------------------------------------------------- values ---
-
-const char* config_type_name(ConfigType t) {
-  switch (t) {
-    case ConfigType::Int: return "integer";
-    case ConfigType::Float: return "float";
-    case ConfigType::Bool: return "bool";
-    case ConfigType::String: return "string";
-    case ConfigType::Enum: return "enum";
-    case ConfigType::Floats: return "list of floats";
-    case ConfigType::Ints: return "list of integers";
-  }
-  return "?";
-}
-
 namespace {
 
-bool same_double(double a, double b) { return a == b && std::signbit(a) == std::signbit(b); }
+std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
-// Shortest text that parses back to exactly x (std::to_chars guarantees it).
-std::string shortest(double x) {
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, r.ptr);
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string s;
+  for (size_t k = 0; k < v.size(); ++k) s += (k ? sep : "") + v[k];
+  return s;
 }
-
-// A float's YAML text: shortest round-trip, with a '.' in the mantissa so
-// every YAML reader (PyYAML's 1.1 rules too) sees a float: 1.0, 1.0e-05.
-std::string format_float(double x) {
-  std::string s = shortest(x);
-  if (s.find_first_of(".ein") != std::string::npos) {
-    size_t e = s.find('e');
-    if (e != std::string::npos && s.find('.') == std::string::npos) s.insert(e, ".0");
-    return s;
-  }
-  return s + ".0";
-}
-
-// A number in a range or message: plain shortest text (0, 0.5, 1e-08).
-std::string format_bound(double x) { return shortest(x); }
 
 bool ieq(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -65,188 +31,16 @@ bool ieq(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Strings are written plain when that is unambiguous to any YAML reader,
-// double-quoted (JSON escapes are valid YAML escapes) otherwise.
-std::string format_string(const std::string& s) {
-  bool plain = !s.empty();
-  for (char c : s)
-    if (!(std::isalnum((unsigned char)c) || c == '_' || c == '.' || c == '/' || c == '-')) plain = false;
-  if (plain && (s[0] == '-' || s[0] == '.')) plain = false;
-  static const char* kWords[] = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"};
-  for (const char* w : kWords)
-    if (ieq(s, w)) plain = false;
-  if (plain) {
-    char* end = nullptr;
-    std::strtod(s.c_str(), &end);
-    if (end && *end == '\0') plain = false;  // would read as a number
-  }
-  return plain ? s : json::quote(s);
+// "section.key" -> {section, key}; {"", ""} when there is no '.'.
+std::pair<std::string, std::string> split_key(const std::string& full) {
+  size_t dot = full.find('.');
+  if (dot == std::string::npos) return {"", ""};
+  return {full.substr(0, dot), full.substr(dot + 1)};
 }
 
 }  // namespace
-
-bool ConfigValue::operator==(const ConfigValue& o) const {
-  if (type != o.type) return false;
-  switch (type) {
-    case ConfigType::Int: return i == o.i;
-    case ConfigType::Float: return same_double(f, o.f);
-    case ConfigType::Bool: return b == o.b;
-    case ConfigType::String:
-    case ConfigType::Enum: return s == o.s;
-    case ConfigType::Floats:
-      if (fs.size() != o.fs.size()) return false;
-      for (size_t k = 0; k < fs.size(); ++k)
-        if (!same_double(fs[k], o.fs[k])) return false;
-      return true;
-    case ConfigType::Ints: return is == o.is;
-  }
-  return false;
-}
-
-std::string format_value(const ConfigValue& v) {
-  switch (v.type) {
-    case ConfigType::Int: return std::to_string(v.i);
-    case ConfigType::Float: return format_float(v.f);
-    case ConfigType::Bool: return v.b ? "true" : "false";
-    case ConfigType::String:
-    case ConfigType::Enum: return format_string(v.s);
-    case ConfigType::Floats: {
-      std::string s = "[";
-      for (size_t k = 0; k < v.fs.size(); ++k) s += (k ? ", " : "") + format_float(v.fs[k]);
-      return s + "]";
-    }
-    case ConfigType::Ints: {
-      std::string s = "[";
-      for (size_t k = 0; k < v.is.size(); ++k) s += (k ? ", " : "") + std::to_string(v.is[k]);
-      return s + "]";
-    }
-  }
-  return "?";
-}
-
-// --------------------------------------------------------------- KeySpec ---
-
-namespace {
-KeySpec make_spec(ConfigType t, std::string doc) {
-  KeySpec k;
-  k.type = t;
-  k.def.type = t;
-  k.doc = std::move(doc);
-  return k;
-}
-}  // namespace
-
-KeySpec KeySpec::Int(int64_t def, std::string doc) {
-  KeySpec k = make_spec(ConfigType::Int, std::move(doc));
-  k.def.i = def;
-  return k;
-}
-KeySpec KeySpec::Float(double def, std::string doc) {
-  KeySpec k = make_spec(ConfigType::Float, std::move(doc));
-  k.def.f = def;
-  return k;
-}
-KeySpec KeySpec::Bool(bool def, std::string doc) {
-  KeySpec k = make_spec(ConfigType::Bool, std::move(doc));
-  k.def.b = def;
-  return k;
-}
-KeySpec KeySpec::String(std::string def, std::string doc) {
-  KeySpec k = make_spec(ConfigType::String, std::move(doc));
-  k.def.s = std::move(def);
-  return k;
-}
-KeySpec KeySpec::Enum(std::string def, std::vector<std::string> choices, std::string doc) {
-  KeySpec k = make_spec(ConfigType::Enum, std::move(doc));
-  k.def.s = std::move(def);
-  k.choices = std::move(choices);
-  return k;
-}
-KeySpec KeySpec::Floats(std::vector<double> def, std::string doc) {
-  KeySpec k = make_spec(ConfigType::Floats, std::move(doc));
-  k.def.fs = std::move(def);
-  return k;
-}
-KeySpec KeySpec::Ints(std::vector<int64_t> def, std::string doc) {
-  KeySpec k = make_spec(ConfigType::Ints, std::move(doc));
-  k.def.is = std::move(def);
-  return k;
-}
-
-KeySpec& KeySpec::ge(double v) { lo = v; lo_open = false; has_lo = true; return *this; }
-KeySpec& KeySpec::gt(double v) { lo = v; lo_open = true; has_lo = true; return *this; }
-KeySpec& KeySpec::le(double v) { hi = v; hi_open = false; has_hi = true; return *this; }
-KeySpec& KeySpec::lt(double v) { hi = v; hi_open = true; has_hi = true; return *this; }
-KeySpec& KeySpec::len(int n) { length = n; return *this; }
-KeySpec& KeySpec::runtime() { is_runtime = true; return *this; }
-
-bool KeySpec::in_range(double v) const {
-  // Written so that NaN fails every bound.
-  if (has_lo && !(lo_open ? v > lo : v >= lo)) return false;
-  if (has_hi && !(hi_open ? v < hi : v <= hi)) return false;
-  return true;
-}
-
-namespace {
-std::string range_text(const KeySpec& k) {
-  if (k.has_lo && k.has_hi)
-    return std::string(" in ") + (k.lo_open ? "(" : "[") + format_bound(k.lo) + ", " + format_bound(k.hi) +
-           (k.hi_open ? ")" : "]");
-  if (k.has_lo) return std::string(k.lo_open ? " > " : " >= ") + format_bound(k.lo);
-  if (k.has_hi) return std::string(k.hi_open ? " < " : " <= ") + format_bound(k.hi);
-  return "";
-}
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string s;
-  for (size_t k = 0; k < v.size(); ++k) s += (k ? sep : "") + v[k];
-  return s;
-}
-}  // namespace
-
-std::string KeySpec::expected() const {
-  std::string n = length >= 0 ? std::to_string(length) + " " : "";
-  switch (type) {
-    case ConfigType::Int: return "an integer" + range_text(*this);
-    case ConfigType::Float: return "a float" + range_text(*this);
-    case ConfigType::Bool: return "true or false";
-    case ConfigType::String: return "a string";
-    case ConfigType::Enum: return "one of " + join(choices, "|");
-    case ConfigType::Floats: return "a list of " + n + (length == 1 ? "float" : "floats") + range_text(*this);
-    case ConfigType::Ints: return "a list of " + n + (length == 1 ? "integer" : "integers") + range_text(*this);
-  }
-  return "?";
-}
 
 // ---------------------------------------------------------------- Schema ---
-
-namespace {
-bool is_name(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!(std::islower((unsigned char)c) || std::isdigit((unsigned char)c) || c == '_')) return false;
-  return true;
-}
-
-// Whether v (already of spec's type) is allowed: range, choices, length.
-bool allowed(const KeySpec& spec, const ConfigValue& v) {
-  switch (spec.type) {
-    case ConfigType::Int: return spec.in_range((double)v.i);
-    case ConfigType::Float: return std::isfinite(v.f) && spec.in_range(v.f);
-    case ConfigType::Enum: return std::find(spec.choices.begin(), spec.choices.end(), v.s) != spec.choices.end();
-    case ConfigType::Floats:
-      if (spec.length >= 0 && (int)v.fs.size() != spec.length) return false;
-      for (double x : v.fs)
-        if (!std::isfinite(x) || !spec.in_range(x)) return false;
-      return true;
-    case ConfigType::Ints:
-      if (spec.length >= 0 && (int)v.is.size() != spec.length) return false;
-      for (int64_t x : v.is)
-        if (!spec.in_range((double)x)) return false;
-      return true;
-    default: return true;
-  }
-}
-}  // namespace
 
 Schema& Schema::global() {
   // Never destroyed: static registrars in other files may run in any order.
@@ -259,102 +53,87 @@ Schema& Schema::global() {
 }
 
 void Schema::add(const std::string& section, const std::string& key, KeySpec spec) {
-  PW_CHECK(is_name(section) && is_name(key), "Schema::add: '", section, ".", key,
-           "': section and key names are lower-case letters, digits and '_'");
+  try {
+    check_spec(section, key, spec);
+  } catch (const Error& e) {
+    throw Error(std::string("Schema::add: ") + e.what());
+  }
   PW_CHECK(find(section, key) == nullptr, "Schema::add: '", section, ".", key, "' is declared twice");
-  PW_CHECK(!spec.doc.empty() && spec.doc.find('\n') == std::string::npos, "Schema::add: '", section, ".", key,
-           "' needs a one-line doc");
-  PW_CHECK(spec.def.type == spec.type, "Schema::add: '", section, ".", key, "': default has the wrong type");
-  PW_CHECK(allowed(spec, spec.def), "Schema::add: '", section, ".", key, "': default ", format_value(spec.def),
-           " is not ", spec.expected());
   if (!keys_.count(section)) section_order_.push_back(section);
-  keys_[section].emplace_back(key, std::move(spec));
+  keys_[section].keys.emplace_back(key, std::move(spec));
 }
 
 void Schema::add_check(std::function<void(const Config&)> check) { checks_.push_back(std::move(check)); }
+
+void Schema::add_variants(const std::string& section, Variants v) {
+  const KeySpec* sel = find(section, v.selector);
+  PW_CHECK(sel && sel->type == ConfigType::String, "Schema::add_variants: '", section, ".", v.selector,
+           "' must be a string key declared before");
+  PW_CHECK(!variants_.count(section), "Schema::add_variants: section '", section, "' has variants already");
+  PW_CHECK(v.names && v.find && !v.noun.empty(), "Schema::add_variants: '", section, "' needs names, find and a noun");
+  variants_[section] = std::move(v);
+}
 
 bool Schema::has_section(const std::string& section) const { return keys_.count(section) != 0; }
 
 const KeySpec* Schema::find(const std::string& section, const std::string& key) const {
   auto it = keys_.find(section);
-  if (it == keys_.end()) return nullptr;
-  for (const auto& kv : it->second)
-    if (kv.first == key) return &kv.second;
-  return nullptr;
+  return it == keys_.end() ? nullptr : it->second.find(key);
 }
 
 const std::vector<std::pair<std::string, KeySpec>>& Schema::keys(const std::string& section) const {
   auto it = keys_.find(section);
   PW_CHECK(it != keys_.end(), "Schema::keys: no section '", section, "'");
-  return it->second;
+  return it->second.keys;
+}
+
+const Variants* Schema::variants(const std::string& section) const {
+  auto it = variants_.find(section);
+  return it == variants_.end() ? nullptr : &it->second;
 }
 
 std::string Schema::describe() const {
   std::string out;
-  for (const std::string& sec : section_order_)
-    for (const auto& kv : keys(sec))
-      out += sec + "." + kv.first + ": " + kv.second.expected() + ", default " + format_value(kv.second.def) +
-             (kv.second.is_runtime ? " (runtime)" : "") + ". " + kv.second.doc + "\n";
+  for (const std::string& sec : section_order_) {
+    const Variants* v = variants(sec);
+    for (const auto& [key, spec] : keys(sec)) {
+      if (v && key == v->selector) {
+        KeySpec shown = spec;
+        shown.type = ConfigType::Enum;
+        shown.def.type = ConfigType::Enum;
+        shown.choices = v->names();
+        out += shown.describe(sec + "." + key) + "; its own keys: patchwork keys --" + sec + " NAME\n";
+      } else {
+        out += spec.describe(sec + "." + key) + "\n";
+      }
+    }
+  }
+  return out;
+}
+
+std::string Schema::describe_variant(const std::string& section, const std::string& name) const {
+  const Variants* v = variants(section);
+  PW_CHECK(v, "section '", section, "' has no variants");
+  const KeySet* keys = v->find(name);
+  if (!keys) {
+    std::string guess = closest_match(name, v->names());
+    PW_FAIL("unknown ", v->noun, " ", quoted(name), guess.empty() ? "" : "; did you mean " + quoted(guess) + "?",
+            " (the ", v->noun, "s are ", join(v->names(), ", "), ")");
+  }
+  std::string out = section + "." + v->selector + ": " + name + (keys->doc.empty() ? "" : " - " + keys->doc) + "\n";
+  if (keys->keys.empty()) out += "  (no keys of its own)\n";
+  for (const auto& [key, spec] : keys->keys) out += spec.describe(section + "." + key) + "\n";
   return out;
 }
 
 ConfigKeys::ConfigKeys(void (*register_fn)(Schema&)) { register_fn(Schema::global()); }
 
-// ----------------------------------------------------------- suggestions ---
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  // d[i][j]: distance between a[:i] and b[:j], three rows kept.
-  std::vector<size_t> pp(b.size() + 1), p(b.size() + 1), c(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) p[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    c[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      c[j] = std::min({p[j] + 1, c[j - 1] + 1, p[j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) c[j] = std::min(c[j], pp[j - 2] + 1);
-    }
-    std::swap(pp, p);
-    std::swap(p, c);
-  }
-  return p[b.size()];
-}
-
-std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string w = word;
-  for (char& ch : w) ch = (char)std::tolower((unsigned char)ch);
-  size_t limit = w.size() <= 3 ? 1 : w.size() <= 6 ? 2 : 3;
-  std::string best;
-  size_t best_d = limit + 1;
-  for (const std::string& c : candidates) {
-    size_t d = edit_distance(w, c);
-    if (d < best_d) {
-      best_d = d;
-      best = c;
-    }
-  }
-  return best;
-}
-
 namespace {
-
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
 std::string unknown_section_msg(const Schema& schema, const std::string& section) {
   std::string guess = closest_match(section, schema.sections());
   if (!guess.empty()) return "unknown section " + quoted(section) + "; did you mean " + quoted(guess) + "?";
   return "unknown section " + quoted(section) + "; the sections are " + join(schema.sections(), ", ");
-}
-
-std::string unknown_key_msg(const Schema& schema, const std::string& section, const std::string& key) {
-  std::string full = section + "." + key;
-  std::vector<std::string> names;
-  for (const auto& kv : schema.keys(section)) names.push_back(kv.first);
-  std::string guess = closest_match(key, names);
-  if (!guess.empty()) return "unknown key " + quoted(full) + "; did you mean " + quoted(section + "." + guess) + "?";
-  // Right key, wrong section (train.dropout for model.dropout)?
-  for (const std::string& other : schema.sections())
-    if (schema.find(other, key)) return "unknown key " + quoted(full) + "; did you mean " + quoted(other + "." + key) + "?";
-  return "unknown key " + quoted(full) + "; section '" + section + "' has " + join(names, ", ");
 }
 
 // How a YAML node reads in an error: 'fast', [0.9, 2], a mapping, nothing.
@@ -444,7 +223,7 @@ bool read_value(const KeySpec& spec, const YAML::Node& node, ConfigValue* out, s
         }
       break;
   }
-  if (ok && allowed(spec, v)) {
+  if (ok && spec.allows(v)) {
     *out = std::move(v);
     return true;
   }
@@ -467,12 +246,72 @@ std::string at(const std::string& source, const YAML::Mark& m, int fallback_line
 
 // ---------------------------------------------------------------- Config ---
 
+std::string Config::unknown_key_msg(const std::string& sec, const std::string& key) const {
+  const Options& opts = sections_.at(sec);
+  std::string full = sec + "." + key;
+  const Variants* v = schema_->variants(sec);
+  const std::string chosen = v ? opts.get_string(v->selector) : "";
+  std::string what = "unknown key " + quoted(full) + (v ? " for " + v->noun + " " + quoted(chosen) : "");
+  std::vector<std::string> names;
+  for (const auto& e : opts.entries()) names.push_back(e.key);
+  std::string guess = closest_match(key, names);
+  if (!guess.empty()) return what + "; did you mean " + quoted(sec + "." + guess) + "?";
+  // Right key, wrong section (train.dropout for model.dropout)?
+  for (const auto& [other, o] : sections_)
+    if (o.find(key)) return what + "; did you mean " + quoted(other + "." + key) + "?";
+  // A key of another model (model.depths under model.type: vit)?
+  if (v) {
+    std::vector<std::string> owners;
+    for (const std::string& n : v->names())
+      if (const KeySet* ks = v->find(n))
+        if (ks->find(key)) owners.push_back(n);
+    if (!owners.empty())
+      return what + "; it is a key of " + v->noun + " " + join(owners, ", ") + ", and " + sec + "." + v->selector +
+             " is " + quoted(chosen);
+    return what + "; " + v->noun + " " + quoted(chosen) + " has " + join(names, ", ");
+  }
+  return what + "; section '" + sec + "' has " + join(names, ", ");
+}
+
+std::string Config::selector_error(const std::string& sec, const std::string& value) const {
+  const Variants* v = schema_->variants(sec);
+  std::vector<std::string> names = v->names();
+  std::string msg = "expected one of " + join(names, "|") + ", got " + quoted(value);
+  std::string guess = closest_match(value, names);
+  if (!guess.empty()) msg += "; did you mean " + quoted(guess) + "?";
+  return msg;
+}
+
+void Config::resolve(const std::string& sec, const std::string& name) {
+  Options o(sec, source_);
+  for (const auto& [key, spec] : schema_->keys(sec)) o.declare(key, spec);
+  const KeySet* extra = nullptr;
+  if (const Variants* v = schema_->variants(sec)) {
+    extra = v->find(name);
+    PW_CHECK(extra, sec, ".", v->selector, ": ", selector_error(sec, name));
+    for (const auto& [key, spec] : extra->keys) {
+      PW_CHECK(!o.find(key), v->noun, " '", name, "' declares '", sec, ".", key, "', which is a core key already");
+      o.declare(key, spec);
+    }
+    o.set(v->selector, [&] {
+      ConfigValue s;
+      s.type = ConfigType::String;
+      s.s = name;
+      return s;
+    }(), "");
+  }
+  sections_[sec] = std::move(o);
+  variant_[sec] = extra;
+}
+
 Config Config::defaults(const Schema& schema) {
   Config c;
   c.schema_ = std::make_shared<const Schema>(schema);
   c.source_ = "defaults";
-  for (const std::string& sec : schema.sections())
-    for (const auto& kv : schema.keys(sec)) c.values_[sec + "." + kv.first] = Slot{kv.second.def, ""};
+  for (const std::string& sec : schema.sections()) {
+    const Variants* v = schema.variants(sec);
+    c.resolve(sec, v ? schema.find(sec, v->selector)->def.s : "");
+  }
   return c;
 }
 
@@ -490,12 +329,20 @@ Config Config::parse(const std::string& yaml, const std::string& source, const s
                      const Schema& schema) {
   Config c = defaults(schema);
   c.source_ = source;
+  for (auto& [name, o] : c.sections_) o.set_source(source);
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
     throw Error(at(source, e.mark) + ": not valid YAML: " + e.msg);
   }
+  // First pass: the shape of the file, and every entry with where it is.
+  struct Entry {
+    std::string sec, key;
+    YAML::Node key_node, val;
+    int line;
+  };
+  std::vector<Entry> entries;
   if (!root.IsNull()) {
     if (!root.IsMap())
       throw Error(at(source, root.Mark(), 0) + ": expected a mapping of sections (" + join(schema.sections(), ":, ") +
@@ -520,27 +367,54 @@ Config Config::parse(const std::string& yaml, const std::string& source, const s
                     show_node(body));
       for (const auto& kv : body) {
         const YAML::Node& key_node = kv.first;
-        int kline = key_node.Mark().line;
         if (!key_node.IsScalar())
           throw Error(at(source, key_node.Mark(), line) + ": keys in section '" + sec + "' are plain words, got " +
                       show_node(key_node));
         const std::string key = key_node.Scalar();
         const std::string full = sec + "." + key;
-        const KeySpec* spec = schema.find(sec, key);
-        if (!spec) throw Error(at(source, key_node.Mark(), line) + ": " + unknown_key_msg(schema, sec, key));
         if (key_line.count(full))
           throw Error(at(source, key_node.Mark(), line) + ": key '" + full + "' is set twice (first on line " +
                       std::to_string(key_line[full] + 1) + ")");
-        key_line[full] = kline;
-        ConfigValue v;
-        std::string why;
-        const YAML::Node& val = kv.second;
-        // An empty value has no position of its own (yaml-cpp puts it on the next line).
-        if (!read_value(*spec, val, &v, &why))
-          throw Error(at(source, val.IsNull() ? key_node.Mark() : val.Mark(), kline) + ": " + full + ": " + why);
-        c.values_[full] = Slot{std::move(v), at(source, key_node.Mark(), line)};
+        key_line[full] = key_node.Mark().line;
+        entries.push_back(Entry{sec, key, key_node, kv.second, line});
       }
     }
+  }
+  // Reads one entry into the config, checked against the section's keys as resolved now.
+  auto read_entry = [&](const Entry& e) {
+    const std::string full = e.sec + "." + e.key;
+    Options::Entry* slot = c.sections_.at(e.sec).find(e.key);
+    if (!slot) throw Error(at(source, e.key_node.Mark(), e.line) + ": " + c.unknown_key_msg(e.sec, e.key));
+    int kline = e.key_node.Mark().line;
+    ConfigValue v;
+    std::string why;
+    // An empty value has no position of its own (yaml-cpp puts it on the next line).
+    if (!read_value(slot->spec, e.val, &v, &why))
+      throw Error(at(source, e.val.IsNull() ? e.key_node.Mark() : e.val.Mark(), kline) + ": " + full + ": " + why);
+    slot->value = std::move(v);
+    slot->origin = at(source, e.key_node.Mark(), e.line);
+  };
+  // Selectors first: the file's, then the last override of each, pick the
+  // variant keys every other entry is checked against.
+  for (const std::string& sec : schema.sections()) {
+    const Variants* v = schema.variants(sec);
+    if (!v) continue;
+    for (const Entry& e : entries)
+      if (e.sec == sec && e.key == v->selector) {
+        read_entry(e);
+        const std::string& name = c.sections_.at(sec).get_string(v->selector);
+        if (!v->find(name))
+          throw Error(at(source, e.val.IsNull() ? e.key_node.Mark() : e.val.Mark(), e.key_node.Mark().line) + ": " +
+                      sec + "." + v->selector + ": " + c.selector_error(sec, name));
+        std::string origin = c.sections_.at(sec).origin(v->selector);
+        c.resolve(sec, name);
+        c.sections_.at(sec).set_source(source);
+        c.sections_.at(sec).find(v->selector)->origin = origin;
+      }
+  }
+  for (const Entry& e : entries) {
+    const Variants* v = schema.variants(e.sec);
+    if (!(v && e.key == v->selector)) read_entry(e);
   }
   for (const std::string& o : overrides) c.set(o);
   c.validate();
@@ -555,42 +429,69 @@ void Config::set(const std::string& assignment) {
   const std::string text = assignment.substr(eq + 1);
   size_t dot = full.find('.');
   if (dot == std::string::npos || dot == 0 || dot + 1 == full.size()) {
-    for (const std::string& sec : schema_->sections())
-      if (schema_->find(sec, full))
-        throw Error(where + ": expected section.key=value; did you mean '" + sec + "." + full + "'?");
+    for (const auto& [sec, o] : sections_)
+      if (o.find(full)) throw Error(where + ": expected section.key=value; did you mean '" + sec + "." + full + "'?");
     throw Error(where + ": expected section.key=value, e.g. --set train.lr=0.001");
   }
   const std::string sec = full.substr(0, dot), key = full.substr(dot + 1);
   if (!schema_->has_section(sec)) throw Error(where + ": " + unknown_section_msg(*schema_, sec));
-  const KeySpec* spec = schema_->find(sec, key);
-  if (!spec) throw Error(where + ": " + unknown_key_msg(*schema_, sec, key));
+  Options& opts = sections_.at(sec);
+  const Options::Entry* slot = opts.find(key);
+  if (!slot) throw Error(where + ": " + unknown_key_msg(sec, key));
+  const KeySpec spec = slot->spec;
   YAML::Node node;
   try {
     // A string takes the text as typed: paths may hold '#', ': ' or quotes.
-    node = spec->type == ConfigType::String ? YAML::Node(text) : YAML::Load(text);
+    node = spec.type == ConfigType::String ? YAML::Node(text) : YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw Error(where + ": " + full + ": the value is not valid YAML (" + e.msg + ")");
   }
   ConfigValue v;
   std::string why;
-  if (!read_value(*spec, node, &v, &why)) throw Error(where + ": " + full + ": " + why);
-  values_[full] = Slot{std::move(v), where};
+  if (!read_value(spec, node, &v, &why)) throw Error(where + ": " + full + ": " + why);
+  const Variants* var = schema_->variants(sec);
+  if (var && key == var->selector && v.s != opts.get_string(key)) {
+    if (!var->find(v.s)) throw Error(where + ": " + full + ": " + selector_error(sec, v.s));
+    // Another model: its keys replace the old one's; what was set carries over.
+    Options old = opts;
+    resolve(sec, v.s);
+    Options& now = sections_.at(sec);
+    now.set_source(source_);
+    for (const Options::Entry& e : old.entries()) {
+      if (e.origin.empty() || e.key == key) continue;
+      Options::Entry* n = now.find(e.key);
+      if (!n || !n->spec.allows(e.value))
+        throw Error(where + ": " + sec + "." + e.key + " (set at " + e.origin + ") is " +
+                    (n ? "not " + n->spec.expected() : "not a key") + " of " + var->noun + " " + quoted(v.s));
+      n->value = e.value;
+      n->origin = e.origin;
+    }
+  }
+  Options::Entry* target = opts.find(key);  // opts is the rebuilt section if the selector changed
+  target->value = std::move(v);
+  target->origin = where;
 }
 
 void Config::validate() const {
   for (const auto& check : schema_->checks()) check(*this);
+  for (const auto& [sec, keys] : variant_)
+    if (keys)
+      for (const auto& check : keys->checks) check(sections_.at(sec));
 }
 
-const Config::Slot& Config::slot(const std::string& key, const char* getter) const {
-  auto it = values_.find(key);
-  if (it == values_.end()) {
+const Options::Entry& Config::entry(const std::string& key, const char* getter) const {
+  auto [sec, k] = split_key(key);
+  auto it = sections_.find(sec);
+  const Options::Entry* e = it == sections_.end() ? nullptr : it->second.find(k);
+  if (!e) {
     std::vector<std::string> names;
-    for (const auto& kv : values_) names.push_back(kv.first);
+    for (const auto& [s, o] : sections_)
+      for (const auto& x : o.entries()) names.push_back(s + "." + x.key);
     std::string guess = closest_match(key, names);
     throw Error(std::string("config: ") + getter + "(\"" + key + "\"): no such key" +
                 (guess.empty() ? "" : "; did you mean '" + guess + "'?"));
   }
-  return it->second;
+  return *e;
 }
 
 namespace {
@@ -600,39 +501,50 @@ namespace {
 }
 }  // namespace
 
+bool Config::has(const std::string& key) const {
+  auto [sec, k] = split_key(key);
+  auto it = sections_.find(sec);
+  return it != sections_.end() && it->second.find(k) != nullptr;
+}
 int64_t Config::get_int(const std::string& key) const {
-  const ConfigValue& v = slot(key, "get_int").value;
+  const ConfigValue& v = entry(key, "get_int").value;
   if (v.type != ConfigType::Int) wrong_type("get_int", key, v.type);
   return v.i;
 }
 double Config::get_float(const std::string& key) const {
-  const ConfigValue& v = slot(key, "get_float").value;
+  const ConfigValue& v = entry(key, "get_float").value;
   if (v.type == ConfigType::Int) return (double)v.i;
   if (v.type != ConfigType::Float) wrong_type("get_float", key, v.type);
   return v.f;
 }
 bool Config::get_bool(const std::string& key) const {
-  const ConfigValue& v = slot(key, "get_bool").value;
+  const ConfigValue& v = entry(key, "get_bool").value;
   if (v.type != ConfigType::Bool) wrong_type("get_bool", key, v.type);
   return v.b;
 }
 const std::string& Config::get_string(const std::string& key) const {
-  const ConfigValue& v = slot(key, "get_string").value;
+  const ConfigValue& v = entry(key, "get_string").value;
   if (v.type != ConfigType::String && v.type != ConfigType::Enum) wrong_type("get_string", key, v.type);
   return v.s;
 }
 const std::vector<double>& Config::get_floats(const std::string& key) const {
-  const ConfigValue& v = slot(key, "get_floats").value;
+  const ConfigValue& v = entry(key, "get_floats").value;
   if (v.type != ConfigType::Floats) wrong_type("get_floats", key, v.type);
   return v.fs;
 }
 const std::vector<int64_t>& Config::get_ints(const std::string& key) const {
-  const ConfigValue& v = slot(key, "get_ints").value;
+  const ConfigValue& v = entry(key, "get_ints").value;
   if (v.type != ConfigType::Ints) wrong_type("get_ints", key, v.type);
   return v.is;
 }
-const ConfigValue& Config::value(const std::string& key) const { return slot(key, "value").value; }
-const std::string& Config::origin(const std::string& key) const { return slot(key, "origin").origin; }
+const ConfigValue& Config::value(const std::string& key) const { return entry(key, "value").value; }
+const std::string& Config::origin(const std::string& key) const { return entry(key, "origin").origin; }
+
+const Options& Config::section(const std::string& name) const {
+  auto it = sections_.find(name);
+  PW_CHECK(it != sections_.end(), "Config::section: no section '", name, "'");
+  return it->second;
+}
 
 void Config::fail(const std::string& key, const std::string& msg) const {
   const std::string& o = origin(key);
@@ -644,10 +556,10 @@ std::string Config::to_yaml() const {
   constexpr size_t kCommentColumn = 34;
   for (const std::string& sec : schema_->sections()) {
     out += sec + ":\n";
-    for (const auto& kv : schema_->keys(sec)) {
-      std::string line = "  " + kv.first + ": " + format_value(values_.at(sec + "." + kv.first).value);
+    for (const Options::Entry& e : sections_.at(sec).entries()) {
+      std::string line = "  " + e.key + ": " + format_value(e.value);
       line.append(line.size() + 2 < kCommentColumn ? kCommentColumn - line.size() : 2, ' ');
-      out += line + "# " + kv.second.doc + "\n";
+      out += line + "# " + e.spec.doc + "\n";
     }
   }
   return out;
@@ -656,12 +568,11 @@ std::string Config::to_yaml() const {
 std::string Config::canonical(const std::vector<std::string>& sections, bool with_runtime) const {
   std::string out;
   for (const std::string& sec : sections) {
-    PW_CHECK(schema_->has_section(sec), "Config::canonical: no section '", sec, "'");
-    std::vector<std::string> keys;
-    for (const auto& kv : schema_->keys(sec))
-      if (with_runtime || !kv.second.is_runtime) keys.push_back(kv.first);
-    std::sort(keys.begin(), keys.end());
-    for (const std::string& k : keys) out += sec + "." + k + ": " + format_value(values_.at(sec + "." + k).value) + "\n";
+    PW_CHECK(sections_.count(sec), "Config::canonical: no section '", sec, "'");
+    std::map<std::string, const Options::Entry*> keys;  // sorted
+    for (const Options::Entry& e : sections_.at(sec).entries())
+      if (with_runtime || !e.spec.is_runtime) keys[e.key] = &e;
+    for (const auto& [k, e] : keys) out += sec + "." + k + ": " + format_value(e->value) + "\n";
   }
   return out;
 }
@@ -674,16 +585,15 @@ std::vector<std::string> config_diff(const Config& a, const Config& b, const std
   for (const std::string& sec : sections) {
     std::set<std::string> keys;
     for (const Config* c : {&a, &b})
-      if (c->schema_->has_section(sec))
-        for (const auto& kv : c->schema_->keys(sec))
-          if (!kv.second.is_runtime) keys.insert(kv.first);
+      if (c->schema().has_section(sec))
+        for (const Options::Entry& e : c->section(sec).entries())
+          if (!e.spec.is_runtime) keys.insert(e.key);
     for (const std::string& k : keys) {
       const std::string full = sec + "." + k;
-      auto ia = a.values_.find(full), ib = b.values_.find(full);
-      bool in_a = ia != a.values_.end(), in_b = ib != b.values_.end();
-      if (in_a && in_b && ia->second.value == ib->second.value) continue;
-      out.push_back(full + ": " + (in_a ? format_value(ia->second.value) : "absent") + " in " + a_name + ", " +
-                    (in_b ? format_value(ib->second.value) : "absent") + " in " + b_name);
+      bool in_a = a.has(full), in_b = b.has(full);
+      if (in_a && in_b && a.value(full) == b.value(full)) continue;
+      out.push_back(full + ": " + (in_a ? format_value(a.value(full)) : "absent") + " in " + a_name + ", " +
+                    (in_b ? format_value(b.value(full)) : "absent") + " in " + b_name);
     }
   }
   return out;

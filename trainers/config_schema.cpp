@@ -1,10 +1,12 @@
-// The core config keys: every model, dataset and trainer option patchwork
-// knows without plugins. Defaults follow PyTorch/timm conventions, sized for a
-// small ViT on Fashion-MNIST that trains in minutes on a CPU. Model-specific
-// keys (a Swin window, say) are added by their model's registration code
-// through Schema::add, not here.
+// The core config keys: what every model, data set and run shares. Defaults
+// follow PyTorch/timm conventions, sized for a small ViT on Fashion-MNIST that
+// trains in minutes on a CPU. A model's own keys (depth, pool, a Swin's
+// depths) come from its registration (nn/registry.h), a data set's from its
+// own (data/dataset.h): model.type and data.dataset pick them.
 #include <string>
 
+#include "data/dataset.h"
+#include "nn/registry.h"
 #include "trainers/config.h"
 
 namespace pw {
@@ -15,39 +17,15 @@ void model_keys(Schema& s) {
   auto add = [&](const char* key, KeySpec spec) { s.add("model", key, std::move(spec)); };
   add("type", KeySpec::String("vit", "model name in the model registry"));
   add("image_size", KeySpec::Int(28, "input height and width in pixels").ge(1));
-  add("patch_size", KeySpec::Int(4, "patch height and width in pixels; divides image_size").ge(1));
   add("channels", KeySpec::Int(1, "input channels (1 grey, 3 RGB)").ge(1));
   add("num_classes", KeySpec::Int(10, "classifier outputs").ge(1));
-  add("dim", KeySpec::Int(192, "token width D").ge(1));
-  add("depth", KeySpec::Int(6, "number of transformer blocks").ge(1));
-  add("heads", KeySpec::Int(3, "attention heads per block").ge(1));
-  add("dim_head", KeySpec::Int(64, "width of one attention head").ge(1));
-  add("mlp_dim", KeySpec::Int(768, "hidden width of each block's MLP (timm: 4 x dim)").ge(1));
-  add("dropout", KeySpec::Float(0.0, "dropout after attention and MLP projections").ge(0).lt(1));
-  add("emb_dropout", KeySpec::Float(0.0, "dropout on patch embeddings plus position embeddings").ge(0).lt(1));
-  add("attn_dropout", KeySpec::Float(0.0, "dropout on attention weights").ge(0).lt(1));
-  add("drop_path", KeySpec::Float(0.0, "stochastic depth rate of the last block (linear from 0)").ge(0).lt(1));
-  // "auto" leaves the choice to model.type (SimpleViT: mean, linear, sincos2d,
-  // no qkv bias; ViT: cls, conv, learned, qkv bias), so a config that names a
-  // model gets that model unless it says otherwise.
-  add("pool", KeySpec::Enum("auto", {"auto", "cls", "mean"}, "class token or mean of tokens feeds the head"));
-  add("qkv_bias", KeySpec::Enum("auto", {"auto", "true", "false"}, "bias in the query/key/value projection"));
-  add("patch_embed", KeySpec::Enum("auto", {"auto", "linear", "conv", "conv_stem"},
-                                   "patch embedding: conv (timm, stride = patch), linear on flattened patches, or "
-                                   "conv_stem (3x3 stride-2 convs + BatchNorm + ReLU, then 1x1; Xiao et al. 2021)"));
-  add("init", KeySpec::Enum("auto", {"auto", "torch", "timm", "xavier"},
-                            "Linear init: torch (PyTorch default; SimpleViT), timm (trunc-normal .02; ViT), xavier"));
-  add("pos_embed", KeySpec::Enum("auto", {"auto", "sincos2d", "learned", "sinusoidal", "none"},
-                                 "position embedding added to the patch tokens"));
+  s.add_variants("model", Variants{"type", "model", registered_models, pw::model_keys});
 }
 
 void data_keys(Schema& s) {
   auto add = [&](const char* key, KeySpec spec) { s.add("data", key, std::move(spec)); };
-  add("dataset", KeySpec::Enum("fashion_mnist", {"fashion_mnist", "mnist", "cifar10", "cifar100", "image_folder"},
-                               "which dataset to train and evaluate on"));
+  add("dataset", KeySpec::String("fashion_mnist", "which dataset to train and evaluate on"));
   add("root", KeySpec::String("", "dataset directory; \"\" = the dataset's default location").runtime());
-  add("train_split", KeySpec::String("", "image_folder: training images, one sub-folder per class").runtime());
-  add("test_split", KeySpec::String("", "image_folder: evaluation images, one sub-folder per class").runtime());
   add("num_workers", KeySpec::Int(2, "loader threads decoding and augmenting batches").ge(0).runtime());
   add("prefetch", KeySpec::Int(2, "batches each worker prepares ahead").ge(1).runtime());
   add("crop_padding", KeySpec::Int(0, "random crop after zero-padding by this many pixels (0 = off)").ge(0));
@@ -60,6 +38,7 @@ void data_keys(Schema& s) {
   add("resize", KeySpec::Int(0, "resize the shorter side to this many pixels first (0 = keep)").ge(0));
   add("crop_size", KeySpec::Int(0, "crop to this square (random in training, centre in eval; 0 = off)").ge(0));
   add("normalize", KeySpec::Bool(true, "subtract the dataset mean and divide by its std per channel"));
+  s.add_variants("data", Variants{"dataset", "data set", registered_datasets, pw::dataset_keys});
 }
 
 void train_keys(Schema& s) {
@@ -98,12 +77,6 @@ void eval_keys(Schema& s) {
 }
 
 void core_checks(Schema& s) {
-  s.add_check([](const Config& c) {
-    int64_t image = c.get_int("model.image_size"), patch = c.get_int("model.patch_size");
-    if (image % patch != 0)
-      c.fail("model.patch_size", std::to_string(patch) + " does not divide model.image_size " + std::to_string(image) +
-                                     "; pick a divisor of it");
-  });
   s.add_check([](const Config& c) {
     if (c.get_float("train.min_lr") > c.get_float("train.lr"))
       c.fail("train.min_lr", "the schedule's floor " + format_value(c.value("train.min_lr")) +

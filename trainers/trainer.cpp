@@ -143,37 +143,11 @@ std::string format_eta(double s) {
 }  // namespace
 
 std::shared_ptr<Module> build_model(const Config& cfg) {
-  ModelArgs args;
-  for (auto& [key, spec] : cfg.schema().keys("model")) {
-    const ConfigValue& v = cfg.value("model." + key);
-    switch (v.type) {
-      case ConfigType::String:
-      case ConfigType::Enum: args.values[key] = v.s; break;
-      case ConfigType::Bool: args.values[key] = v.b ? "true" : "false"; break;
-      case ConfigType::Int: args.values[key] = std::to_string(v.i); break;
-      default: args.values[key] = format_value(v); break;
-    }
-  }
   manual_seed((uint64_t)cfg.get_int("train.seed"));
-  try {
-    return create_model(cfg.get_string("model.type"), args);
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    // Drop the "file:line: " prefix of the throwing check; the config origin is more useful.
-    auto p = msg.find(": model.");
-    cfg.fail("model.type", p == std::string::npos ? msg : msg.substr(p + 2));
-  }
+  return create_model(cfg.section("model"));
 }
 
-std::shared_ptr<Dataset> open_split(const Config& cfg, bool train) {
-  std::string name = cfg.get_string("data.dataset");
-  std::string root = cfg.get_string("data.root");
-  if (name == "image_folder") {
-    std::string split = cfg.get_string(train ? "data.train_split" : "data.test_split");
-    if (!split.empty()) root = split;
-  }
-  return open_dataset(name, root, train);
-}
+std::shared_ptr<Dataset> open_split(const Config& cfg, bool train) { return open_dataset(cfg.section("data"), train); }
 
 // --- evaluation ---
 
