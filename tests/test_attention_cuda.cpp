@@ -1,5 +1,6 @@
-// CPU/CUDA parity of attention_qkv and attention_qkv_bias (the flash kernels behind the op
-// layer: head split/merge, lse saved, gradients accumulated, dbias through the graph).
+// attention_qkv and attention_qkv_bias on CUDA beyond the test rows' float32 parity
+// (tests/ops/attention.cpp): bf16 storage, a gradient buffer shared with other ops,
+// deterministic dbias, and what the kernels reject.
 //
 // Tolerances: float32 atol 1e-4, rtol 1e-3 (the flash kernels' own check against a double
 // reference): the CPU sums each row of p v and ds k in one GEMM order, CUDA in tiles of 32
@@ -49,11 +50,6 @@ struct Bf16Scope {
 };
 
 }  // namespace
-
-TEST_CASE("attention matches the cpu (float32)") {
-  PW_SKIP_WITHOUT_CUDA();
-  run_parity_cases(cases());
-}
 
 TEST_CASE("attention matches the cpu (bf16 storage)") {
   PW_SKIP_WITHOUT_CUDA();

@@ -1,6 +1,6 @@
 // Fused multi-head self-attention core, on the packed output of a qkv projection.
 // CPU: per-head GEMMs + row softmax (attention_cpu.cpp). CUDA: the flash kernels
-// (flash_attention_cuda.h) between head split/merge permutes (attention_cuda.h).
+// (flash_attention_cuda.h) between head split/merge permutes (attention_cuda.cu).
 #pragma once
 #include <cstdint>
 

@@ -1,8 +1,11 @@
-// cross_entropy and cross_entropy_soft on CUDA (see loss_cuda.h); element math
-// from loss_math.h, as on the CPU.
-#include "runtime/cuda/common.cuh"
-#include "kernels/loss/loss_cuda.h"
+// cross_entropy and cross_entropy_soft on CUDA: kernels and tensor-level launchers
+// (declared in loss_kernels.h); element math from loss_math.h, as on the CPU.
+// Backward kernels take `acc` flags: add into a gradient buffer, else write it
+// (GradBuf contract).
+#include "autograd/dispatch.h"
+#include "kernels/loss/loss_kernels.h"
 #include "kernels/loss/loss_math.h"
+#include "runtime/cuda/common.cuh"
 
 namespace pw {
 
@@ -80,27 +83,39 @@ __global__ void mean_rows_kernel(T* y, const double* rows, int64_t B) {
   if (threadIdx.x == 0) y[0] = (T)(s / (double)B);
 }
 
+// acc: add into dx, else write it.
 template <class T>
 __global__ void ce_bwd_kernel(T* dx, const T* dy, const T* __restrict__ x, const int64_t* t, const double* lse,
-                              int64_t B, int64_t C, double eps) {
+                              int64_t B, int64_t C, double eps, bool acc) {
   const T scale = dy[0] / (T)B, e_c = (T)(eps / (double)C);
   PW_GRID_STRIDE(k, B * C) {
     const int64_t b = k / C, c = k - b * C;
     T g = math::ce_bwd(x[k], (T)lse[b], e_c, scale);
-    if (c == t[b]) g = g + math::ce_bwd_target((T)eps, scale);  // one += per element, as the CPU
-    acc_add(dx[k], g);
+    if (c == t[b]) g = g + math::ce_bwd_target((T)eps, scale);  // one write per element, as the CPU
+    if (acc) acc_add(dx[k], g);
+    else dx[k] = g;
   }
 }
 
+// acc_x, acc_q: add into dx, dq, else write them; either may be null.
 template <class T>
 __global__ void soft_ce_bwd_kernel(T* dx, T* dq, const T* dy, const T* __restrict__ x, const T* __restrict__ q,
-                                   const double* lse, const double* sum_q, int64_t B, int64_t C) {
+                                   const double* lse, const double* sum_q, int64_t B, int64_t C, bool acc_x,
+                                   bool acc_q) {
   const T scale = dy[0] / (T)B;
   PW_GRID_STRIDE(k, B * C) {
     const int64_t b = k / C;
     const T l = (T)lse[b];
-    if (dx) acc_add(dx[k], math::soft_ce_dx(x[k], q[k], l, (T)sum_q[b], scale));
-    if (dq) acc_add(dq[k], math::soft_ce_dq(x[k], l, scale));
+    if (dx) {
+      const T g = math::soft_ce_dx(x[k], q[k], l, (T)sum_q[b], scale);
+      if (acc_x) acc_add(dx[k], g);
+      else dx[k] = g;
+    }
+    if (dq) {
+      const T g = math::soft_ce_dq(x[k], l, scale);
+      if (acc_q) acc_add(dq[k], g);
+      else dq[k] = g;
+    }
   }
 }
 
@@ -110,55 +125,59 @@ void check_rows(const char* op, int64_t B) {
 
 }  // namespace
 
-template <class T>
-void cross_entropy_forward_cuda(T* y, double* lse, double* rows, const T* x, const int64_t* t, int64_t B, int64_t C,
+void cross_entropy_forward_cuda(Tensor& y, Tensor& lse, const Tensor& x, const Tensor& t, int64_t B, int64_t C,
                                 double eps) {
-  check_rows("cross_entropy", B);
-  if (B > 0) {
-    ce_rows_kernel<T><<<(unsigned)B, kRowBlock, 0, cuda::stream()>>>(lse, rows, x, t, C, eps);
+  dispatch_float(x.dtype(), "cross_entropy", [&](auto tag) {
+    using T = decltype(tag);
+    check_rows("cross_entropy", B);
+    Tensor rows = empty({B}, DType::F64, Device::CUDA);  // per-row losses
+    if (B > 0) {
+      ce_rows_kernel<T><<<(unsigned)B, kRowBlock, 0, cuda::stream()>>>(lse.data<double>(), rows.data<double>(),
+                                                                       x.data<T>(), t.data<int64_t>(), C, eps);
+      PW_CUDA_LAUNCH_CHECK();
+    }
+    mean_rows_kernel<T><<<1, 1024, 0, cuda::stream()>>>(y.data<T>(), rows.data<double>(), B);
     PW_CUDA_LAUNCH_CHECK();
-  }
-  mean_rows_kernel<T><<<1, 1024, 0, cuda::stream()>>>(y, rows, B);
-  PW_CUDA_LAUNCH_CHECK();
-}
-template <class T>
-void cross_entropy_backward_cuda(T* dx, const T* dy, const T* x, const int64_t* t, const double* lse, int64_t B,
-                                 int64_t C, double eps) {
-  if (B * C == 0) return;
-  ce_bwd_kernel<T><<<cuda::grid_for(B * C), cuda::kBlock, 0, cuda::stream()>>>(dx, dy, x, t, lse, B, C, eps);
-  PW_CUDA_LAUNCH_CHECK();
-}
-template <class T>
-void cross_entropy_soft_forward_cuda(T* y, double* lse, double* sum_q, double* rows, const T* x, const T* q, int64_t B,
-                                     int64_t C) {
-  check_rows("cross_entropy_soft", B);
-  if (B > 0) {
-    soft_ce_rows_kernel<T><<<(unsigned)B, kRowBlock, 0, cuda::stream()>>>(lse, sum_q, rows, x, q, C);
-    PW_CUDA_LAUNCH_CHECK();
-  }
-  mean_rows_kernel<T><<<1, 1024, 0, cuda::stream()>>>(y, rows, B);
-  PW_CUDA_LAUNCH_CHECK();
-}
-template <class T>
-void cross_entropy_soft_backward_cuda(T* dx, T* dq, const T* dy, const T* x, const T* q, const double* lse,
-                                      const double* sum_q, int64_t B, int64_t C) {
-  if (B * C == 0) return;
-  soft_ce_bwd_kernel<T><<<cuda::grid_for(B * C), cuda::kBlock, 0, cuda::stream()>>>(dx, dq, dy, x, q, lse, sum_q, B,
-                                                                                    C);
-  PW_CUDA_LAUNCH_CHECK();
+  });
 }
 
-#define PW_INST(T)                                                                                                  \
-  template void cross_entropy_forward_cuda<T>(T*, double*, double*, const T*, const int64_t*, int64_t, int64_t,     \
-                                              double);                                                              \
-  template void cross_entropy_backward_cuda<T>(T*, const T*, const T*, const int64_t*, const double*, int64_t,      \
-                                               int64_t, double);                                                    \
-  template void cross_entropy_soft_forward_cuda<T>(T*, double*, double*, double*, const T*, const T*, int64_t,       \
-                                                   int64_t);                                                        \
-  template void cross_entropy_soft_backward_cuda<T>(T*, T*, const T*, const T*, const T*, const double*,            \
-                                                    const double*, int64_t, int64_t);
-PW_INST(float)
-PW_INST(double)
-#undef PW_INST
+void cross_entropy_backward_cuda(GradBuf dx, const Tensor& dy, const Tensor& x, const Tensor& t, const Tensor& lse,
+                                 int64_t B, int64_t C, double eps) {
+  dispatch_float(x.dtype(), "cross_entropy", [&](auto tag) {
+    using T = decltype(tag);
+    if (B * C == 0) return;
+    ce_bwd_kernel<T><<<cuda::grid_for(B * C), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), dy.data<T>(), x.data<T>(), t.data<int64_t>(), lse.data<double>(), B, C, eps, dx.accumulate);
+    PW_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void cross_entropy_soft_forward_cuda(Tensor& y, Tensor& lse, Tensor& sum_q, const Tensor& x, const Tensor& q,
+                                     int64_t B, int64_t C) {
+  dispatch_float(x.dtype(), "cross_entropy_soft", [&](auto tag) {
+    using T = decltype(tag);
+    check_rows("cross_entropy_soft", B);
+    Tensor rows = empty({B}, DType::F64, Device::CUDA);  // per-row losses
+    if (B > 0) {
+      soft_ce_rows_kernel<T><<<(unsigned)B, kRowBlock, 0, cuda::stream()>>>(
+          lse.data<double>(), sum_q.data<double>(), rows.data<double>(), x.data<T>(), q.data<T>(), C);
+      PW_CUDA_LAUNCH_CHECK();
+    }
+    mean_rows_kernel<T><<<1, 1024, 0, cuda::stream()>>>(y.data<T>(), rows.data<double>(), B);
+    PW_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void cross_entropy_soft_backward_cuda(GradBuf dx, GradBuf dq, const Tensor& dy, const Tensor& x, const Tensor& q,
+                                      const Tensor& lse, const Tensor& sum_q, int64_t B, int64_t C) {
+  dispatch_float(x.dtype(), "cross_entropy_soft", [&](auto tag) {
+    using T = decltype(tag);
+    if (B * C == 0) return;
+    soft_ce_bwd_kernel<T><<<cuda::grid_for(B * C), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), dq.data<T>(), dy.data<T>(), x.data<T>(), q.data<T>(), lse.data<double>(),
+        sum_q.data<double>(), B, C, dx.accumulate, dq.accumulate);
+    PW_CUDA_LAUNCH_CHECK();
+  });
+}
 
 }  // namespace pw

@@ -1,7 +1,10 @@
-// layer_norm and batch_norm on CUDA (see norm_cuda.h); element math from norm_math.h.
-#include "runtime/cuda/common.cuh"
-#include "kernels/norm/norm_cuda.h"
+// layer_norm and batch_norm on CUDA: kernels and tensor-level launchers (declared in
+// norm_kernels.h); element math from norm_math.h. Backward kernels take `acc` flags:
+// add into a gradient buffer, else write it (GradBuf contract).
+#include "autograd/dispatch.h"
+#include "kernels/norm/norm_kernels.h"
 #include "kernels/norm/norm_math.h"
+#include "runtime/cuda/common.cuh"
 
 namespace pw {
 
@@ -40,10 +43,10 @@ __global__ void ln_fwd_kernel(T* y, T* mean, T* rstd, const T* __restrict__ x, c
     yr[c] = math::norm_fwd(xr[c], mt, rs, w ? w[c] : T(1), b ? b[c] : T(0));
 }
 
-// grid: (N), block: kRowBlock.   dx, dy, x: (N,C)
+// grid: (N), block: kRowBlock.   dx, dy, x: (N,C)   acc: add into dx, else write it.
 template <class T>
 __global__ void ln_bwd_dx_kernel(T* dx, const T* __restrict__ dy, const T* __restrict__ x, const T* mean,
-                                 const T* rstd, const T* w, int64_t C) {
+                                 const T* rstd, const T* w, int64_t C, bool acc) {
   __shared__ double sh[32];
   const int64_t r = blockIdx.x;
   const T* xr = x + r * C;
@@ -58,8 +61,11 @@ __global__ void ln_bwd_dx_kernel(T* dx, const T* __restrict__ dy, const T* __res
   }
   const T a = (T)(cuda::block_sum(sa, sh) / (double)C);
   const T bb = (T)(cuda::block_sum(sb, sh) / (double)C);
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-    acc_add(dxr[c], math::norm_bwd(dyr[c] * (w ? w[c] : T(1)), (xr[c] - m) * rs, rs, a, bb));
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    const T g = math::norm_bwd(dyr[c] * (w ? w[c] : T(1)), (xr[c] - m) * rs, rs, a, bb);
+    if (acc) acc_add(dxr[c], g);
+    else dxr[c] = g;
+  }
 }
 
 // Partial sums of dy * xhat and dy over a chunk of kChunkRows rows, per column.
@@ -90,18 +96,19 @@ __global__ void ln_bwd_param_part(double* part_w, double* part_b, const T* __res
     part_b[(int64_t)blockIdx.y * C + c] = sb;
   }
 }
-// dw[c] += sum over chunks (in chunk order) of part_w[k, c]; db likewise.
+// dw[c] (+)= sum over chunks (in chunk order) of part_w[k, c]; db likewise. acc_w, acc_b:
+// add, else write (no chunks: the sums are 0).
 template <class T>
 __global__ void ln_bwd_param_final(T* dw, T* db, const double* part_w, const double* part_b, int64_t chunks,
-                                   int64_t C) {
+                                   int64_t C, bool acc_w, bool acc_b) {
   PW_GRID_STRIDE(c, C) {
     double sw = 0, sb = 0;
     for (int64_t k = 0; k < chunks; ++k) {
       sw += part_w[k * C + c];
       sb += part_b[k * C + c];
     }
-    if (dw) dw[c] += (T)sw;
-    if (db) db[c] += (T)sb;
+    if (dw) dw[c] = (acc_w ? dw[c] : T(0)) + (T)sw;
+    if (db) db[c] = (acc_b ? db[c] : T(0)) + (T)sb;
   }
 }
 
@@ -152,11 +159,12 @@ __global__ void bn_apply_kernel(T* y, const T* __restrict__ x, const T* mean, co
     y[k] = math::norm_fwd(x[k], mean[c], rstd[c], w ? w[c] : T(1), b ? b[c] : T(0));
   }
 }
-// sums[c] = sum dy, sums[C + c] = sum dy * xhat over channel c; dw, db += them.
+// sums[c] = sum dy, sums[C + c] = sum dy * xhat over channel c; dw, db (+)= them (acc_w, acc_b: add).
 // grid: (C), block: kRowBlock.
 template <class T>
 __global__ void bn_bwd_sums_kernel(double* sums, T* dw, T* db, const T* __restrict__ dy, const T* __restrict__ x,
-                                   const T* mean, const T* rstd, int64_t B, int64_t C, int64_t S) {
+                                   const T* mean, const T* rstd, int64_t B, int64_t C, int64_t S, bool acc_w,
+                                   bool acc_b) {
   __shared__ double sh[32];
   const int64_t c = blockIdx.x, n = B * S;
   const T m = mean[c], rs = rstd[c];
@@ -171,24 +179,28 @@ __global__ void bn_bwd_sums_kernel(double* sums, T* dw, T* db, const T* __restri
   if (threadIdx.x == 0) {
     sums[c] = sdy;
     sums[C + c] = sdyx;
-    if (dw) dw[c] += (T)sdyx;
-    if (db) db[c] += (T)sdy;
+    if (dw) dw[c] = (acc_w ? dw[c] : T(0)) + (T)sdyx;
+    if (db) db[c] = (acc_b ? db[c] : T(0)) + (T)sdy;
   }
 }
+// acc: add into dx, else write it.
 template <class T>
 __global__ void bn_bwd_dx_kernel(T* dx, const double* sums, const T* __restrict__ dy, const T* __restrict__ x,
                                  const T* mean, const T* rstd, const T* w, int64_t B, int64_t C, int64_t S,
-                                 bool training) {
+                                 bool training, bool acc) {
   const double n = (double)(B * S);
   PW_GRID_STRIDE(k, B * C * S) {
     const int64_t c = (k / S) % C;
     const T m = mean[c], rs = rstd[c], wc = w ? w[c] : T(1);
+    T g;
     if (training) {
       const T a = (T)(wc * sums[c] / n), bb = (T)(wc * sums[C + c] / n);
-      acc_add(dx[k], math::norm_bwd(dy[k] * wc, (x[k] - m) * rs, rs, a, bb));
+      g = math::norm_bwd(dy[k] * wc, (x[k] - m) * rs, rs, a, bb);
     } else {
-      acc_add(dx[k], dy[k] * wc * rs);
+      g = dy[k] * wc * rs;
     }
+    if (acc) acc_add(dx[k], g);
+    else dx[k] = g;
   }
 }
 
@@ -196,85 +208,99 @@ void check_grid(const char* op, int64_t blocks) {
   PW_CHECK(blocks < (int64_t(1) << 31), op, ": ", blocks, " blocks exceed the CUDA grid");
 }
 
+template <class T>
+T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
 }  // namespace
 
-template <class T>
-void layer_norm_forward_cuda(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t N, int64_t C,
-                             double eps) {
-  if (N == 0 || C == 0) return;
-  check_grid("layer_norm", N);
-  ln_fwd_kernel<T><<<(unsigned)N, kRowBlock, 0, cuda::stream()>>>(y, mean, rstd, x, w, b, C, eps);
-  PW_CUDA_LAUNCH_CHECK();
-}
-
-template <class T>
-void layer_norm_backward_cuda(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean, const T* rstd,
-                              const T* w, int64_t N, int64_t C) {
-  if (C == 0) return;
-  if (dx && N > 0) {
+void layer_norm_forward_cuda(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w, const Tensor& b,
+                             int64_t N, int64_t C, double eps) {
+  dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    if (N == 0 || C == 0) return;
     check_grid("layer_norm", N);
-    ln_bwd_dx_kernel<T><<<(unsigned)N, kRowBlock, 0, cuda::stream()>>>(dx, dy, x, mean, rstd, w, C);
+    ln_fwd_kernel<T><<<(unsigned)N, kRowBlock, 0, cuda::stream()>>>(y.data<T>(), mean.data<T>(), rstd.data<T>(),
+                                                                    x.data<T>(), ptr_or_null<T>(w),
+                                                                    ptr_or_null<T>(b), C, eps);
     PW_CUDA_LAUNCH_CHECK();
-  }
-  if (!dw && !db) return;
-  if (N == 0) return;  // the sums are zero: dw, db (zero-initialised or holding earlier sums) stay
-  const int64_t chunks = (N + kChunkRows - 1) / kChunkRows;
-  PW_CHECK(chunks < 65536, "layer_norm: ", N, " rows exceed the parameter-gradient grid");
-  const size_t bytes = 2 * (size_t)(chunks * C) * sizeof(double);
-  double* part = static_cast<double*>(cuda::alloc(bytes));
-  dim3 grid((unsigned)((C + 31) / 32), (unsigned)chunks), block(32, 8);
-  ln_bwd_param_part<T><<<grid, block, 0, cuda::stream()>>>(part, part + chunks * C, dy, x, mean, rstd, N, C);
-  PW_CUDA_LAUNCH_CHECK();
-  ln_bwd_param_final<T><<<cuda::grid_for(C), cuda::kBlock, 0, cuda::stream()>>>(dw, db, part, part + chunks * C,
-                                                                                chunks, C);
-  PW_CUDA_LAUNCH_CHECK();
-  cuda::free(part, bytes);  // stream-ordered: the next user of the block runs after these kernels
+  });
 }
 
-template <class T>
-void batch_norm_stats_cuda(T* mean, T* rstd, T* rm, T* rv, const T* x, int64_t B, int64_t C, int64_t S, bool training,
-                           double momentum, double eps) {
-  if (C == 0) return;
-  check_grid("batch_norm", C);
-  if (training) bn_stats_kernel<T><<<(unsigned)C, kRowBlock, 0, cuda::stream()>>>(mean, rstd, rm, rv, x, B, C, S,
-                                                                                  momentum, eps);
-  else bn_eval_stats_kernel<T><<<cuda::grid_for(C), cuda::kBlock, 0, cuda::stream()>>>(mean, rstd, rm, rv, C, eps);
-  PW_CUDA_LAUNCH_CHECK();
+void layer_norm_backward_cuda(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x,
+                              const Tensor& mean, const Tensor& rstd, const Tensor& w, int64_t N, int64_t C) {
+  dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    if (C == 0) return;
+    if (dx && N > 0) {
+      check_grid("layer_norm", N);
+      ln_bwd_dx_kernel<T><<<(unsigned)N, kRowBlock, 0, cuda::stream()>>>(
+          dx.data<T>(), dy.data<T>(), x.data<T>(), mean.data<T>(), rstd.data<T>(), ptr_or_null<T>(w), C,
+          dx.accumulate);
+      PW_CUDA_LAUNCH_CHECK();
+    }
+    if (!dw && !db) return;
+    // No rows: no partial sums, and the final kernel writes (or adds) zeros.
+    const int64_t chunks = (N + kChunkRows - 1) / kChunkRows;
+    PW_CHECK(chunks < 65536, "layer_norm: ", N, " rows exceed the parameter-gradient grid");
+    const size_t bytes = 2 * (size_t)(chunks * C) * sizeof(double);
+    double* part = chunks ? static_cast<double*>(cuda::alloc(bytes)) : nullptr;
+    if (chunks) {
+      dim3 grid((unsigned)((C + 31) / 32), (unsigned)chunks), block(32, 8);
+      ln_bwd_param_part<T><<<grid, block, 0, cuda::stream()>>>(part, part + chunks * C, dy.data<T>(), x.data<T>(),
+                                                               mean.data<T>(), rstd.data<T>(), N, C);
+      PW_CUDA_LAUNCH_CHECK();
+    }
+    ln_bwd_param_final<T><<<cuda::grid_for(C), cuda::kBlock, 0, cuda::stream()>>>(
+        dw.data<T>(), db.data<T>(), part, part ? part + chunks * C : nullptr, chunks, C, dw.accumulate,
+        db.accumulate);
+    PW_CUDA_LAUNCH_CHECK();
+    if (part) cuda::free(part, bytes);  // stream-ordered: the next user of the block runs after these kernels
+  });
 }
 
-template <class T>
-void batch_norm_apply_cuda(T* y, const T* x, const T* mean, const T* rstd, const T* w, const T* b, int64_t B,
-                           int64_t C, int64_t S) {
-  const int64_t n = B * C * S;
-  if (n == 0) return;
-  bn_apply_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(y, x, mean, rstd, w, b, n, C, S);
-  PW_CUDA_LAUNCH_CHECK();
+void batch_norm_forward_cuda(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
+                             const Tensor& b, const Tensor& rm, const Tensor& rv, int64_t B, int64_t C, int64_t S,
+                             bool training, double momentum, double eps) {
+  dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = decltype(tag);
+    if (C == 0) return;
+    check_grid("batch_norm", C);
+    if (training)
+      bn_stats_kernel<T><<<(unsigned)C, kRowBlock, 0, cuda::stream()>>>(mean.data<T>(), rstd.data<T>(),
+                                                                        ptr_or_null<T>(rm), ptr_or_null<T>(rv),
+                                                                        x.data<T>(), B, C, S, momentum, eps);
+    else
+      bn_eval_stats_kernel<T><<<cuda::grid_for(C), cuda::kBlock, 0, cuda::stream()>>>(
+          mean.data<T>(), rstd.data<T>(), rm.data<T>(), rv.data<T>(), C, eps);
+    PW_CUDA_LAUNCH_CHECK();
+    const int64_t n = B * C * S;
+    if (n == 0) return;
+    bn_apply_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(
+        y.data<T>(), x.data<T>(), mean.data<T>(), rstd.data<T>(), ptr_or_null<T>(w), ptr_or_null<T>(b), n, C, S);
+    PW_CUDA_LAUNCH_CHECK();
+  });
 }
 
-template <class T>
-void batch_norm_backward_cuda(T* dx, T* dw, T* db, double* sums, const T* dy, const T* x, const T* mean,
-                              const T* rstd, const T* w, int64_t B, int64_t C, int64_t S, bool training) {
-  if (C == 0) return;
-  check_grid("batch_norm", C);
-  bn_bwd_sums_kernel<T><<<(unsigned)C, kRowBlock, 0, cuda::stream()>>>(sums, dw, db, dy, x, mean, rstd, B, C, S);
-  PW_CUDA_LAUNCH_CHECK();
-  if (!dx || B * C * S == 0) return;
-  bn_bwd_dx_kernel<T><<<cuda::grid_for(B * C * S), cuda::kBlock, 0, cuda::stream()>>>(dx, sums, dy, x, mean, rstd, w,
-                                                                                      B, C, S, training);
-  PW_CUDA_LAUNCH_CHECK();
+void batch_norm_backward_cuda(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x,
+                              const Tensor& mean, const Tensor& rstd, const Tensor& w, int64_t B, int64_t C,
+                              int64_t S, bool training) {
+  dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = decltype(tag);
+    if (C == 0) return;
+    check_grid("batch_norm", C);
+    Tensor sums = empty({2 * C}, DType::F64, Device::CUDA);  // per channel: sum dy, sum dy * xhat
+    bn_bwd_sums_kernel<T><<<(unsigned)C, kRowBlock, 0, cuda::stream()>>>(
+        sums.data<double>(), dw.data<T>(), db.data<T>(), dy.data<T>(), x.data<T>(), mean.data<T>(), rstd.data<T>(),
+        B, C, S, dw.accumulate, db.accumulate);
+    PW_CUDA_LAUNCH_CHECK();
+    if (!dx || B * C * S == 0) return;
+    bn_bwd_dx_kernel<T><<<cuda::grid_for(B * C * S), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), sums.data<double>(), dy.data<T>(), x.data<T>(), mean.data<T>(), rstd.data<T>(),
+        ptr_or_null<T>(w), B, C, S, training, dx.accumulate);
+    PW_CUDA_LAUNCH_CHECK();
+  });
 }
-
-#define PW_INST(T)                                                                                                  \
-  template void layer_norm_forward_cuda<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t, double);     \
-  template void layer_norm_backward_cuda<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t,  \
-                                            int64_t);                                                               \
-  template void batch_norm_stats_cuda<T>(T*, T*, T*, T*, const T*, int64_t, int64_t, int64_t, bool, double, double); \
-  template void batch_norm_apply_cuda<T>(T*, const T*, const T*, const T*, const T*, const T*, int64_t, int64_t,     \
-                                         int64_t);                                                                  \
-  template void batch_norm_backward_cuda<T>(T*, T*, T*, double*, const T*, const T*, const T*, const T*, const T*,  \
-                                            int64_t, int64_t, int64_t, bool);
-PW_INST(float)
-PW_INST(double)
-#undef PW_INST
 
 }  // namespace pw
