@@ -1,42 +1,13 @@
+// Activation properties (the per-op gradient checks, PyTorch references and
+// CPU/CUDA parity are test rows: tests/ops/activation.cpp).
 #include <cmath>
 
 #include "kernels/ops.h"
 #include "tests/gradcheck.h"
-#include "tests/reference.h"
 
 using namespace pw;
 using namespace pw::test;
 
-using X = const std::vector<Tensor>&;
-
-TEST_CASE("activation gradients") {
-  run_op_cases({
-      {"relu", {In({3, 5, 7}, Domain::AwayFromZero)}, [](X x) { return relu(x[0]); }},
-      {"gelu", {In({3, 5, 7})}, [](X x) { return gelu(x[0]); }},
-      {"gelu_tanh", {In({3, 5, 7})}, [](X x) { return gelu_tanh(x[0]); }},
-      {"silu", {In({3, 5, 7})}, [](X x) { return silu(x[0]); }},
-      {"sigmoid", {In({3, 5, 7})}, [](X x) { return sigmoid(x[0]); }},
-      {"tanh", {In({3, 5, 7})}, [](X x) { return tanh(x[0]); }},
-      // normal(0, 1) * 2.5 reaches both flat parts; the kinks at +-3 are measure zero.
-      {"hardswish", {In({3, 5, 7})}, [](X x) { return hardswish(x[0] * 2.5); }},
-  });
-}
-
-TEST_CASE("activations match PyTorch") {
-  auto cases = load_reference("elementwise");  // one fixture for both families
-  std::vector<std::pair<std::string, OpFn>> fns = {
-      {"relu", [](X x) { return relu(x[0]); }},
-      {"gelu", [](X x) { return gelu(x[0]); }},
-      {"gelu_tanh", [](X x) { return gelu_tanh(x[0]); }},
-      {"silu", [](X x) { return silu(x[0]); }},
-      {"sigmoid", [](X x) { return sigmoid(x[0]); }},
-      {"tanh", [](X x) { return tanh(x[0]); }},
-      {"hardswish", [](X x) { return hardswish(x[0]); }},
-  };
-  for (auto& [name, fn] : fns) {
-    SUBCASE(name.c_str()) { check_reference(cases.at(name), fn); }
-  }
-}
 
 TEST_CASE("gelu forward values") {
   // gelu(x) = x * Phi(x); Phi(1) = 0.8413447460685429, Phi(-0.5) = 0.3085375387259869.

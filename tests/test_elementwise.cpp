@@ -1,3 +1,5 @@
+// Elementwise properties (the per-op gradient checks, PyTorch references and
+// CPU/CUDA parity are test rows: tests/ops/elementwise.cpp).
 #include <omp.h>
 
 #include <cmath>
@@ -6,70 +8,10 @@
 #include "kernels/elementwise/broadcast.h"
 #include "kernels/ops.h"
 #include "tests/gradcheck.h"
-#include "tests/reference.h"
 
 using namespace pw;
 using namespace pw::test;
 
-using X = const std::vector<Tensor>&;
-
-TEST_CASE("elementwise gradients") {
-  const auto AFZ = Domain::AwayFromZero;
-  const auto POS = Domain::Positive;
-  run_op_cases({
-      // binary, broadcasting
-      {"add same shape", {In({3, 5, 7}), In({3, 5, 7})}, [](X x) { return add(x[0], x[1]); }},
-      {"add {3,1,5}+{4,5}", {In({3, 1, 5}), In({4, 5})}, [](X x) { return x[0] + x[1]; }},
-      {"add {5}+{3,1}", {In({5}), In({3, 1})}, [](X x) { return x[0] + x[1]; }},
-      {"add {3,5,7}+{}", {In({3, 5, 7}), In({})}, [](X x) { return x[0] + x[1]; }},
-      {"sub {3,1,5}-{4,5}", {In({3, 1, 5}), In({4, 5})}, [](X x) { return sub(x[0], x[1]); }},
-      {"sub {4,5}-{3,1,5}", {In({4, 5}), In({3, 1, 5})}, [](X x) { return x[0] - x[1]; }},
-      {"mul same shape", {In({3, 5, 7}), In({3, 5, 7})}, [](X x) { return mul(x[0], x[1]); }},
-      {"mul {3,1,5}*{4,5}", {In({3, 1, 5}), In({4, 5})}, [](X x) { return x[0] * x[1]; }},
-      {"mul {3,5,1}*{3,5,7}", {In({3, 5, 1}), In({3, 5, 7})}, [](X x) { return x[0] * x[1]; }},
-      {"mul {3,5,7}*{7}", {In({3, 5, 7}), In({7})}, [](X x) { return x[0] * x[1]; }},
-      {"mul {3,1,7}*{1,5,1}", {In({3, 1, 7}), In({1, 5, 1})}, [](X x) { return x[0] * x[1]; }},
-      {"div same shape", {In({3, 5, 7}), In({3, 5, 7}, POS)}, [](X x) { return div(x[0], x[1]); }},
-      {"div {3,1,5}/{4,5}", {In({3, 1, 5}), In({4, 5}, POS)}, [](X x) { return x[0] / x[1]; }},
-      {"div {4,5}/{3,1,5}", {In({4, 5}), In({3, 1, 5}, POS)}, [](X x) { return x[0] / x[1]; }},
-      // with a scalar
-      {"add(x, s)", {In({3, 5, 7})}, [](X x) { return add(x[0], 1.7); }},
-      {"mul(x, s)", {In({3, 5, 7})}, [](X x) { return mul(x[0], -2.3); }},
-      {"x + s", {In({3, 5})}, [](X x) { return x[0] + 0.5; }},
-      {"s + x", {In({3, 5})}, [](X x) { return 0.5 + x[0]; }},
-      {"x - s", {In({3, 5})}, [](X x) { return x[0] - 0.3; }},
-      {"s - x", {In({3, 5})}, [](X x) { return 1.3 - x[0]; }},
-      {"x * s", {In({3, 5})}, [](X x) { return x[0] * 2.0; }},
-      {"s * x", {In({3, 5})}, [](X x) { return 3.0 * x[0]; }},
-      {"x / s", {In({3, 5})}, [](X x) { return x[0] / 1.7; }},
-      {"s / x", {In({3, 5}, AFZ)}, [](X x) { return 2.1 / x[0]; }},
-      {"-x", {In({3, 5})}, [](X x) { return -x[0]; }},
-      // unary
-      {"neg", {In({3, 5, 7})}, [](X x) { return neg(x[0]); }},
-      {"exp", {In({3, 5, 7})}, [](X x) { return exp(x[0]); }},
-      {"log", {In({3, 5, 7}, POS)}, [](X x) { return log(x[0]); }},
-      {"sqrt", {In({3, 5, 7}, POS)}, [](X x) { return sqrt(x[0]); }},
-      {"rsqrt", {In({3, 5, 7}, POS)}, [](X x) { return rsqrt(x[0]); }},
-      {"abs", {In({3, 5, 7}, AFZ)}, [](X x) { return abs(x[0]); }},
-      {"pow 3", {In({3, 5, 7})}, [](X x) { return pow(x[0], 3.0); }},
-      {"pow 2.5", {In({3, 5, 7}, POS)}, [](X x) { return pow(x[0], 2.5); }},
-      {"pow -1.5", {In({3, 5, 7}, POS)}, [](X x) { return pow(x[0], -1.5); }},
-      {"pow 0", {In({3, 5})}, [](X x) { return pow(x[0], 0.0); }},
-      {"clamp", {In({3, 5, 7}, AFZ)}, [](X x) { return clamp(x[0], -0.9, 1.1); }},
-      // selection: fixed masks, cond of every dtype
-      {"where i64 {3,1,5} {4,5} {3,4,1}",
-       {In::fixed({3, 1, 5}, {1, 0, 0, 2, 1, 0, 1, 1, 0, 0, -3, 0, 1, 0, 1}, DType::I64), In({4, 5}), In({3, 4, 1})},
-       [](X x) { return where(x[0], x[1], x[2]); }},
-      {"where f64 {5}", {In::fixed({5}, {0.5, 0, -1, 0, 0}), In({3, 5}), In({3, 1})},
-       [](X x) { return where(x[0], x[1], x[2]); }},
-      {"where f32 {3,1}", {In::fixed({3, 1}, {0, 1, 0}, DType::F32), In({3, 5}), In({5})},
-       [](X x) { return where(x[0], x[1], x[2]); }},
-      {"masked_fill {3,4,5} mask {4,1}", {In({3, 4, 5}), In::fixed({4, 1}, {1, 0, 0, 1}, DType::I64)},
-       [](X x) { return masked_fill(x[0], x[1], 0.25); }},
-      {"masked_fill same shape", {In({3, 5}), In::fixed({3, 5}, {1, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0})},
-       [](X x) { return masked_fill(x[0], x[1], -7.5); }},
-  });
-}
 
 // A tensor used twice: every use adds into its gradient, whether the uses are
 // two inputs of one node (x*x) or inputs of different nodes. (The gradcheck
@@ -111,43 +53,6 @@ TEST_CASE("a tensor used twice gets both gradients") {
     std::vector<double> want(g1.size());
     for (size_t i = 0; i < g1.size(); ++i) want[i] = 2 * g1[i];
     check_close(x.grad().to_vector(), want, 0, 1e-15, "x*x, second backward");
-  }
-}
-
-TEST_CASE("elementwise forward and gradients match PyTorch") {
-  auto cases = load_reference("elementwise");
-  std::vector<std::pair<std::string, OpFn>> fns = {
-      {"add_same", [](X x) { return x[0] + x[1]; }},
-      {"add_bcast", [](X x) { return x[0] + x[1]; }},
-      {"add_both", [](X x) { return x[0] + x[1]; }},
-      {"sub_bcast", [](X x) { return x[0] - x[1]; }},
-      {"mul_bcast", [](X x) { return x[0] * x[1]; }},
-      {"mul_inner", [](X x) { return x[0] * x[1]; }},
-      {"mul_scalar_tensor", [](X x) { return x[0] * x[1]; }},
-      {"div_bcast", [](X x) { return x[0] / x[1]; }},
-      {"div_bcast_b", [](X x) { return x[0] / x[1]; }},
-      {"add_scalar", [](X x) { return x[0] + 1.7; }},
-      {"mul_scalar", [](X x) { return x[0] * -2.3; }},
-      {"sub_scalar", [](X x) { return x[0] - 0.3; }},
-      {"rsub_scalar", [](X x) { return 1.3 - x[0]; }},
-      {"div_scalar", [](X x) { return x[0] / 1.7; }},
-      {"rdiv_scalar", [](X x) { return 2.1 / x[0]; }},
-      {"neg", [](X x) { return neg(x[0]); }},
-      {"exp", [](X x) { return exp(x[0]); }},
-      {"log", [](X x) { return log(x[0]); }},
-      {"sqrt", [](X x) { return sqrt(x[0]); }},
-      {"rsqrt", [](X x) { return rsqrt(x[0]); }},
-      {"abs", [](X x) { return abs(x[0]); }},
-      {"pow3", [](X x) { return pow(x[0], 3.0); }},
-      {"pow_frac", [](X x) { return pow(x[0], 2.5); }},
-      {"pow_neg", [](X x) { return pow(x[0], -1.5); }},
-      {"clamp", [](X x) { return clamp(x[0], -0.5, 0.7); }},
-      {"where", [](X x) { return where(x[0], x[1], x[2]); }},
-      {"where_f64_cond", [](X x) { return where(x[0], x[1], x[2]); }},
-      {"masked_fill", [](X x) { return masked_fill(x[0], x[1], -1.5); }},
-  };
-  for (auto& [name, fn] : fns) {
-    SUBCASE(name.c_str()) { check_reference(cases.at(name), fn); }
   }
 }
 

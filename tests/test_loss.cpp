@@ -1,4 +1,5 @@
-// softmax, log_softmax (kernels/softmax) and the classification losses (kernels/loss).
+// softmax, log_softmax (kernels/softmax; their gradient, reference and parity rows are in
+// tests/ops/softmax.cpp) and the classification losses (kernels/loss).
 #include <omp.h>
 
 #include <cmath>
@@ -13,33 +14,8 @@ using namespace pw::test;
 
 using X = std::vector<Tensor>;
 
-// The losses' gradient checks, float32-vs-float64, CPU/CUDA parity and PyTorch values
-// are test rows: tests/ops/loss.cpp.
-
-TEST_CASE("softmax gradients") {
-  run_op_cases({
-      {"softmax_dneg1", {In({3, 5, 7})}, [](const X& x) { return softmax(x[0]); }},
-      {"softmax_d1", {In({3, 5, 7})}, [](const X& x) { return softmax(x[0], 1); }},
-      {"softmax_d0", {In({3, 5, 7})}, [](const X& x) { return softmax(x[0], 0); }},
-      {"log_softmax_dneg1", {In({3, 5, 7})}, [](const X& x) { return log_softmax(x[0]); }},
-      {"log_softmax_d1", {In({3, 5, 7})}, [](const X& x) { return log_softmax(x[0], -2); }},
-  });
-}
-
-TEST_CASE("softmax matches PyTorch") {
-  auto cases = load_reference("reduce");
-  auto run = [&](const char* name, OpFn fn) {
-    CAPTURE(name);
-    check_reference(cases.at(name), fn);
-  };
-  run("softmax_dneg1", [](const X& x) { return softmax(x[0]); });
-  run("softmax_d1", [](const X& x) { return softmax(x[0], 1); });
-  run("softmax_d0", [](const X& x) { return softmax(x[0], 0); });
-  run("softmax_large", [](const X& x) { return softmax(x[0], -1); });
-  run("log_softmax_dneg1", [](const X& x) { return log_softmax(x[0]); });
-  run("log_softmax_d1", [](const X& x) { return log_softmax(x[0], 1); });
-  run("log_softmax_large", [](const X& x) { return log_softmax(x[0]); });
-}
+// The gradient checks, float32-vs-float64, CPU/CUDA parity and PyTorch values of
+// softmax, log_softmax and the losses are test rows: tests/ops/softmax.cpp, tests/ops/loss.cpp.
 
 TEST_CASE("exp_fast (the float exp of softmax and the losses) is within 2 ulp of exp") {
   double worst = 0;

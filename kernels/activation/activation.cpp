@@ -4,32 +4,20 @@
 
 #include "autograd/op_table.h"
 #include "kernels/activation/activation_kernels.h"
-#include "kernels/activation/activation_math.h"
-#include "kernels/elementwise/unary_cpu.h"
+#include "kernels/elementwise/unary.h"
 
 namespace pw {
 
 namespace {
 
-// One op struct per activation; UnaryFn (kernels/elementwise/unary_cpu.h) runs
-// the loops and the backward: dx += bwd(saved, dy), saved = y if kFromY else x.
-#define PW_ACTIVATION_OP(Name, name, from_y, bwd_fn, kind)                    \
-  struct Name {                                                               \
-    static constexpr const char* kName = #name;                               \
-    static constexpr bool kFromY = from_y;                                    \
-    static constexpr UnaryKind kKind = UnaryKind::kind;                       \
-    UnaryParams params() const { return {}; }                                 \
-    template <class T> T fwd(T x) const { return math::name##_fwd(x); }       \
-    template <class T> T bwd(T s, T dy) const { return math::bwd_fn(s, dy); } \
-  };
-PW_ACTIVATION_OP(ReluOp, relu, false, relu_bwd, Relu)
-PW_ACTIVATION_OP(GeluOp, gelu, false, gelu_bwd, Gelu)
-PW_ACTIVATION_OP(GeluTanhOp, gelu_tanh, false, gelu_tanh_bwd, GeluTanh)
-PW_ACTIVATION_OP(SiluOp, silu, false, silu_bwd, Silu)
-PW_ACTIVATION_OP(SigmoidOp, sigmoid, true, sigmoid_bwd_y, Sigmoid)
-PW_ACTIVATION_OP(TanhOp, tanh, true, tanh_bwd_y, Tanh)
-PW_ACTIVATION_OP(HardswishOp, hardswish, false, hardswish_bwd, Hardswish)
-#undef PW_ACTIVATION_OP
+// The one-input activations: a row each, sharing the unary kernels (kernels/elementwise/unary.h).
+PW_UNARY_ROW(kRelu, "relu", "activation");
+PW_UNARY_ROW(kGelu, "gelu", "activation");
+PW_UNARY_ROW(kGeluTanh, "gelu_tanh", "activation");
+PW_UNARY_ROW(kSilu, "silu", "activation");
+PW_UNARY_ROW(kSigmoid, "sigmoid", "activation");
+PW_UNARY_ROW(kTanh, "tanh", "activation");
+PW_UNARY_ROW(kHardswish, "hardswish", "activation");
 
 // y = glu(x).   x: (O, 2, HI), y: (O, HI)
 using GluFwd = void(Tensor& y, const Tensor& x, int64_t O, int64_t HI);
@@ -49,13 +37,13 @@ struct GluFn final : Node {
 
 }  // namespace
 
-Tensor relu(const Tensor& x) { return unary(x, ReluOp{}); }
-Tensor gelu(const Tensor& x) { return unary(x, GeluOp{}); }
-Tensor gelu_tanh(const Tensor& x) { return unary(x, GeluTanhOp{}); }
-Tensor silu(const Tensor& x) { return unary(x, SiluOp{}); }
-Tensor sigmoid(const Tensor& x) { return unary(x, SigmoidOp{}); }
-Tensor tanh(const Tensor& x) { return unary(x, TanhOp{}); }
-Tensor hardswish(const Tensor& x) { return unary(x, HardswishOp{}); }
+Tensor relu(const Tensor& x) { return unary(kRelu, x, UnaryKind::Relu); }
+Tensor gelu(const Tensor& x) { return unary(kGelu, x, UnaryKind::Gelu); }
+Tensor gelu_tanh(const Tensor& x) { return unary(kGeluTanh, x, UnaryKind::GeluTanh); }
+Tensor silu(const Tensor& x) { return unary(kSilu, x, UnaryKind::Silu); }
+Tensor sigmoid(const Tensor& x) { return unary(kSigmoid, x, UnaryKind::Sigmoid); }
+Tensor tanh(const Tensor& x) { return unary(kTanh, x, UnaryKind::Tanh); }
+Tensor hardswish(const Tensor& x) { return unary(kHardswish, x, UnaryKind::Hardswish); }
 
 Tensor glu(const Tensor& x, int64_t dim) {
   const int64_t nd = x.dim();

@@ -11,7 +11,7 @@ namespace {
 
 // x seen as (O, 2, HI): the halves a = x[:, 0] and b = x[:, 1] are contiguous
 // blocks of HI = H * (product of the dims after `dim`) elements. Work items are
-// (o, chunk of HI), fixed by the shape, each a simd loop (see unary_cpu.h).
+// (o, chunk of HI), fixed by the shape, each a simd loop (as in elementwise_cpu.cpp's map_cpu).
 template <class F>
 void glu_items(int64_t O, int64_t HI, F body) {  // body(o, m0, m1)
   const int64_t C = HI <= 16384 ? HI : 8192, nch = (HI + C - 1) / C;

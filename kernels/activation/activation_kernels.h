@@ -1,5 +1,5 @@
 // The kernels of the activations that are not one-input maps (those run through
-// kernels/elementwise/unary_kernels.h): glu. One declaration per kernel and
+// kernels/elementwise/unary.h): glu. One declaration per kernel and
 // device; the dispatch rows are in activation.cpp. Backward kernels keep the
 // GradBuf contract (autograd/function.h): write a fresh buffer, add otherwise.
 #pragma once

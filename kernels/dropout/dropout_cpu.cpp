@@ -1,9 +1,6 @@
-#include <vector>
-
+// CPU kernels of dropout and drop_path (see dropout_kernels.h).
 #include "autograd/dispatch.h"
-#include "autograd/function.h"
-#include "kernels/dropout/dropout.h"
-#include "kernels/dropout/dropout_cuda.h"
+#include "kernels/dropout/dropout_kernels.h"
 #include "kernels/dropout/dropout_math.h"
 
 namespace pw {
@@ -11,7 +8,7 @@ namespace pw {
 namespace {
 
 // y[i] = keep(u_i) ? v[i] * scale : 0, u_i = word i%4 of Philox(seed, base + i/4).   y, v: (n)
-// Serves forward (v = x) and backward (y = dx accumulated, v = dy).
+// Serves forward (v = x) and backward (y = dx, v = dy); Accumulate: y += r, else y = r.
 template <bool Accumulate, class T>
 void dropout_apply_cpu(T* y, const T* v, int64_t n, uint64_t seed, uint64_t base, float p, T scale) {
   auto put = [&](int64_t i, float u) {
@@ -33,114 +30,56 @@ void dropout_apply_cpu(T* y, const T* v, int64_t n, uint64_t seed, uint64_t base
   }
 }
 
-void check_p(const char* op, double p) {
-  PW_CHECK(p >= 0.0 && p <= 1.0, op, ": drop probability p must be in [0, 1], got ", p);
+}  // namespace
+
+void dropout_forward_cpu(Tensor& y, const Tensor& x, uint64_t seed, uint64_t base, double p) {
+  dispatch_float(x.dtype(), "dropout", [&](auto tag) {
+    using T = decltype(tag);
+    dropout_apply_cpu<false>(y.data<T>(), x.data<T>(), x.numel(), seed, base, (float)p, (T)math::dropout_scale(p));
+  });
 }
 
-// y = dropout(x).   x, y: any shape; the mask is re-derived from (seed, base).
-struct DropoutFn final : Node {
-  uint64_t seed = 0, base = 0;
-  double p = 0;
-  const char* name() const override { return "dropout"; }
-  void backward(const Tensor& dy, Grads& g) override {
-    if (!g.needs(0)) return;
-    dispatch_float(dy.dtype(), "dropout", [&](auto tag) {
-      using T = decltype(tag);
-      if (dy.device() == Device::CUDA) {
-        if constexpr (kHaveCuda)
-          dropout_apply_cuda<true>(g[0].data<T>(), dy.data<T>(), dy.numel(), seed, base, (float)p,
-                                   (T)math::dropout_scale(p));
-        return;
-      }
-      dropout_apply_cpu<true>(g[0].data<T>(), dy.data<T>(), dy.numel(), seed, base, (float)p, (T)math::dropout_scale(p));
-    });
-  }
-};
+void dropout_backward_cpu(GradBuf dx, const Tensor& dy, uint64_t seed, uint64_t base, double p) {
+  dispatch_float(dy.dtype(), "dropout", [&](auto tag) {
+    using T = decltype(tag);
+    const T scale = (T)math::dropout_scale(p);
+    if (dx.accumulate) dropout_apply_cpu<true>(dx.data<T>(), dy.data<T>(), dy.numel(), seed, base, (float)p, scale);
+    else dropout_apply_cpu<false>(dx.data<T>(), dy.data<T>(), dy.numel(), seed, base, (float)p, scale);
+  });
+}
 
-// y[b] = factor[b] * x[b].   x, y: (B, M); factor: (B), each 0 or 1/(1-p).
-struct DropPathFn final : Node {
-  std::vector<double> factor;
-  Tensor factor_cuda;  // (B) in x's dtype, the same factors on CUDA
-  const char* name() const override { return "drop_path"; }
-  void backward(const Tensor& dy, Grads& g) override {
-    if (!g.needs(0)) return;
-    dispatch_float(dy.dtype(), "drop_path", [&](auto tag) {
-      using T = decltype(tag);
-      if (dy.device() == Device::CUDA) {
-        const int64_t B = (int64_t)factor.size(), M = B ? dy.numel() / B : 0;
-        if constexpr (kHaveCuda) drop_path_apply_cuda<true>(g[0].data<T>(), dy.data<T>(), factor_cuda.data<T>(), B, M);
-        return;
-      }
-      T* dx = g[0].data<T>();
-      const T* pdy = dy.data<T>();
-      const int64_t B = (int64_t)factor.size(), M = B ? dy.numel() / B : 0;
+namespace {
+
+// y[b, i] (Accumulate: +=, else =) v[b, i] * factor[b].   y, v: (B, M)  factor: (B)
+template <bool Accumulate, class T>
+void drop_path_apply_cpu(T* y, const T* v, const T* factor, int64_t B, int64_t M) {
 #pragma omp parallel for if (B * M > kParallelGrain)
-      for (int64_t b = 0; b < B; ++b) {
-        const T f = (T)factor[b];
-        for (int64_t i = 0; i < M; ++i) dx[b * M + i] += pdy[b * M + i] * f;
-      }
-    });
+  for (int64_t b = 0; b < B; ++b) {
+    const T f = factor[b];
+    for (int64_t i = 0; i < M; ++i) {
+      if constexpr (Accumulate) y[b * M + i] += v[b * M + i] * f;
+      else y[b * M + i] = v[b * M + i] * f;
+    }
   }
-};
+}
 
 }  // namespace
 
-Tensor dropout(const Tensor& x, double p, bool training, Generator* g) {
-  check_p("dropout", p);
-  if (!training || p == 0.0) return x;
-  Generator& gen = g ? *g : default_generator();
-  const int64_t n = x.numel();
-  const uint64_t base = reserve_counters(gen, (uint64_t)(n + 3) / 4), seed = gen.seed;  // 4 draws per counter
-  Tensor y = empty_like(x);
-  dispatch_float(x.dtype(), "dropout", [&](auto tag) {
-    using T = decltype(tag);
-    if (x.device() == Device::CUDA) {
-      if constexpr (kHaveCuda)
-        dropout_apply_cuda<false>(y.data<T>(), x.data<T>(), n, seed, base, (float)p, (T)math::dropout_scale(p));
-      return;
-    }
-    dropout_apply_cpu<false>(y.data<T>(), x.data<T>(), n, seed, base, (float)p, (T)math::dropout_scale(p));
-  });
-  if (auto node = record<DropoutFn>(y, {x})) {
-    node->seed = seed;
-    node->base = base;
-    node->p = p;
-  }
-  return y;
-}
-
-Tensor drop_path(const Tensor& x, double p, bool training, Generator* g) {
-  check_p("drop_path", p);
-  PW_CHECK(x.dim() >= 1, "drop_path: expected an input with a batch dim (B,...), got a 0-d tensor ", x.str());
-  if (!training || p == 0.0) return x;
-  Generator& gen = g ? *g : default_generator();
-  const int64_t B = x.size(0), M = B ? x.numel() / B : 0;
-  const uint64_t base = reserve_counters(gen, (uint64_t)B);
-  std::vector<double> factor(B);
-  for (int64_t b = 0; b < B; ++b)
-    factor[b] = math::dropout_keep(philox_uniform(gen.seed, base + (uint64_t)b), (float)p) ? math::dropout_scale(p) : 0.0;
-  Tensor y = empty_like(x);
-  Tensor factor_cuda;  // the B factors (drawn on the host: B numbers) for the CUDA kernels
-  if (x.device() == Device::CUDA) factor_cuda = from_vector(factor, {B}, x.dtype()).to(Device::CUDA);
+void drop_path_forward_cpu(Tensor& y, const Tensor& x, const Tensor& factor) {
   dispatch_float(x.dtype(), "drop_path", [&](auto tag) {
     using T = decltype(tag);
-    if (x.device() == Device::CUDA) {
-      if constexpr (kHaveCuda) drop_path_apply_cuda<false>(y.data<T>(), x.data<T>(), factor_cuda.data<T>(), B, M);
-      return;
-    }
-    const T* px = x.data<T>();
-    T* py = y.data<T>();
-#pragma omp parallel for if (B * M > kParallelGrain)
-    for (int64_t b = 0; b < B; ++b) {
-      const T f = (T)factor[b];
-      for (int64_t i = 0; i < M; ++i) py[b * M + i] = px[b * M + i] * f;
-    }
+    const int64_t B = factor.numel(), M = B ? x.numel() / B : 0;
+    drop_path_apply_cpu<false>(y.data<T>(), x.data<T>(), factor.data<T>(), B, M);
   });
-  if (auto node = record<DropPathFn>(y, {x})) {
-    node->factor = std::move(factor);
-    node->factor_cuda = factor_cuda;
-  }
-  return y;
+}
+
+void drop_path_backward_cpu(GradBuf dx, const Tensor& dy, const Tensor& factor) {
+  dispatch_float(dy.dtype(), "drop_path", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t B = factor.numel(), M = B ? dy.numel() / B : 0;
+    if (dx.accumulate) drop_path_apply_cpu<true>(dx.data<T>(), dy.data<T>(), factor.data<T>(), B, M);
+    else drop_path_apply_cpu<false>(dx.data<T>(), dy.data<T>(), factor.data<T>(), B, M);
+  });
 }
 
 }  // namespace pw

@@ -1,7 +1,8 @@
-// dropout and drop_path on CUDA (see dropout_cuda.h).
-#include "runtime/cuda/common.cuh"
-#include "kernels/dropout/dropout_cuda.h"
+// dropout and drop_path on CUDA (see dropout_kernels.h).
+#include "autograd/dispatch.h"
+#include "kernels/dropout/dropout_kernels.h"
 #include "kernels/dropout/dropout_math.h"
+#include "runtime/cuda/common.cuh"
 
 namespace pw {
 
@@ -35,8 +36,7 @@ __global__ void drop_path_kernel(T* y, const T* __restrict__ v, const T* factor,
   }
 }
 
-}  // namespace
-
+// y (Accumulate: +=, else =) dropout_apply(v, ...).   y, v: (n)
 template <bool Accumulate, class T>
 void dropout_apply_cuda(T* y, const T* v, int64_t n, uint64_t seed, uint64_t base, float p, T scale) {
   if (n == 0) return;
@@ -44,6 +44,7 @@ void dropout_apply_cuda(T* y, const T* v, int64_t n, uint64_t seed, uint64_t bas
                                                                                                    p, scale);
   PW_CUDA_LAUNCH_CHECK();
 }
+// y (Accumulate: +=, else =) v * factor per sample.   y, v: (B, M)  factor: (B)
 template <bool Accumulate, class T>
 void drop_path_apply_cuda(T* y, const T* v, const T* factor, int64_t B, int64_t M) {
   if (B * M == 0) return;
@@ -51,13 +52,37 @@ void drop_path_apply_cuda(T* y, const T* v, const T* factor, int64_t B, int64_t 
   PW_CUDA_LAUNCH_CHECK();
 }
 
-#define PW_INST(A, T)                                                                              \
-  template void dropout_apply_cuda<A, T>(T*, const T*, int64_t, uint64_t, uint64_t, float, T);      \
-  template void drop_path_apply_cuda<A, T>(T*, const T*, const T*, int64_t, int64_t);
-PW_INST(false, float)
-PW_INST(true, float)
-PW_INST(false, double)
-PW_INST(true, double)
-#undef PW_INST
+}  // namespace
+
+void dropout_forward_cuda(Tensor& y, const Tensor& x, uint64_t seed, uint64_t base, double p) {
+  dispatch_float(x.dtype(), "dropout", [&](auto tag) {
+    using T = decltype(tag);
+    dropout_apply_cuda<false>(y.data<T>(), x.data<T>(), x.numel(), seed, base, (float)p, (T)math::dropout_scale(p));
+  });
+}
+void dropout_backward_cuda(GradBuf dx, const Tensor& dy, uint64_t seed, uint64_t base, double p) {
+  dispatch_float(dy.dtype(), "dropout", [&](auto tag) {
+    using T = decltype(tag);
+    const T scale = (T)math::dropout_scale(p);
+    if (dx.accumulate) dropout_apply_cuda<true>(dx.data<T>(), dy.data<T>(), dy.numel(), seed, base, (float)p, scale);
+    else dropout_apply_cuda<false>(dx.data<T>(), dy.data<T>(), dy.numel(), seed, base, (float)p, scale);
+  });
+}
+
+void drop_path_forward_cuda(Tensor& y, const Tensor& x, const Tensor& factor) {
+  dispatch_float(x.dtype(), "drop_path", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t B = factor.numel(), M = B ? x.numel() / B : 0;
+    drop_path_apply_cuda<false>(y.data<T>(), x.data<T>(), factor.data<T>(), B, M);
+  });
+}
+void drop_path_backward_cuda(GradBuf dx, const Tensor& dy, const Tensor& factor) {
+  dispatch_float(dy.dtype(), "drop_path", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t B = factor.numel(), M = B ? dy.numel() / B : 0;
+    if (dx.accumulate) drop_path_apply_cuda<true>(dx.data<T>(), dy.data<T>(), factor.data<T>(), B, M);
+    else drop_path_apply_cuda<false>(dx.data<T>(), dy.data<T>(), factor.data<T>(), B, M);
+  });
+}
 
 }  // namespace pw

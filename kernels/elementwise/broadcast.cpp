@@ -2,9 +2,7 @@
 
 #include <vector>
 
-#include "runtime/cuda/tensor_cuda.h"
-#include "kernels/elementwise/elementwise_cuda.h"
-#include "kernels/reduce/reduce_cuda.h"
+#include "kernels/elementwise/elementwise_kernels.h"
 
 namespace pw {
 
@@ -121,7 +119,7 @@ int64_t reduction_splits(int64_t items, int64_t per_item, int64_t max_slices) {
 // dst += alpha * (v summed down to D), v(i) the i-th element of a virtual src
 // of shape S (src[i], or a product of two tensors that is never materialised).
 template <class T, class V>
-void sum_to_shape_cpu(T* dst, const V& v, const Shape& D, const Shape& S, double alpha) {
+void sum_to_shape_loops(T* dst, const V& v, const Shape& D, const Shape& S, double alpha) {
   const int64_t nsrc = numel_of(S), ndst = numel_of(D);
   // Collapse to alternating runs of kept (K) and reduced (R) dims; src dims of
   // size 1 carry nothing.
@@ -233,20 +231,6 @@ void sum_to_shape_cpu(T* dst, const V& v, const Shape& D, const Shape& S, double
   }
 }
 
-// Checks that dst's shape broadcasts to S (missing leading dims count as 1).
-void check_sum_to(const char* op, const Tensor& dst, const Tensor& src) {
-  check_same_dtype(op, dst, src);
-  check_same_device(op, dst, src);
-  const Shape &D = dst.shape(), &S = src.shape();
-  const size_t r = std::max(D.size(), S.size());
-  for (size_t i = 0; i < r; ++i) {
-    int64_t s = i + S.size() >= r ? S[i + S.size() - r] : 1;
-    int64_t d = i + D.size() >= r ? D[i + D.size() - r] : 1;
-    PW_CHECK(d == s || d == 1, op, ": cannot sum ", src.str(), " down to ", dst.str(),
-             "; every dim of dst must equal src's or be 1");
-  }
-}
-
 // dst += alpha * sum_to(v) for a virtual src v of shape S.
 template <class T, class V>
 void sum_to_dispatch(T* d, const V& v, const Shape& D, const Shape& S, double alpha) {
@@ -258,44 +242,12 @@ void sum_to_dispatch(T* d, const V& v, const Shape& D, const Shape& S, double al
     for (int64_t i = 0; i < n; ++i) d[i] += alpha == 1.0 ? v(i) : a * v(i);
     return;
   }
-  sum_to_shape_cpu(d, v, D, S, alpha);
-}
-
-// dst += alpha * src summed down to dst's shape, on CUDA: one deterministic
-// reduction over the dims where dst is 1 (kernels/reduce/reduce_cuda.h).
-void sum_to_shape_cuda(Tensor& dst, const Tensor& src, double alpha) {
-  const Shape &D = dst.shape(), &S = src.shape();
-  const int64_t n = src.numel();
-  if (n == 0) return;
-  dispatch_float(dst.dtype(), "sum_to_shape_acc", [&](auto tag) {
-    using T = decltype(tag);
-    if constexpr (kHaveCuda) {
-      if (dst.numel() == n) {  // nothing was broadcast
-        axpy_cuda<T>(dst.data<T>(), src.data<T>(), alpha, n);
-        return;
-      }
-      std::vector<bool> red(S.size(), false);
-      for (size_t i = 0; i < S.size(); ++i) {
-        const size_t back = S.size() - 1 - i;
-        const int64_t d = back < D.size() ? D[D.size() - 1 - back] : 1;
-        red[i] = d == 1 && S[i] != 1;
-      }
-      const ReduceDesc rd = make_reduce_desc("sum_to_shape_acc", S, red);
-      reduce_sum_cuda<T, T>(dst.data<T>(), src.data<T>(), nullptr, rd, alpha, true);
-    }
-  });
+  sum_to_shape_loops(d, v, D, S, alpha);
 }
 
 }  // namespace
 
-void sum_to_shape_acc(Tensor& dst, const Tensor& src) { sum_to_shape_acc(dst, src, 1.0); }
-
-void sum_to_shape_acc(Tensor& dst, const Tensor& src, double alpha) {
-  check_sum_to("sum_to_shape_acc", dst, src);
-  if (dst.device() == Device::CUDA) {
-    sum_to_shape_cuda(dst, src, alpha);
-    return;
-  }
+void sum_to_shape_cpu(Tensor& dst, const Tensor& src, double alpha) {
   dispatch_float(dst.dtype(), "sum_to_shape_acc", [&](auto tag) {
     using T = decltype(tag);
     const T* s = src.data<T>();
@@ -303,33 +255,27 @@ void sum_to_shape_acc(Tensor& dst, const Tensor& src, double alpha) {
   });
 }
 
-void sum_prod_to_shape_acc(Tensor& dst, const Tensor& a, const Tensor& b) {
-  const char* op = "sum_prod_to_shape_acc";
-  PW_CHECK(a.shape() == b.shape(), op, ": factors ", a.str(), " and ", b.str(), " must have one shape");
-  check_same_dtype(op, a, b);
-  check_sum_to(op, dst, a);
-  check_same_device(op, a, b);
-  if (dst.device() == Device::CUDA) {  // the product is formed, then summed
-    Tensor ab = empty(a.shape(), a.dtype(), Device::CUDA);
-    dispatch_float(dst.dtype(), op, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (kHaveCuda) {
-        BcastDesc d;
-        d.nd = 1;
-        d.size[0] = d.numel = a.numel();
-        d.stride[0][0] = d.stride[1][0] = 1;
-        bcast_cuda<T>(BcastKind::Mul, ab.data<T>(), a.data<T>(), b.data<T>(), nullptr, d, 0.0, false);
-      }
-    });
-    sum_to_shape_cuda(dst, ab, 1.0);
-    return;
-  }
-  dispatch_float(dst.dtype(), op, [&](auto tag) {
+void sum_prod_to_shape_cpu(Tensor& dst, const Tensor& a, const Tensor& b) {
+  dispatch_float(dst.dtype(), "sum_prod_to_shape_acc", [&](auto tag) {
     using T = decltype(tag);
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     sum_to_dispatch(dst.data<T>(), [pa, pb](int64_t i) { return pa[i] * pb[i]; }, dst.shape(), a.shape(), 1.0);
   });
+}
+
+BcastDesc make_bcast_desc(const char* op, const Shape& out, std::initializer_list<const Shape*> inputs) {
+  const BroadcastPlan p(out, inputs);
+  PW_CHECK((int)p.size.size() <= kMaxBcastDims, op, ": ", p.size.size(), " dims remain after collapsing the ",
+           "broadcast; the CUDA kernels take at most ", kMaxBcastDims);
+  BcastDesc d;
+  d.nd = (int)p.size.size();
+  d.numel = p.numel;
+  for (int j = 0; j < d.nd; ++j) {
+    d.size[j] = p.size[j];
+    for (int k = 0; k < p.n && k < 3; ++k) d.stride[k][j] = p.stride[k][j];
+  }
+  return d;
 }
 
 }  // namespace pw

@@ -1,11 +1,10 @@
+// CPU kernels of softmax and log_softmax (see softmax_kernels.h).
 #include <algorithm>
 #include <cmath>
 
 #include "autograd/dispatch.h"
-#include "autograd/function.h"
 #include "kernels/reduce/reduce_plan.h"
-#include "kernels/softmax/softmax.h"
-#include "kernels/softmax/softmax_cuda.h"
+#include "kernels/softmax/softmax_kernels.h"
 #include "kernels/softmax/softmax_math.h"
 
 namespace pw {
@@ -15,9 +14,15 @@ namespace {
 using detail::DimView;
 using detail::kColBlock;
 
+// d (+)= v: the GradBuf contract's two ways of storing a gradient element.
+template <bool kAcc, class T> inline void put(T& d, T v) {
+  if constexpr (kAcc) d += v;
+  else d = v;
+}
+
 // y = softmax(x) (Log: log_softmax) along R.   x, y: (O, R, I).
 template <bool Log, class T>
-void softmax_forward_cpu(T* y, const T* x, DimView v) {
+void softmax_forward_loop(T* y, const T* x, DimView v) {
   const int64_t O = v.O, R = v.R, I = v.I;
   if (O * R * I == 0) return;
   if (I == 1) {  // the reduced dim is contiguous: one row per task
@@ -68,10 +73,10 @@ void softmax_forward_cpu(T* y, const T* x, DimView v) {
   }
 }
 
-// Forward was y = softmax(x) (Log: log_softmax) along R; dx += dL/dx from y and dy.
-// dx, y, dy: (O, R, I).
-template <bool Log, class T>
-void softmax_backward_cpu(T* dx, const T* y, const T* dy, DimView v) {
+// Forward was y = softmax(x) (Log: log_softmax) along R; dx (+)= dL/dx from y
+// and dy (kAcc: add, else write).   dx, y, dy: (O, R, I).
+template <bool Log, bool kAcc, class T>
+void softmax_backward_loop(T* dx, const T* y, const T* dy, DimView v) {
   const int64_t O = v.O, R = v.R, I = v.I;
   if (O * R * I == 0) return;
   if (I == 1) {
@@ -82,10 +87,10 @@ void softmax_backward_cpu(T* dx, const T* y, const T* dy, DimView v) {
       T* dxr = dx + o * R;
       if constexpr (Log) {
         const T sdy = (T)detail::lane_sum(R, [&](int64_t j) { return dyr[j]; });
-        for (int64_t j = 0; j < R; ++j) dxr[j] += math::log_softmax_bwd(yr[j], dyr[j], sdy);
+        for (int64_t j = 0; j < R; ++j) put<kAcc>(dxr[j], math::log_softmax_bwd(yr[j], dyr[j], sdy));
       } else {
         const T dot = (T)detail::lane_sum(R, [&](int64_t j) { return dyr[j] * yr[j]; });
-        for (int64_t j = 0; j < R; ++j) dxr[j] += math::softmax_bwd(yr[j], dyr[j], dot);
+        for (int64_t j = 0; j < R; ++j) put<kAcc>(dxr[j], math::softmax_bwd(yr[j], dyr[j], dot));
       }
     }
     return;
@@ -105,56 +110,41 @@ void softmax_backward_cpu(T* dx, const T* y, const T* dy, DimView v) {
     for (int64_t j = 0; j < R; ++j)
       for (int64_t i = 0; i < len; ++i) {
         const int64_t k = b + j * I + i;
-        if constexpr (Log) dx[k] += math::log_softmax_bwd(y[k], dy[k], (T)acc[i]);
-        else dx[k] += math::softmax_bwd(y[k], dy[k], (T)acc[i]);
+        if constexpr (Log) put<kAcc>(dx[k], math::log_softmax_bwd(y[k], dy[k], (T)acc[i]));
+        else put<kAcc>(dx[k], math::softmax_bwd(y[k], dy[k], (T)acc[i]));
       }
   }
 }
 
-// y = softmax(x) or log_softmax(x) along a dim.  x, y: (O, R, I) around the dim.
 template <bool Log>
-struct SoftmaxFn final : Node {
-  Tensor y;  // the op's output, detached
-  DimView v;
-  const char* name() const override { return Log ? "log_softmax" : "softmax"; }
-  void backward(const Tensor& dy, Grads& g) override {
-    if (!g.needs(0)) return;
-    dispatch_float(y.dtype(), name(), [&](auto tag) {
-      using T = decltype(tag);
-      if (dy.device() == Device::CUDA) {
-        if constexpr (kHaveCuda) softmax_backward_cuda<Log>(g[0].data<T>(), y.data<T>(), dy.data<T>(), v.O, v.R, v.I);
-        return;
-      }
-      softmax_backward_cpu<Log>(g[0].data<T>(), y.data<T>(), dy.data<T>(), v);
-    });
-  }
-  void release() override { y = Tensor(); }
-};
-
-template <bool Log>
-Tensor softmax_impl(const Tensor& x, int64_t dim) {
-  const char* op = Log ? "log_softmax" : "softmax";
-  const int64_t d = detail::wrap_dim(op, dim, x.shape());
-  const DimView v = detail::dim_view(x.shape(), d);
-  Tensor y = empty_like(x);
-  dispatch_float(x.dtype(), op, [&](auto tag) {
+void forward(Tensor& y, const Tensor& x, int64_t O, int64_t R, int64_t I) {
+  dispatch_float(x.dtype(), Log ? "log_softmax" : "softmax", [&](auto tag) {
     using T = decltype(tag);
-    if (x.device() == Device::CUDA) {
-      if constexpr (kHaveCuda) softmax_forward_cuda<Log>(y.data<T>(), x.data<T>(), v.O, v.R, v.I);
-      return;
-    }
-    softmax_forward_cpu<Log>(y.data<T>(), x.data<T>(), v);
+    softmax_forward_loop<Log>(y.data<T>(), x.data<T>(), DimView{O, R, I});
   });
-  if (auto n = record<SoftmaxFn<Log>>(y, {x})) {
-    n->y = y.detach();
-    n->v = v;
-  }
-  return y;
+}
+template <bool Log>
+void backward(GradBuf dx, const Tensor& y, const Tensor& dy, int64_t O, int64_t R, int64_t I) {
+  dispatch_float(y.dtype(), Log ? "log_softmax" : "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    if (dx.accumulate) softmax_backward_loop<Log, true>(dx.data<T>(), y.data<T>(), dy.data<T>(), DimView{O, R, I});
+    else softmax_backward_loop<Log, false>(dx.data<T>(), y.data<T>(), dy.data<T>(), DimView{O, R, I});
+  });
 }
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl<false>(x, dim); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl<true>(x, dim); }
+void softmax_forward_cpu(Tensor& y, const Tensor& x, int64_t O, int64_t R, int64_t I) {
+  forward<false>(y, x, O, R, I);
+}
+void log_softmax_forward_cpu(Tensor& y, const Tensor& x, int64_t O, int64_t R, int64_t I) {
+  forward<true>(y, x, O, R, I);
+}
+void softmax_backward_cpu(GradBuf dx, const Tensor& y, const Tensor& dy, int64_t O, int64_t R, int64_t I) {
+  backward<false>(dx, y, dy, O, R, I);
+}
+void log_softmax_backward_cpu(GradBuf dx, const Tensor& y, const Tensor& dy, int64_t O, int64_t R, int64_t I) {
+  backward<true>(dx, y, dy, O, R, I);
+}
 
 }  // namespace pw
