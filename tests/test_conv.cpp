@@ -1,22 +1,14 @@
-// conv2d / conv1d properties (several im2col chunks, float32 against float64 at
-// realistic shapes, thread-count independence, bad input) and unfold. The conv
+// conv2d / conv1d and unfold properties (several im2col chunks, float32 against
+// float64 at realistic shapes, thread-count independence, bad input). The
 // gradient checks, PyTorch values and CPU/CUDA parity are test rows
-// (tests/ops/conv.cpp).
+// (tests/ops/conv.cpp, tests/ops/unfold.cpp).
 #include <omp.h>
 
 #include "kernels/ops.h"
 #include "tests/gradcheck.h"
-#include "tests/reference.h"
 
 using namespace pw;
 using namespace pw::test;
-
-TEST_CASE("unfold gradients") {
-  run_op_cases({
-      {"unfold", {In({2, 3, 6, 7})}, [](auto& x) { return unfold(x[0], {2, 3}, {2, 1}, {1, 1}, {2, 2}); }},
-      {"unfold 3x3 pad 1", {In({1, 2, 5, 5})}, [](auto& x) { return unfold(x[0], {3, 3}, {1, 1}, {1, 1}); }},
-  });
-}
 
 TEST_CASE("conv gradients with the batch cut into several im2col chunks") {
   int64_t saved = detail::conv_col_budget();
@@ -28,12 +20,6 @@ TEST_CASE("conv gradients with the batch cut into several im2col chunks") {
        [](auto& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {0, 0}, {1, 1}, 2); }},
   });
   detail::conv_col_budget() = saved;
-}
-
-TEST_CASE("unfold matches PyTorch") {
-  auto cases = load_reference("conv");
-  check_reference(cases.at("unfold_k23_d21_p11_s22"),
-                  [](auto& x) { return unfold(x[0], {2, 3}, {2, 1}, {1, 1}, {2, 2}); });
 }
 
 namespace {

@@ -1,6 +1,6 @@
 // CPU/CUDA parity of conv2d and conv1d with the cuDNN engine (the native engine's
 // parity runs from the test rows, tests/ops/conv.cpp), native against cuDNN on the
-// device, tf32, and unfold.
+// device, and tf32. unfold's parity is a test row too (tests/ops/unfold.cpp).
 #include "kernels/ops.h"
 #include "kernels/gemm/precision.h"
 #include "tests/cuda_parity.h"
@@ -91,15 +91,6 @@ TEST_CASE("conv2d matches the cpu in tf32 (looser)") {
   run_parity_cases({{"conv2d 3x3 tf32", {In({2, 8, 9, 9}), In({12, 8, 3, 3}), In({12})},
                      [](const X& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); }, 5e-2, 1e-2}});
   set_matmul_precision(old);
-}
-
-TEST_CASE("unfold matches the cpu") {
-  PW_SKIP_WITHOUT_CUDA();
-  run_parity_cases({
-      {"unfold 3x3 pad 1", {In({2, 3, 7, 8})}, [](const X& x) { return unfold(x[0], {3, 3}, {1, 1}, {1, 1}); }},
-      {"unfold 2x3 stride 2 dilation", {In({2, 4, 11, 9})},
-       [](const X& x) { return unfold(x[0], {2, 3}, {2, 1}, {1, 0}, {2, 2}); }},
-  });
 }
 
 TEST_CASE("set_conv_engine(Cudnn) without cuDNN is a clear error") {

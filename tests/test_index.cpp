@@ -1,46 +1,12 @@
+// Index ops (kernels/index): output shapes, i64 rows, thread-count independence and
+// bad input. Gradient checks, PyTorch values and CUDA parity are rows in tests/ops/index.cpp.
 #include <omp.h>
 
 #include "kernels/ops.h"
 #include "tests/gradcheck.h"
-#include "tests/reference.h"
 
 using namespace pw;
 using namespace pw::test;
-
-// Fixed indices with repeats, so the backward scatter-add sums several rows into one.
-static In idx(Shape s, std::vector<double> v) { return In::fixed(std::move(s), std::move(v), DType::I64); }
-
-TEST_CASE("index gradients") {
-  run_op_cases({
-      {"embedding", {In({7, 3}), idx({2, 5}, {4, 0, 4, 6, 4, 1, 4, 6, 2, 0})},
-       [](auto& x) { return embedding(x[0], x[1]); }},
-      {"embedding_random", {In({5, 3}), In::index({3, 7}, 5)}, [](auto& x) { return embedding(x[0], x[1]); }},
-      {"index_select_mid", {In({3, 5, 3}), idx({7}, {4, 0, 4, 2, 4, 0, 1})},
-       [](auto& x) { return index_select(x[0], 1, x[1]); }},
-      {"index_select_first", {In({5, 3}), idx({4}, {3, 3, 1, 3})},
-       [](auto& x) { return index_select(x[0], 0, x[1]); }},
-      {"index_select_last", {In({3, 5}), idx({3}, {2, 2, 2})},
-       [](auto& x) { return index_select(x[0], -1, x[1]); }},
-      {"gather_mid", {In({3, 5, 3}), In::index({3, 7, 3}, 5)}, [](auto& x) { return gather(x[0], 1, x[1]); }},
-      {"gather_smaller_idx", {In({3, 5, 7}), idx({2, 3, 3}, {0, 4, 1, 1, 1, 4, 3, 2, 1, 0, 0, 0, 4, 4, 4, 2, 3, 2})},
-       [](auto& x) { return gather(x[0], 1, x[1]); }},
-      {"gather_last", {In({3, 5}), In::index({3, 9}, 5)}, [](auto& x) { return gather(x[0], -1, x[1]); }},
-      {"gather_first", {In({5, 3}), In::index({9, 3}, 5)}, [](auto& x) { return gather(x[0], 0, x[1]); }},
-  });
-}
-
-TEST_CASE("index forward and backward match PyTorch") {
-  auto cases = load_reference("shape");
-  auto ref = [&](const char* name, OpFn fn) {
-    CAPTURE(name);
-    check_reference(cases.at(name), fn);
-  };
-  ref("embedding", [](auto& x) { return embedding(x[0], x[1]); });
-  ref("index_select", [](auto& x) { return index_select(x[0], 1, x[1]); });
-  ref("index_select_0", [](auto& x) { return index_select(x[0], 0, x[1]); });
-  ref("gather", [](auto& x) { return gather(x[0], 1, x[1]); });
-  ref("gather_last", [](auto& x) { return gather(x[0], -1, x[1]); });
-}
 
 TEST_CASE("embedding output shape and i64 rows") {
   Tensor w = uniform({10, 4}, -1, 1);

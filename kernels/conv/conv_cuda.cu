@@ -1,5 +1,5 @@
 // CUDA kernels of conv2d / conv1d and their tensor-level launchers (conv_kernels.h).
-// Dense and grouped convs: im2col (kernels/unfold/unfold_cuda.h) + cuBLAS GEMM per
+// Dense and grouped convs: im2col (kernels/unfold/unfold_kernels.h) + cuBLAS GEMM per
 // chunk of images; depthwise (groups == C > 1): direct kernels; with
 // ConvEngine::Cudnn (chosen at the forward) everything goes to conv_cudnn.cu.
 // Backward kernels keep the GradBuf contract (write fresh, add otherwise); all sums
@@ -9,7 +9,7 @@
 #include "autograd/dispatch.h"
 #include "kernels/conv/conv_kernels.h"
 #include "kernels/gemm/gemm_cuda.h"
-#include "kernels/unfold/unfold_cuda.h"
+#include "kernels/unfold/unfold_kernels.h"
 #include "runtime/cuda/common.cuh"
 #include "runtime/cuda/tensor_cuda.h"
 

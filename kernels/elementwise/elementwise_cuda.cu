@@ -9,7 +9,7 @@
 #include "kernels/elementwise/elementwise_kernels.h"
 #include "kernels/elementwise/elementwise_math.h"
 #include "kernels/elementwise/unary_math.h"
-#include "kernels/reduce/reduce_cuda.h"
+#include "kernels/reduce/reduce_kernels.h"
 #include "runtime/cuda/common.cuh"
 #include "runtime/cuda/tensor_cuda.h"
 
@@ -239,7 +239,7 @@ void masked_fill_forward_cuda(Tensor& y, const Tensor& x, const Tensor& m, doubl
 
 // ---------------------------------------------------------------------------
 // Broadcast gradient sums: one deterministic reduction over the dims where dst
-// is 1 (kernels/reduce/reduce_cuda.h).
+// is 1 (kernels/reduce/reduce_kernels.h).
 
 void sum_to_shape_cuda(Tensor& dst, const Tensor& src, double alpha) {
   const Shape &D = dst.shape(), &S = src.shape();

@@ -3,7 +3,8 @@
 // (innermost group kept): 32 adjacent outputs per block (coalesced reads), 8
 // thread rows each summing a fixed subset of the reduced index, folded in order.
 #include "runtime/cuda/common.cuh"
-#include "kernels/reduce/reduce_cuda.h"
+#include "autograd/dispatch.h"
+#include "kernels/reduce/reduce_kernels.h"
 #include "kernels/reduce/reduce_math.h"
 
 namespace pw {
@@ -79,9 +80,10 @@ __global__ void reduce_cols_kernel(Out* y, const T* __restrict__ x, const double
   }
 }
 
+// One thread per element k of x.  acc: add into dx, else write it (GradBuf contract).
 template <class T>
 __global__ void reduce_backward_kernel(T* dx, const T* __restrict__ dy, const T* __restrict__ x,
-                                       const double* center, ReduceDesc d, T scale) {
+                                       const double* center, ReduceDesc d, T scale, bool acc) {
   PW_GRID_STRIDE(k, d.numel) {
     int64_t o = 0, r = k;
     for (int j = d.n_all - 1; j >= 0; --j) {
@@ -89,8 +91,8 @@ __global__ void reduce_backward_kernel(T* dx, const T* __restrict__ dy, const T*
       o += (r - q * d.all_size[j]) * d.all_ostride[j];
       r = q;
     }
-    if (center == nullptr) dx[k] += scale * dy[o];
-    else dx[k] += math::var_bwd<T>(x[k], (T)center[o], dy[o], scale);
+    const T g = center == nullptr ? scale * dy[o] : math::var_bwd<T>(x[k], (T)center[o], dy[o], scale);
+    dx[k] = acc ? dx[k] + g : g;
   }
 }
 
@@ -162,11 +164,18 @@ __global__ void count_equal_kernel(int64_t* ties, const T* __restrict__ x, const
   c = cuda::block_sum(c, shared);
   if (threadIdx.x == 0) ties[0] = c > 0 ? (int64_t)c : 1;  // NOTE: a NaN max equals nothing: no gradient
 }
+// acc: add into dx, else write every element (GradBuf contract).
 template <class T>
 __global__ void amax_backward_kernel(T* dx, const T* __restrict__ x, const T* best, const int64_t* ties, const T* dy,
-                                     int64_t n) {
+                                     int64_t n, bool acc) {
   const T b = best[0], share = dy[0] / (T)ties[0];
-  PW_GRID_STRIDE(k, n) if (x[k] == b) dx[k] += share;
+  PW_GRID_STRIDE(k, n) {
+    if (acc) {
+      if (x[k] == b) dx[k] += share;
+    } else {
+      dx[k] = x[k] == b ? share : T(0);
+    }
+  }
 }
 
 }  // namespace
@@ -186,48 +195,107 @@ void reduce_sum_cuda(Out* y, const T* x, const double* center, const ReduceDesc&
   PW_CUDA_LAUNCH_CHECK();
 }
 
-template <class T>
-void reduce_backward_cuda(T* dx, const T* dy, const T* x, const double* center, const ReduceDesc& d, double scale) {
+namespace {
+
+ReduceDesc desc_of(const ReduceSpec& r) { return make_reduce_desc(r.op, r.x_shape, r.reduced); }
+
+}  // namespace
+
+void sum_forward_cuda(Tensor& y, const Tensor& x, const ReduceSpec& r, double scale) {
+  const ReduceDesc d = desc_of(r);
+  dispatch_float(x.dtype(), r.op, [&](auto tag) {
+    using T = decltype(tag);
+    reduce_sum_cuda<T, T>(y.data<T>(), x.data<T>(), nullptr, d, scale, false);
+  });
+}
+
+void sum_backward_cuda(GradBuf dx, const Tensor& dy, const ReduceSpec& r, double scale) {
+  const ReduceDesc d = desc_of(r);
   if (d.numel == 0) return;
-  reduce_backward_kernel<T><<<cuda::grid_for(d.numel), cuda::kBlock, 0, cuda::stream()>>>(dx, dy, x, center, d,
-                                                                                          (T)scale);
+  dispatch_float(dy.dtype(), r.op, [&](auto tag) {
+    using T = decltype(tag);
+    reduce_backward_kernel<T><<<cuda::grid_for(d.numel), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), dy.data<T>(), nullptr, nullptr, d, (T)scale, dx.accumulate);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
 
+void var_forward_cuda(Tensor& y, Tensor& mean, const Tensor& x, const ReduceSpec& r, double denom) {
+  const ReduceDesc d = desc_of(r);
+  dispatch_float(x.dtype(), "var", [&](auto tag) {
+    using T = decltype(tag);
+    // Two passes, as on the cpu: the mean (in double), then squared deviations.
+    reduce_sum_cuda<T, double>(mean.data<double>(), x.data<T>(), nullptr, d, 1.0 / (double)r.plan.n_red, false);
+    reduce_sum_cuda<T, T>(y.data<T>(), x.data<T>(), mean.data<double>(), d, 1.0 / denom, false);
+  });
+}
+
+void var_backward_cuda(GradBuf dx, const Tensor& x, const Tensor& mean, const Tensor& dy, const ReduceSpec& r,
+                       double scale) {
+  const ReduceDesc d = desc_of(r);
+  if (d.numel == 0) return;
+  dispatch_float(x.dtype(), "var", [&](auto tag) {
+    using T = decltype(tag);
+    reduce_backward_kernel<T><<<cuda::grid_for(d.numel), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), dy.data<T>(), x.data<T>(), mean.data<double>(), d, (T)scale, dx.accumulate);
+  });
+  PW_CUDA_LAUNCH_CHECK();
+}
+
+namespace {
+
+// Largest value along R and its first index.   x: (O,R,I), y, idx: (O,I)
 template <class T> void max_dim_cuda(T* y, int64_t* idx, const T* x, int64_t O, int64_t R, int64_t I) {
   if (O * I == 0) return;
   if (I == 1) max_rows_kernel<T><<<(unsigned)O, 256, 0, cuda::stream()>>>(y, idx, x, R);
   else max_cols_kernel<T><<<cuda::grid_for(O * I), cuda::kBlock, 0, cuda::stream()>>>(y, idx, x, O, R, I);
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T>
-void max_dim_backward_cuda(T* dx, const T* dy, const int64_t* idx, int64_t O, int64_t R, int64_t I) {
-  if (O * I == 0) return;
-  max_backward_kernel<T><<<cuda::grid_for(O * I), cuda::kBlock, 0, cuda::stream()>>>(dx, dy, idx, O, R, I);
+
+}  // namespace
+
+void max_forward_cuda(Tensor& values, Tensor& indices, const Tensor& x, detail::DimView v) {
+  dispatch_float(x.dtype(), "max", [&](auto tag) {
+    using T = decltype(tag);
+    max_dim_cuda<T>(values.data<T>(), indices.data<int64_t>(), x.data<T>(), v.O, v.R, v.I);
+  });
+}
+
+void max_backward_cuda(GradBuf dx, const Tensor& dy, const Tensor& indices, detail::DimView v) {
+  dx.zero_if_fresh();  // a scatter: only the argmax elements get a gradient
+  if (v.O * v.I == 0) return;
+  dispatch_float(dy.dtype(), "max", [&](auto tag) {
+    using T = decltype(tag);
+    max_backward_kernel<T><<<cuda::grid_for(v.O * v.I), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), dy.data<T>(), indices.data<int64_t>(), v.O, v.R, v.I);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T> void count_equal_cuda(int64_t* ties, const T* x, const T* best, int64_t n) {
-  count_equal_kernel<T><<<1, 256, 0, cuda::stream()>>>(ties, x, best, n);
+
+void amax_forward_cuda(Tensor& y, Tensor& ties, const Tensor& x) {
+  const int64_t n = x.numel();
+  Tensor idx = empty({}, DType::I64, Device::CUDA);  // max_dim_cuda's index, unused
+  dispatch_float(x.dtype(), "amax", [&](auto tag) {
+    using T = decltype(tag);
+    max_dim_cuda<T>(y.data<T>(), idx.data<int64_t>(), x.data<T>(), 1, n, 1);
+    count_equal_kernel<T><<<1, 256, 0, cuda::stream()>>>(ties.data<int64_t>(), x.data<T>(), y.data<T>(), n);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
-template <class T>
-void amax_backward_cuda(T* dx, const T* x, const T* best, const int64_t* ties, const T* dy, int64_t n) {
+
+void amax_backward_cuda(GradBuf dx, const Tensor& x, const Tensor& y, const Tensor& ties, const Tensor& dy) {
+  const int64_t n = x.numel();
   if (n == 0) return;
-  amax_backward_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(dx, x, best, ties, dy, n);
+  dispatch_float(x.dtype(), "amax", [&](auto tag) {
+    using T = decltype(tag);
+    amax_backward_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), x.data<T>(), y.data<T>(), ties.data<int64_t>(), dy.data<T>(), n, dx.accumulate);
+  });
   PW_CUDA_LAUNCH_CHECK();
 }
 
 template void reduce_sum_cuda<float, float>(float*, const float*, const double*, const ReduceDesc&, double, bool);
 template void reduce_sum_cuda<float, double>(double*, const float*, const double*, const ReduceDesc&, double, bool);
 template void reduce_sum_cuda<double, double>(double*, const double*, const double*, const ReduceDesc&, double, bool);
-#define PW_INST(T)                                                                                         \
-  template void reduce_backward_cuda<T>(T*, const T*, const T*, const double*, const ReduceDesc&, double); \
-  template void max_dim_cuda<T>(T*, int64_t*, const T*, int64_t, int64_t, int64_t);                       \
-  template void max_dim_backward_cuda<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t);        \
-  template void count_equal_cuda<T>(int64_t*, const T*, const T*, int64_t);                               \
-  template void amax_backward_cuda<T>(T*, const T*, const T*, const int64_t*, const T*, int64_t);
-PW_INST(float)
-PW_INST(double)
-#undef PW_INST
 
 }  // namespace pw

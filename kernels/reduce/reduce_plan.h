@@ -259,10 +259,15 @@ void reduce_into(const ReducePlan& p, const T* x, double* out, E e) {
   }
 }
 
-// dx[k] += e(k, o) for every element k of x, o the output it folds into.
-// Each dx element is written once, so any split over threads is exact.
-template <class T, class E>
+// dx[k] += e(k, o) (Acc) or dx[k] = e(k, o) for every element k of x, o the
+// output it folds into. Each dx element is written once, so any split over
+// threads is exact.
+template <bool Acc = true, class T, class E>
 void broadcast_into(const ReducePlan& p, T* dx, E e) {
+  auto put = [](T& d, T v) {
+    if constexpr (Acc) d += v;
+    else d = v;
+  };
   const int64_t total = p.n_out * p.n_red;
   if (total == 0) return;
   if (p.inner_reduced) {
@@ -274,7 +279,7 @@ void broadcast_into(const ReducePlan& p, T* dx, E e) {
       for (int64_t t = 0; t < p.n_out * nc; ++t) {
         const int64_t o = t / nc, c0 = (t % nc) * kSumChunk, len = std::min(kSumChunk, L - c0);
         const int64_t k0 = p.outer_offset(o) + c0;
-        for (int64_t i = 0; i < len; ++i) dx[k0 + i] += e(k0 + i, o);
+        for (int64_t i = 0; i < len; ++i) put(dx[k0 + i], e(k0 + i, o));
       }
       return;
     }
@@ -283,7 +288,7 @@ void broadcast_into(const ReducePlan& p, T* dx, E e) {
       const int64_t base = p.outer_offset(o);
       for_each_offset(p.red_sizes, p.red_strides, [&](int64_t off) {
         const int64_t k0 = base + off;
-        for (int64_t i = 0; i < L; ++i) dx[k0 + i] += e(k0 + i, o);
+        for (int64_t i = 0; i < L; ++i) put(dx[k0 + i], e(k0 + i, o));
       });
     }
     return;
@@ -295,7 +300,7 @@ void broadcast_into(const ReducePlan& p, T* dx, E e) {
     const int64_t base = p.outer_offset(o) + i0, ob = o * I + i0;
     for_each_offset(p.red_sizes, p.red_strides, [&](int64_t off) {
       const int64_t k0 = base + off;
-      for (int64_t i = 0; i < len; ++i) dx[k0 + i] += e(k0 + i, ob + i);
+      for (int64_t i = 0; i < len; ++i) put(dx[k0 + i], e(k0 + i, ob + i));
     });
   }
 }

@@ -1,264 +1,33 @@
-// Shape ops on the CPU. Each op is a list of strided pieces (strided.h):
-//   forward   y[oy + i.sy]  = x[ox + i.sx]    for i over piece.size
-//   backward dx[ox + i.sx] += dy[oy + i.sy]   (the same loop, roles swapped)
-// so one Function serves permute, slice, narrow, split, chunk, pad, roll, repeat
-// and expand, and concat is the same with one piece per input.
-#include <numeric>
-
+// CPU kernels of the copying shape ops: compute only, no graph, no device test.
 #include "autograd/dispatch.h"
-#include "autograd/function.h"
-#include "kernels/shape/shape.h"
+#include "kernels/shape/shape_kernels.h"
 #include "kernels/shape/strided.h"
-#include "kernels/shape/strided_cuda.h"
 
 namespace pw {
 
-namespace {
-
-// One strided copy between an output y and an input x (strides in elements).
-struct Piece {
-  Shape size;                     // iteration space
-  std::vector<int64_t> sy, sx;    // y's and x's stride per dim of size (sx may be 0: broadcast)
-  int64_t oy = 0, ox = 0;         // element offsets of the piece's origin
-};
-
-// a[oa + i.sa] (op)= b[ob + i.sb].  Acc: += (backward, f32/f64); else = (any dtype).
-template <bool Acc>
-void run_strided(const char* op, const Tensor& a, int64_t oa, const std::vector<int64_t>& sa,
-                 const Tensor& b, int64_t ob, const std::vector<int64_t>& sb, const Shape& size) {
-  check_same_device(op, a, b);
-  StridedPlan p = make_plan(size, sa, sb);
-  auto go = [&](auto tag) {
-    using T = decltype(tag);
-    if (a.device() == Device::CUDA) {
-      if constexpr (kHaveCuda) strided_cuda<Acc>(a.data<T>() + oa, b.data<T>() + ob, p);
-      return;
-    }
-    strided_cpu<Acc>(a.data<T>() + oa, b.data<T>() + ob, p);
-  };
-  if constexpr (Acc) dispatch_float(a.dtype(), op, go);
-  else dispatch_copy(a.dtype(), op, go);
-}
-void piece_forward(const char* op, const Tensor& y, const Tensor& x, const Piece& pc) {
-  run_strided<false>(op, y, pc.oy, pc.sy, x, pc.ox, pc.sx, pc.size);
-}
-void piece_backward(const char* op, const Tensor& dx, const Tensor& dy, const Piece& pc) {
-  run_strided<true>(op, dx, pc.ox, pc.sx, dy, pc.oy, pc.sy, pc.size);
-}
-
-// A box of `size` at y0 in contiguous y and x0 in contiguous x.
-Piece box(const Shape& size, const Shape& yshape, const Shape& y0, const Shape& xshape, const Shape& x0) {
-  Piece pc;
-  pc.size = size;
-  pc.sy = contiguous_strides(yshape);
-  pc.sx = contiguous_strides(xshape);
-  for (size_t k = 0; k < size.size(); ++k) {
-    pc.oy += y0[k] * pc.sy[k];
-    pc.ox += x0[k] * pc.sx[k];
+void copy_forward_cpu(Tensor& y, const Tensor& x, const CopyPlan& c) {
+  for (const Piece& pc : c.pieces) {
+    const StridedPlan p = make_plan(pc.size, pc.sy, pc.sx);
+    dispatch_copy(y.dtype(), c.op, [&](auto tag) {
+      using T = decltype(tag);
+      strided_cpu<false>(y.data<T>() + pc.oy, x.data<T>() + pc.ox, p);
+    });
   }
-  return pc;
 }
 
-// y = pieces of x (x: any shape; y: the op's output shape).  Pieces cover
-// disjoint parts of x, so backward puts each dx element's gradient in once.
-struct CopyFn final : Node {
-  const char* op = "";
-  std::vector<Piece> pieces;
-  const char* name() const override { return op; }
-  void backward(const Tensor& dy, Grads& g) override {
-    if (!g.needs(0)) return;
-    for (const Piece& pc : pieces) piece_backward(op, g[0], dy, pc);
+void copy_backward_cpu(GradBuf dx, const Tensor& dy, const CopyPlan& c) {
+  for (const Piece& pc : c.pieces) {
+    const StridedPlan p = make_plan(pc.size, pc.sx, pc.sy);
+    dispatch_float(dx->dtype(), c.op, [&](auto tag) {
+      using T = decltype(tag);
+      if (dx.accumulate) strided_cpu<true>(dx.data<T>() + pc.ox, dy.data<T>() + pc.oy, p);
+      else strided_cpu<false>(dx.data<T>() + pc.ox, dy.data<T>() + pc.oy, p);
+    });
   }
-};
-
-// y = concat(xs, dim).  pieces[i] places xs[i] in y.
-struct ConcatFn final : Node {
-  std::vector<Piece> pieces;
-  const char* name() const override { return "concat"; }
-  void backward(const Tensor& dy, Grads& g) override {
-    for (size_t i = 0; i < pieces.size(); ++i)
-      if (g.needs(i)) piece_backward("concat", g[i], dy, pieces[i]);
-  }
-};
-
-// Runs the pieces into a fresh y and records the op.
-Tensor copy_op(const char* op, const Tensor& x, const Shape& yshape, std::vector<Piece> pieces,
-               const Tensor& y_init = Tensor()) {
-  Tensor y = y_init.defined() ? y_init : empty(yshape, x.dtype(), x.device());
-  for (const Piece& pc : pieces) piece_forward(op, y, x, pc);
-  if (auto n = record<CopyFn>(y, {x})) {
-    n->op = op;
-    n->pieces = std::move(pieces);
-  }
-  return y;
 }
 
-// d in [-n, n) -> [0, n).
-int64_t wrap_dim(const char* op, int64_t d, int64_t n, const Tensor& x) {
-  int64_t w = d < 0 ? d + n : d;
-  PW_CHECK(w >= 0 && w < n, op, ": dim ", d, " is out of range for ", x.str(), " (valid dims are ",
-           -n, "..", n - 1, ")");
-  return w;
-}
-
-// x[.., start : start+len*step : step, ..] along dim (already validated).
-Tensor slice_op(const char* op, const Tensor& x, int64_t dim, int64_t start, int64_t len, int64_t step) {
-  Shape ys = x.shape();
-  ys[dim] = len;
-  Shape y0(x.dim(), 0), x0(x.dim(), 0);
-  x0[dim] = start;
-  Piece pc = box(ys, ys, y0, x.shape(), x0);
-  pc.sx[dim] *= step;
-  return copy_op(op, x, ys, {pc});
-}
-
-}  // namespace
-
-Tensor permute(const Tensor& x, std::vector<int64_t> dims) {
-  int64_t n = x.dim();
-  PW_CHECK((int64_t)dims.size() == n, "permute: ", dims.size(), " dims ", shape_str(dims), " given for ",
-           x.str(), "; pass one dim per dimension of the input");
-  for (int64_t& d : dims) d = wrap_dim("permute", d, n, x);
-  std::vector<bool> seen(n, false);
-  for (int64_t d : dims) {
-    PW_CHECK(!seen[d], "permute: dims ", shape_str(dims), " repeat dim ", d, " for ", x.str(),
-             "; each dim must appear exactly once");
-    seen[d] = true;
-  }
-  auto xs = contiguous_strides(x.shape());
-  Piece pc;
-  for (int64_t k = 0; k < n; ++k) {
-    pc.size.push_back(x.shape()[dims[k]]);
-    pc.sx.push_back(xs[dims[k]]);
-  }
-  pc.sy = contiguous_strides(pc.size);
-  // Moving only size-1 dims keeps the memory order: a reshape, no copy.
-  int64_t last = -1;
-  bool in_order = true;
-  for (int64_t d : dims)
-    if (x.shape()[d] != 1) {
-      in_order = in_order && d > last;
-      last = d;
-    }
-  if (in_order) return x.reshape(pc.size);
-  Shape ys = pc.size;
-  return copy_op("permute", x, ys, {pc});
-}
-
-Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
-  int64_t n = x.dim();
-  d0 = wrap_dim("transpose", d0, n, x);
-  d1 = wrap_dim("transpose", d1, n, x);
-  std::vector<int64_t> dims(n);
-  std::iota(dims.begin(), dims.end(), 0);
-  std::swap(dims[d0], dims[d1]);
-  return permute(x, dims);
-}
-
-Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
-  PW_CHECK(!xs.empty(), "concat: needs at least one tensor");
-  const Tensor& x0 = xs[0];
-  int64_t n = x0.dim();
-  dim = wrap_dim("concat", dim, n, x0);
-  Shape ys = x0.shape();
-  ys[dim] = 0;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    const Tensor& x = xs[i];
-    check_same_device("concat", x0, x);
-    PW_CHECK(x.dtype() == x0.dtype(), "concat: tensor ", i, " is ", x.str(), " but tensor 0 is ", x0.str(),
-             "; all inputs must share a dtype");
-    bool ok = x.dim() == n;
-    for (int64_t k = 0; ok && k < n; ++k) ok = k == dim || x.shape()[k] == x0.shape()[k];
-    PW_CHECK(ok, "concat: tensor ", i, " ", x.str(), " does not match tensor 0 ", x0.str(),
-             " outside dim ", dim, "; all sizes but the concatenated dim must be equal");
-    ys[dim] += x.shape()[dim];
-  }
-  Tensor y = empty(ys, x0.dtype(), x0.device());
-  std::vector<Piece> pieces;
-  int64_t off = 0;
-  for (const Tensor& x : xs) {
-    Shape y0(n, 0), z(n, 0);
-    y0[dim] = off;
-    pieces.push_back(box(x.shape(), ys, y0, x.shape(), z));
-    piece_forward("concat", y, x, pieces.back());
-    off += x.shape()[dim];
-  }
-  if (auto node = record_list<ConcatFn>(y, xs)) node->pieces = std::move(pieces);
-  return y;
-}
-
-std::vector<Tensor> split(const Tensor& x, std::vector<int64_t> sizes, int64_t dim) {
-  dim = wrap_dim("split", dim, x.dim(), x);
-  int64_t total = 0;
-  for (int64_t s : sizes) {
-    PW_CHECK(s >= 0, "split: negative size in ", shape_str(sizes), " for ", x.str());
-    total += s;
-  }
-  PW_CHECK(total == x.shape()[dim], "split: sizes ", shape_str(sizes), " sum to ", total, " but ", x.str(),
-           " has ", x.shape()[dim], " along dim ", dim, "; the sizes must add up to that");
-  std::vector<Tensor> out;
-  int64_t start = 0;
-  for (int64_t s : sizes) {
-    out.push_back(slice_op("split", x, dim, start, s, 1));
-    start += s;
-  }
-  return out;
-}
-
-std::vector<Tensor> chunk(const Tensor& x, int64_t n, int64_t dim) {
-  PW_CHECK(n > 0, "chunk: number of chunks must be positive, got ", n, " for ", x.str());
-  dim = wrap_dim("chunk", dim, x.dim(), x);
-  int64_t size = x.shape()[dim], each = (size + n - 1) / n;
-  std::vector<Tensor> out;
-  if (each == 0) {  // size 0: n empty chunks, as torch
-    for (int64_t i = 0; i < n; ++i) out.push_back(slice_op("chunk", x, dim, 0, 0, 1));
-    return out;
-  }
-  for (int64_t start = 0; start < size; start += each)
-    out.push_back(slice_op("chunk", x, dim, start, std::min(each, size - start), 1));
-  return out;
-}
-
-Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
-  dim = wrap_dim("narrow", dim, x.dim(), x);
-  int64_t size = x.shape()[dim];
-  int64_t s = start < 0 ? start + size : start;
-  PW_CHECK(s >= 0 && length >= 0 && s + length <= size, "narrow: start ", start, " length ", length,
-           " is out of bounds for dim ", dim, " of ", x.str(), " (size ", size, ")");
-  return slice_op("narrow", x, dim, s, length, 1);
-}
-
-Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
-  dim = wrap_dim("slice", dim, x.dim(), x);
-  PW_CHECK(step >= 1, "slice: step must be >= 1, got ", step, " for ", x.str());
-  int64_t size = x.shape()[dim];
-  auto clamp = [&](int64_t i) { return std::min(size, std::max<int64_t>(0, i < 0 ? i + size : i)); };
-  int64_t s = clamp(start), e = clamp(end);
-  int64_t len = e > s ? (e - s + step - 1) / step : 0;
-  return slice_op("slice", x, dim, s, len, step);
-}
-
-Tensor pad(const Tensor& x, std::vector<int64_t> pads, double value) {
-  int64_t n = x.dim();
-  PW_CHECK(pads.size() % 2 == 0 && (int64_t)pads.size() <= 2 * n, "pad: pads ", shape_str(pads),
-           " for ", x.str(), " must be (lo, hi) pairs for at most ", n, " trailing dims");
-  Shape ys = x.shape(), size = x.shape(), y0(n, 0), x0(n, 0);
-  for (size_t p = 0; p < pads.size() / 2; ++p) {
-    int64_t d = n - 1 - (int64_t)p, lo = pads[2 * p], hi = pads[2 * p + 1], s = x.shape()[d];
-    int64_t crop = std::max<int64_t>(0, -lo) + std::max<int64_t>(0, -hi);
-    PW_CHECK(crop <= s, "pad: pads (", lo, ", ", hi, ") crop ", crop, " elements from dim ", d, " of ",
-             x.str(), ", which has only ", s);
-    ys[d] = s + lo + hi;
-    size[d] = s - crop;
-    y0[d] = std::max<int64_t>(0, lo);
-    x0[d] = std::max<int64_t>(0, -lo);
-  }
-  if (x.device() == Device::CUDA) {  // the constant border, then the box copy
-    Tensor y = full(ys, value, x.dtype(), Device::CUDA);
-    return copy_op("pad", x, ys, {box(size, ys, y0, x.shape(), x0)}, y);
-  }
-  Tensor y = empty(ys, x.dtype());
-  dispatch_copy(x.dtype(), "pad", [&](auto tag) {
+void pad_forward_cpu(Tensor& y, const Tensor& x, const CopyPlan& c, double value) {
+  dispatch_copy(y.dtype(), c.op, [&](auto tag) {
     using T = decltype(tag);
     T* p = y.data<T>();
     int64_t m = y.numel();
@@ -266,114 +35,7 @@ Tensor pad(const Tensor& x, std::vector<int64_t> pads, double value) {
 #pragma omp parallel for if (m > kParallelGrain)
     for (int64_t i = 0; i < m; ++i) p[i] = v;
   });
-  return copy_op("pad", x, ys, {box(size, ys, y0, x.shape(), x0)}, y);
-}
-
-Tensor roll(const Tensor& x, std::vector<int64_t> shifts, std::vector<int64_t> dims) {
-  if (dims.empty()) {
-    PW_CHECK(shifts.size() == 1, "roll: without dims, roll takes one shift (of the flattened tensor), got ",
-             shape_str(shifts));
-    return roll(x.reshape({-1}), shifts, {0}).reshape(x.shape());
-  }
-  PW_CHECK(shifts.size() == dims.size(), "roll: ", shifts.size(), " shifts ", shape_str(shifts), " but ",
-           dims.size(), " dims ", shape_str(dims), " for ", x.str(), "; give one shift per dim");
-  int64_t n = x.dim();
-  Shape shift(n, 0);
-  for (size_t i = 0; i < dims.size(); ++i) {
-    int64_t d = wrap_dim("roll", dims[i], n, x), s = x.shape()[d];
-    if (s > 0) shift[d] = ((shift[d] + shifts[i]) % s + s) % s;  // a repeated dim rolls twice
-  }
-  // Each shifted dim splits into two segments: y[s:] = x[:size-s] and y[:s] = x[size-s:].
-  // The pieces are every combination of one segment per shifted dim.
-  std::vector<Piece> pieces;
-  std::vector<int64_t> rolled;
-  for (int64_t d = 0; d < n; ++d)
-    if (shift[d] != 0) rolled.push_back(d);
-  for (int64_t combo = 0; combo < (int64_t(1) << rolled.size()); ++combo) {
-    Shape size = x.shape(), y0(n, 0), x0(n, 0);
-    for (size_t r = 0; r < rolled.size(); ++r) {
-      int64_t d = rolled[r], s = shift[d], len = x.shape()[d];
-      if (combo >> r & 1) {
-        size[d] = s;
-        x0[d] = len - s;
-      } else {
-        size[d] = len - s;
-        y0[d] = s;
-      }
-    }
-    pieces.push_back(box(size, x.shape(), y0, x.shape(), x0));
-  }
-  return copy_op("roll", x, x.shape(), std::move(pieces));
-}
-
-Tensor repeat(const Tensor& x, std::vector<int64_t> reps) {
-  int64_t n = (int64_t)reps.size(), lead = n - x.dim();
-  PW_CHECK(lead >= 0, "repeat: ", reps.size(), " repeats ", shape_str(reps), " for ", x.str(),
-           "; give at least one per dim");
-  for (int64_t r : reps) PW_CHECK(r >= 0, "repeat: negative repeat in ", shape_str(reps));
-  Shape xsz(lead, 1);
-  xsz.insert(xsz.end(), x.shape().begin(), x.shape().end());
-  auto xs = contiguous_strides(xsz);
-  Shape ys(n);
-  for (int64_t k = 0; k < n; ++k) ys[k] = reps[k] * xsz[k];
-  auto yst = contiguous_strides(ys);
-  // y's dim k of size reps*s is row-major (rep, i): y[rep*s + i] = x[i].
-  Piece pc;
-  for (int64_t k = 0; k < n; ++k) {
-    pc.size.insert(pc.size.end(), {reps[k], xsz[k]});
-    pc.sy.insert(pc.sy.end(), {yst[k] * xsz[k], yst[k]});
-    pc.sx.insert(pc.sx.end(), {0, xs[k]});
-  }
-  return copy_op("repeat", x, ys, {pc});
-}
-
-Tensor expand(const Tensor& x, Shape shape) {
-  int64_t n = (int64_t)shape.size(), lead = n - x.dim();
-  PW_CHECK(lead >= 0, "expand: target ", shape_str(shape), " has fewer dims than ", x.str());
-  auto xs = contiguous_strides(x.shape());
-  Piece pc;
-  for (int64_t k = 0; k < n; ++k) {
-    if (k < lead) {
-      PW_CHECK(shape[k] >= 0, "expand: size ", shape[k], " in new leading dim ", k, " of ", shape_str(shape),
-               " for ", x.str(), "; -1 may only keep an existing dim");
-      pc.sx.push_back(0);
-      continue;
-    }
-    int64_t s = x.shape()[k - lead];
-    if (shape[k] == -1) shape[k] = s;
-    PW_CHECK(shape[k] == s || (s == 1 && shape[k] >= 0), "expand: cannot expand ", x.str(), " to ",
-             shape_str(shape), ": dim ", k, " has size ", s, "; only size-1 dims broadcast");
-    pc.sx.push_back(s == shape[k] ? xs[k - lead] : 0);
-  }
-  pc.size = shape;
-  pc.sy = contiguous_strides(shape);
-  return copy_op("expand", x, shape, {pc});
-}
-
-Tensor unsqueeze(const Tensor& x, int64_t d) {
-  d = wrap_dim("unsqueeze", d, x.dim() + 1, x);
-  Shape s = x.shape();
-  s.insert(s.begin() + d, 1);
-  return x.reshape(s);
-}
-
-Tensor squeeze(const Tensor& x, int64_t d) {
-  d = wrap_dim("squeeze", d, x.dim(), x);
-  Shape s = x.shape();
-  if (s[d] == 1) s.erase(s.begin() + d);
-  return x.reshape(s);
-}
-
-Tensor flatten(const Tensor& x, int64_t start, int64_t end) {
-  if (x.dim() == 0) return x.reshape({1});
-  start = wrap_dim("flatten", start, x.dim(), x);
-  end = wrap_dim("flatten", end, x.dim(), x);
-  PW_CHECK(start <= end, "flatten: start dim ", start, " is after end dim ", end, " for ", x.str());
-  const Shape& xs = x.shape();
-  Shape s(xs.begin(), xs.begin() + start);
-  s.push_back(numel_of(Shape(xs.begin() + start, xs.begin() + end + 1)));
-  s.insert(s.end(), xs.begin() + end + 1, xs.end());
-  return x.reshape(s);
+  copy_forward_cpu(y, x, c);
 }
 
 }  // namespace pw

@@ -1,6 +1,8 @@
-// The strided box loop on CUDA (see strided_cuda.h).
+// CUDA kernels of the copying shape ops: the strided box loop (see shape_kernels.h).
+#include "autograd/dispatch.h"
+#include "kernels/shape/shape_kernels.h"
 #include "runtime/cuda/common.cuh"
-#include "kernels/shape/strided_cuda.h"
+#include "runtime/cuda/tensor_cuda.h"
 
 namespace pw {
 
@@ -71,6 +73,33 @@ void strided_cuda(T* a, const T* b, const StridedPlan& p) {
   }
   strided_kernel<Acc, T><<<cuda::grid_for(d.n_out), cuda::kBlock, 0, cuda::stream()>>>(a, b, d);
   PW_CUDA_LAUNCH_CHECK();
+}
+
+void copy_forward_cuda(Tensor& y, const Tensor& x, const CopyPlan& c) {
+  for (const Piece& pc : c.pieces) {
+    const StridedPlan p = make_plan(pc.size, pc.sy, pc.sx);
+    dispatch_copy(y.dtype(), c.op, [&](auto tag) {
+      using T = decltype(tag);
+      strided_cuda<false>(y.data<T>() + pc.oy, x.data<T>() + pc.ox, p);
+    });
+  }
+}
+
+void copy_backward_cuda(GradBuf dx, const Tensor& dy, const CopyPlan& c) {
+  for (const Piece& pc : c.pieces) {
+    const StridedPlan p = make_plan(pc.size, pc.sx, pc.sy);
+    dispatch_float(dx->dtype(), c.op, [&](auto tag) {
+      using T = decltype(tag);
+      if (dx.accumulate) strided_cuda<true>(dx.data<T>() + pc.ox, dy.data<T>() + pc.oy, p);
+      else strided_cuda<false>(dx.data<T>() + pc.ox, dy.data<T>() + pc.oy, p);
+    });
+  }
+}
+
+void pad_forward_cuda(Tensor& y, const Tensor& x, const CopyPlan& c, double value) {
+  dispatch_copy(y.dtype(), c.op, [](auto) {});  // the dtype check, before the fill
+  if (y.numel() > 0) fill_cuda(y.raw(), y.dtype(), value, y.numel());
+  copy_forward_cuda(y, x, c);
 }
 
 #define PW_INST(T)                                                            \

@@ -108,13 +108,14 @@ void im2col(T* col, int64_t ld, const T* x, const ConvGeom& g, const TapRanges& 
 }
 
 // The adjoint of im2col: dx (C,H,W) of one image, channels [c0, c1), += the column
-// entries that im2col copied from each pixel. Each channel's taps are summed in
-// `plane` (H*W scratch) and added to dx once, so a backward adds exactly its own
+// entries that im2col copied from each pixel (= with accumulate false: those
+// channels of dx are written whole). Each channel's taps are summed in `plane`
+// (H*W scratch) and added to dx once, so a backward adds exactly its own
 // contribution (twice the backward gives exactly twice the gradient); sequential per
 // channel, so the sum order per pixel is fixed whatever the threading above.
 template <class T>
 void col2im(T* dx, const T* col, int64_t ld, const ConvGeom& g, const TapRanges& r, int64_t c0, int64_t c1,
-            T* plane) {
+            T* plane, bool accumulate = true) {
   const int64_t hw = g.H * g.W;
   for (int64_t c = c0; c < c1; ++c) {
     std::fill(plane, plane + hw, T(0));
@@ -132,7 +133,8 @@ void col2im(T* dx, const T* col, int64_t ld, const ConvGeom& g, const TapRanges&
       }
     }
     T* dxc = dx + c * hw;
-    for (int64_t i = 0; i < hw; ++i) dxc[i] += plane[i];
+    if (accumulate) for (int64_t i = 0; i < hw; ++i) dxc[i] += plane[i];
+    else std::copy(plane, plane + hw, dxc);
   }
 }
 

@@ -1,5 +1,7 @@
+// CUDA kernels of unfold, and the im2col / col2im launchers under it and conv (see unfold_kernels.h).
+#include "autograd/dispatch.h"
+#include "kernels/unfold/unfold_kernels.h"
 #include "runtime/cuda/common.cuh"
-#include "kernels/unfold/unfold_cuda.h"
 
 namespace pw {
 
@@ -23,9 +25,10 @@ __global__ void im2col_kernel(T* __restrict__ col, const T* __restrict__ x, int6
 
 // One thread per input pixel t = (j, c, h, w): the taps (kh, kw) whose window covers it,
 // i.e. h = oh*SH - PH + kh*DH for an integer oh in [0, OH), likewise w.
+// acc_into: add into dx, else write it (GradBuf contract).
 template <class T>
 __global__ void col2im_kernel(T* __restrict__ dx, const T* __restrict__ col, int64_t nb, ConvGeom g,
-                              int64_t img_stride, int64_t ld) {
+                              int64_t img_stride, int64_t ld, bool acc_into) {
   PW_GRID_STRIDE(t, nb * g.C * g.H * g.W) {
     const int64_t w = t % g.W, h = (t / g.W) % g.H, c = (t / (g.W * g.H)) % g.C, j = t / (g.W * g.H * g.C);
     const T* cj = col + j * img_stride;
@@ -43,7 +46,7 @@ __global__ void col2im_kernel(T* __restrict__ dx, const T* __restrict__ col, int
         acc += cj[((c * g.KH + kh) * g.KW + kw) * ld + oh * g.OW + ow];
       }
     }
-    dx[t] += acc;
+    dx[t] = acc_into ? dx[t] + acc : acc;
   }
 }
 
@@ -57,16 +60,32 @@ void im2col_cuda(T* col, const T* x, int64_t nb, const ConvGeom& g, int64_t img_
   PW_CUDA_LAUNCH_CHECK();
 }
 template <class T>
-void col2im_cuda(T* dx, const T* col, int64_t nb, const ConvGeom& g, int64_t img_stride, int64_t ld) {
+void col2im_cuda(T* dx, const T* col, int64_t nb, const ConvGeom& g, int64_t img_stride, int64_t ld,
+                 bool accumulate) {
   const int64_t n = nb * g.C * g.H * g.W;
   if (n == 0) return;
-  col2im_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(dx, col, nb, g, img_stride, ld);
+  col2im_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(dx, col, nb, g, img_stride, ld,
+                                                                          accumulate);
   PW_CUDA_LAUNCH_CHECK();
+}
+
+void unfold_forward_cuda(Tensor& y, const Tensor& x, const ConvGeom& g) {
+  dispatch_float(x.dtype(), "unfold", [&](auto tag) {
+    using T = decltype(tag);
+    im2col_cuda(y.data<T>(), x.data<T>(), x.size(0), g, g.C * g.kk() * g.ohw(), g.ohw());
+  });
+}
+
+void unfold_backward_cuda(GradBuf dx, const Tensor& dy, const ConvGeom& g) {
+  dispatch_float(dy.dtype(), "unfold", [&](auto tag) {
+    using T = decltype(tag);
+    col2im_cuda(dx.data<T>(), dy.data<T>(), dx->size(0), g, g.C * g.kk() * g.ohw(), g.ohw(), dx.accumulate);
+  });
 }
 
 template void im2col_cuda<float>(float*, const float*, int64_t, const ConvGeom&, int64_t, int64_t);
 template void im2col_cuda<double>(double*, const double*, int64_t, const ConvGeom&, int64_t, int64_t);
-template void col2im_cuda<float>(float*, const float*, int64_t, const ConvGeom&, int64_t, int64_t);
-template void col2im_cuda<double>(double*, const double*, int64_t, const ConvGeom&, int64_t, int64_t);
+template void col2im_cuda<float>(float*, const float*, int64_t, const ConvGeom&, int64_t, int64_t, bool);
+template void col2im_cuda<double>(double*, const double*, int64_t, const ConvGeom&, int64_t, int64_t, bool);
 
 }  // namespace pw
