@@ -187,4 +187,10 @@ void Ema::update(const Module& m) {
   ema_update(es, ps, decay);
 }
 
+std::unique_ptr<Optimizer> make_optimizer(const OptimSpec& s, std::vector<Param> params) {
+  if (s.kind == "adamw") return std::make_unique<AdamW>(std::move(params), s.beta1, s.beta2, s.eps, s.weight_decay);
+  PW_CHECK(s.kind == "sgd", "make_optimizer: unknown optimizer '", s.kind, "' (adamw or sgd)");
+  return std::make_unique<SGD>(std::move(params), s.momentum, s.weight_decay, s.nesterov);
+}
+
 }  // namespace pw

@@ -51,6 +51,18 @@ struct SGD : Optimizer {
   void load_state(const std::vector<std::pair<std::string, Tensor>>& s) override;
 };
 
+// What a config's train.optimizer, train.weight_decay, train.betas,
+// train.momentum and train.nesterov say (trainers/trainer.h: TrainSpec).
+struct OptimSpec {
+  std::string kind = "adamw";  // adamw | sgd
+  double weight_decay = 0.05;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
+  double momentum = 0.9;                          // sgd
+  bool nesterov = false;                          // sgd
+};
+// The optimizer a spec describes, over `params` (after Module::to).
+std::unique_ptr<Optimizer> make_optimizer(const OptimSpec& spec, std::vector<Param> params);
+
 // Learning rate at optimizer step `step` (0-based) of `total` steps.
 struct LrSchedule {
   std::string kind = "cosine";  // cosine | step | constant
