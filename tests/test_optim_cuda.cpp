@@ -1,5 +1,6 @@
-// CPU/CUDA parity of the optimizer family (kernels/optim/optim_cuda.h against
-// the CPU loops of trainers/optim.cpp), several steps each, fresh random
+// The optimizers of trainers/optim.h on CUDA against the cpu (the kernels'
+// own CPU/CUDA parity rows are in tests/ops/optim.cpp): per-parameter step
+// counts, skipped parameters and state, several steps each, fresh random
 // gradients every step; Module::to keeping parameter identity; state_dict /
 // load_state_dict on a CUDA model. Skips without a device (printed reason).
 //

@@ -33,8 +33,9 @@ using Clock = std::chrono::steady_clock;
 const char* kBenchUsage =
     "usage: patchwork bench train CONFIG [--steps N] [--warmup W] [--repeat R] [--threads T]\n"
     "                                    [--device cpu|cuda|auto] [--profile-steps P] [--set section.key=value]...\n"
-    "  times R runs of N training steps (forward, loss, backward, optimizer step) on one fixed\n"
-    "  synthetic batch after W warmup steps, then P more steps with the per-op profiler on.\n"
+    "  times R runs of N training steps (train()'s step: forward, loss, backward, clipping, optimizer\n"
+    "  step, EMA, as the config says) on one fixed synthetic batch at train.lr after W warmup steps,\n"
+    "  then P more steps with the per-op profiler on.\n"
     "  --device sets train.device (default: the config's); on cuda the loss is read once per run.\n";
 
 struct BenchArgs {
@@ -78,48 +79,6 @@ BenchArgs parse_bench(const std::vector<std::string>& a) {
   return r;
 }
 
-// The optimizer train() builds for this config.
-std::unique_ptr<Optimizer> make_optimizer(const Config& cfg, const std::vector<Param>& params) {
-  if (cfg.get_string("train.optimizer") == "adamw") {
-    auto b = cfg.get_floats("train.betas");
-    return std::make_unique<AdamW>(params, b[0], b[1], 1e-8, cfg.get_float("train.weight_decay"));
-  }
-  return std::make_unique<SGD>(params, cfg.get_float("train.momentum"), cfg.get_float("train.weight_decay"),
-                               cfg.get_bool("train.nesterov"));
-}
-
-// One training step as train() runs it, minus data loading, logging and the schedule.
-struct TrainStep {
-  Module& model;
-  Optimizer& optim;
-  Tensor images, labels;  // images: (B,C,S,S)  labels: (B)
-  double label_smoothing, lr;
-  // The step's loss, detached and on the model's device: reading it (item())
-  // syncs a CUDA device, so the timed loops read it once per run.
-  Tensor run() {
-    OpProfile* prof = OpProfile::current();
-    Tensor loss;
-    {
-      OpProfile::Scope s("forward + loss");
-      if (prof) prof->mark();
-      loss = cross_entropy(model(images), labels, label_smoothing);
-    }
-    {
-      OpProfile::Scope s("zero_grad");
-      optim.zero_grad();
-    }
-    {
-      OpProfile::Scope s("backward");
-      loss.backward();
-    }
-    {
-      OpProfile::Scope s("optimizer");
-      optim.step(lr);
-    }
-    return loss.detach();
-  }
-};
-
 double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 // CPU time of the whole process (all threads), seconds: on a busy machine it shows
 // the work done where the wall clock also counts the waits for a core.
@@ -158,11 +117,16 @@ void print_profile(const OpProfile& prof, int64_t steps, double step_s) {
               100 * (op_fwd + op_bwd) * per / step_ms);
   std::printf("\nphases, ms per step:\n");
   double phased = 0;
-  const char* order[] = {"forward + loss", "zero_grad", "backward", "optimizer"};
+  const char* order[] = {"forward + loss", "zero_grad", "backward", "clip_grad", "optimizer", "ema"};
   for (const char* name : order) {
     double s = 0;
+    bool seen = false;
     for (auto& [n, v] : prof.phases)
-      if (std::strcmp(n, name) == 0) s += v;
+      if (std::strcmp(n, name) == 0) {
+        s += v;
+        seen = true;
+      }
+    if (!seen && (std::strcmp(name, "clip_grad") == 0 || std::strcmp(name, "ema") == 0)) continue;  // off
     phased += s;
     std::printf("  %-22s %9.3f %5.1f%%\n", name, s * per, 100 * s * per / step_ms);
     if (std::strcmp(name, "backward") == 0)
@@ -180,30 +144,38 @@ int cmd_bench_train(const std::vector<std::string>& args) {
   if (threads > 0) omp_set_num_threads(threads);
   threads = omp_get_max_threads();
 
+  const TrainSpec spec = TrainSpec::from(cfg);
   const Device device = resolve_device(cfg, false);
   apply_precision(cfg, device, false);
   std::shared_ptr<Module> model = build_model(cfg);  // seeds the default generator from train.seed
   model->train();
-  model->to(device);  // before the optimizer: its state is created on the parameters' device
-  std::vector<Param> params = model->parameters();
-  std::unique_ptr<Optimizer> optim = make_optimizer(cfg, params);
+  model->to(device);  // before the optimizer and the EMA: their state is created on the parameters' device
+  std::unique_ptr<Optimizer> optim = make_optimizer(spec.optim, model->parameters());
+  std::unique_ptr<Ema> ema = spec.ema_decay > 0 ? std::make_unique<Ema>(*model, spec.ema_decay) : nullptr;
 
-  const int64_t B = cfg.get_int("train.batch_size"), C = cfg.get_int("model.channels"),
-                S = cfg.get_int("model.image_size"), K = cfg.get_int("model.num_classes");
+  const int64_t B = spec.batch_size, C = cfg.get_int("model.channels"), S = cfg.get_int("model.image_size"),
+                K = cfg.get_int("model.num_classes");
   Generator gen(1);
   std::vector<int64_t> y(B);
   for (int64_t i = 0; i < B; ++i) y[i] = (i * 7 + 3) % K;
-  TrainStep step{*model, *optim, normal({B, C, S, S}, 0, 1, DType::F32, &gen).to(device),
-                 from_indices(y, {B}).to(device), cfg.get_float("train.label_smoothing"), cfg.get_float("train.lr")};
+  Batch batch;
+  batch.images = normal({B, C, S, S}, 0, 1, DType::F32, &gen).to(device);
+  batch.labels = from_indices(y, {B}).to(device);
+  // train()'s step at a constant learning rate; the loss stays on the device (reading it
+  // syncs a CUDA device), so the timed loops read it once per run.
+  auto step = [&]() { return train_step(*model, *optim, ema.get(), batch, spec, spec.lr).loss; };
 
-  std::printf("bench train %s: %s, %lld parameters, batch %lld of %lldx%lldx%lld, %s, %d threads, %s, label smoothing %g\n",
+  std::printf("bench train %s: %s, %lld parameters, batch %lld of %lldx%lldx%lld, %s, %d threads, %s, label smoothing %g",
               a.config.c_str(), cfg.get_string("model.type").c_str(), (long long)model->num_parameters(),
               (long long)B, (long long)C, (long long)S, (long long)S, device_name(device), threads,
-              cfg.get_string("train.optimizer").c_str(), step.label_smoothing);
+              spec.optim.kind.c_str(), spec.label_smoothing);
+  if (spec.clip_grad > 0) std::printf(", clip_grad %g", spec.clip_grad);
+  if (ema) std::printf(", EMA %g", spec.ema_decay);
+  std::printf("\n");
   std::fflush(stdout);
 
   Tensor warm;
-  for (int64_t i = 0; i < a.warmup; ++i) warm = step.run();
+  for (int64_t i = 0; i < a.warmup; ++i) warm = step();
   if (warm.defined()) warm.item();  // the warmup has finished on the device too
   std::vector<double> ips;
   double loss = 0;
@@ -211,7 +183,7 @@ int cmd_bench_train(const std::vector<std::string>& args) {
     auto t0 = Clock::now();
     double c0 = cpu_seconds();
     Tensor last;
-    for (int64_t i = 0; i < a.steps; ++i) last = step.run();
+    for (int64_t i = 0; i < a.steps; ++i) last = step();
     loss = last.item();  // waits for the device: the run's time includes all its work
     double dt = seconds(t0), cpu = cpu_seconds() - c0;
     ips.push_back((double)(B * a.steps) / dt);
@@ -229,7 +201,7 @@ int cmd_bench_train(const std::vector<std::string>& args) {
     OpProfile prof;
     auto t0 = Clock::now();
     Tensor last;
-    for (int64_t i = 0; i < a.profile_steps; ++i) last = step.run();
+    for (int64_t i = 0; i < a.profile_steps; ++i) last = step();
     last.item();
     double dt = seconds(t0);
     // NOTE: on CUDA the per-op times are launch (host) times, not kernel times.

@@ -3,21 +3,11 @@
 #include <cmath>
 #include <map>
 
-#include "autograd/dispatch.h"
-#include "runtime/cuda/runtime.h"
-#include "kernels/optim/optim_math.h"
-#if defined(PW_HAVE_CUDA)
-#include "kernels/optim/optim_cuda.h"
-#endif
+#include "kernels/optim/optim.h"
 
 namespace pw {
 
 namespace {
-// The optimizer math runs on float32 or float64 parameters alike.
-template <class F>
-void for_each_float(const Tensor& t, const char* op, F&& f) {
-  dispatch_float(t.dtype(), op, [&](auto tag) { f(tag); });
-}
 std::map<std::string, Tensor> as_map(const std::vector<std::pair<std::string, Tensor>>& s) {
   return std::map<std::string, Tensor>(s.begin(), s.end());
 }
@@ -44,6 +34,15 @@ void check_state_device(const char* op, const Param& p, const Tensor& s) {
            device_name(s.device()), " but the parameter is on ", device_name(p.tensor.device()),
            "; build the optimizer after Module::to (or rebuild it)");
 }
+// The gradients of the parameters that have one, in order.
+std::vector<Tensor> grads_of(const std::vector<Param>& params) {
+  std::vector<Tensor> gs;
+  for (const Param& p : params) {
+    Tensor g = p.tensor.grad();
+    if (g.defined()) gs.push_back(g);
+  }
+  return gs;
+}
 }  // namespace
 
 void Optimizer::zero_grad() {
@@ -60,56 +59,20 @@ AdamW::AdamW(std::vector<Param> ps, double b1, double b2, double eps, double wd)
   param_steps.assign(params.size(), 0);
 }
 
+// Every parameter with a gradient in one call (one launch on CUDA).
 void AdamW::step(double lr) {
   ++steps;
-  if (params_device(params, "AdamW") == Device::CUDA) {
-    if constexpr (kHaveCuda) {
-      step_cuda(lr);
-      return;
-    }
-  }
+  params_device(params, "AdamW");
+  std::vector<AdamWSlot> ts;
+  ts.reserve(params.size());
   for (size_t k = 0; k < params.size(); ++k) {
     Tensor g = params[k].tensor.grad();
     if (!g.defined()) continue;
-    double t = (double)++param_steps[k];
-    double bc1 = 1 - std::pow(beta1, t), bc2 = 1 - std::pow(beta2, t);
-    double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2);
-    double wd = params[k].decay ? weight_decay : 0.0;
-    check_state_device("AdamW", params[k], exp_avg[k]);
-    for_each_float(params[k].tensor, "AdamW", [&](auto tag) {
-      using T = decltype(tag);
-      T* p = params[k].tensor.data<T>();
-      const T* gp = g.data<T>();
-      T* m = exp_avg[k].data<T>();
-      T* v = exp_avg_sq[k].data<T>();
-      int64_t n = params[k].tensor.numel();
-      const T b1 = (T)beta1, b2 = (T)beta2, decay = (T)(1 - lr * wd), ss = (T)step_size, bs = (T)bc2_sqrt, e = (T)eps;
-#pragma omp parallel for if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) math::adamw_update(p[i], m[i], v[i], gp[i], b1, b2, decay, ss, bs, e);
-    });
-  }
-}
-
-// Every parameter with a gradient in ONE launch (kernels/optim/optim_cuda.h).
-void AdamW::step_cuda(double lr) {
-#if defined(PW_HAVE_CUDA)
-  std::vector<AdamWTensor<float>> ts;
-  for (size_t k = 0; k < params.size(); ++k) {
-    Tensor g = params[k].tensor.grad();
-    if (!g.defined()) continue;
-    const Tensor& p = params[k].tensor;
-    PW_CHECK(p.dtype() == DType::F32, "AdamW: parameter '", params[k].name, "' is ", p.str(),
-             "; the CUDA optimizer updates f32 parameters only");
     check_state_device("AdamW", params[k], exp_avg[k]);
     check_state_device("AdamW", params[k], exp_avg_sq[k]);
-    ts.push_back({p.data<float>(), g.data<float>(), exp_avg[k].data<float>(), exp_avg_sq[k].data<float>(), p.numel(),
-                  ++param_steps[k], params[k].decay ? 1 : 0});
+    ts.push_back({params[k].tensor, g, exp_avg[k], exp_avg_sq[k], ++param_steps[k], params[k].decay});
   }
-  adamw_step_cuda<float>(ts, lr, beta1, beta2, eps, weight_decay);
-#else
-  (void)lr;
-  PW_FAIL("AdamW: CUDA parameters in a build without CUDA");
-#endif
+  adamw_step(ts, {lr, beta1, beta2, eps, weight_decay});
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state() const {
@@ -144,41 +107,18 @@ SGD::SGD(std::vector<Param> ps, double momentum, double wd, bool nesterov)
 
 void SGD::step(double lr) {
   ++steps;
-  const bool on_cuda = params_device(params, "SGD") == Device::CUDA;
-#if defined(PW_HAVE_CUDA)
-  std::vector<SgdTensor<float>> ts;
-#endif
+  params_device(params, "SGD");
+  std::vector<SgdSlot> ts;
+  ts.reserve(params.size());
   for (size_t k = 0; k < params.size(); ++k) {
     Tensor g = params[k].tensor.grad();
     if (!g.defined()) continue;
-    double wd = params[k].decay ? weight_decay : 0.0;
     bool first = !momentum_buffer[k].defined();
     if (momentum != 0 && first) momentum_buffer[k] = zeros(g.shape(), g.dtype(), g.device());
     if (momentum != 0) check_state_device("SGD", params[k], momentum_buffer[k]);
-    if (on_cuda) {
-#if defined(PW_HAVE_CUDA)
-      const Tensor& p = params[k].tensor;
-      PW_CHECK(p.dtype() == DType::F32, "SGD: parameter '", params[k].name, "' is ", p.str(),
-               "; the CUDA optimizer updates f32 parameters only");
-      ts.push_back({p.data<float>(), g.data<float>(), momentum != 0 ? momentum_buffer[k].data<float>() : nullptr,
-                    p.numel(), params[k].decay ? 1 : 0, first ? 1 : 0});
-#endif
-      continue;
-    }
-    for_each_float(params[k].tensor, "SGD", [&](auto tag) {
-      using T = decltype(tag);
-      T* p = params[k].tensor.data<T>();
-      const T* gp = g.data<T>();
-      T* buf = momentum != 0 ? momentum_buffer[k].data<T>() : nullptr;
-      int64_t n = params[k].tensor.numel();
-      const T mu = (T)momentum, w = (T)wd, l = (T)lr;
-#pragma omp parallel for if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) math::sgd_update(p[i], buf ? buf + i : nullptr, gp[i], l, mu, w, nesterov, first);
-    });
+    ts.push_back({params[k].tensor, g, momentum != 0 ? momentum_buffer[k] : Tensor(), params[k].decay, first});
   }
-#if defined(PW_HAVE_CUDA)
-  if (on_cuda) sgd_step_cuda<float>(ts, lr, momentum, weight_decay, nesterov);  // all parameters, one launch
-#endif
+  sgd_step(ts, {lr, momentum, weight_decay, nesterov});
 }
 
 std::vector<std::pair<std::string, Tensor>> SGD::state() const {
@@ -208,124 +148,49 @@ double LrSchedule::at(int64_t step) const {
   return min_lr + 0.5 * (base_lr - min_lr) * (1 + std::cos(M_PI * t));
 }
 
-double grad_norm(const std::vector<Param>& params) {
-  if (params_device(params, "grad_norm") == Device::CUDA) return grad_norm_tensor(params).item();
-  double total = 0;
-  for (const Param& p : params) {
-    Tensor g = p.tensor.grad();
-    if (!g.defined()) continue;
-    for_each_float(g, "grad_norm", [&](auto tag) {
-      using T = decltype(tag);
-      const T* d = g.data<T>();
-      double s = 0;
-      for (int64_t i = 0, n = g.numel(); i < n; ++i) s += (double)d[i] * d[i];
-      total += s;
-    });
-  }
-  return std::sqrt(total);
-}
-
-double clip_grad_norm(const std::vector<Param>& params, double max_norm) {
-  if (params_device(params, "clip_grad_norm") == Device::CUDA) return clip_grad_norm_tensor(params, max_norm).item();
-  double norm = grad_norm(params);
-  double coef = max_norm / (norm + 1e-6);
-  if (coef >= 1) return norm;
-  for (const Param& p : params) {
-    Tensor g = p.tensor.grad();
-    if (!g.defined()) continue;
-    for_each_float(g, "clip_grad_norm", [&](auto tag) {
-      using T = decltype(tag);
-      T* d = g.data<T>();
-      for (int64_t i = 0, n = g.numel(); i < n; ++i) d[i] *= (T)coef;
-    });
-  }
-  return norm;
-}
-
-namespace {
-#if defined(PW_HAVE_CUDA)
-// The f32 gradients of params (on CUDA), with their sizes.
-void cuda_grads(const std::vector<Param>& params, const char* op, std::vector<float*>& gs, std::vector<int64_t>& ns) {
-  for (const Param& p : params) {
-    Tensor g = p.tensor.grad();
-    if (!g.defined()) continue;
-    PW_CHECK(g.dtype() == DType::F32, op, ": gradient of '", p.name, "' is ", g.str(), "; CUDA handles f32 only");
-    PW_CHECK(g.device() == Device::CUDA, op, ": gradient of '", p.name, "' is on ", device_name(g.device()),
-             " but its parameter is on cuda");
-    gs.push_back(g.data<float>());
-    ns.push_back(g.numel());
-  }
-}
-#endif
-}  // namespace
-
 Tensor grad_norm_tensor(const std::vector<Param>& params) {
-  if (params_device(params, "grad_norm") == Device::CPU) return full({1}, grad_norm(params), DType::F64);
-#if defined(PW_HAVE_CUDA)
-  std::vector<float*> gs;
-  std::vector<int64_t> ns;
-  cuda_grads(params, "grad_norm", gs, ns);
-  Tensor norm = empty({1}, DType::F64, Device::CUDA);
-  grad_norm_cuda<float>(norm.data<double>(), std::vector<const float*>(gs.begin(), gs.end()), ns);
-  return norm;
-#else
-  PW_FAIL("grad_norm: CUDA parameters in a build without CUDA");
-#endif
+  return global_norm(grads_of(params), params_device(params, "grad_norm"));
 }
 
 Tensor clip_grad_norm_tensor(const std::vector<Param>& params, double max_norm) {
-  if (params_device(params, "clip_grad_norm") == Device::CPU)
-    return full({1}, clip_grad_norm(params, max_norm), DType::F64);
-#if defined(PW_HAVE_CUDA)
   Tensor norm = grad_norm_tensor(params);
-  std::vector<float*> gs;
-  std::vector<int64_t> ns;
-  cuda_grads(params, "clip_grad_norm", gs, ns);
-  clip_scale_cuda<float>(gs, ns, norm.data<double>(), max_norm);
+  clip_to_norm(grads_of(params), norm, max_norm);
   return norm;
-#else
-  (void)max_norm;
-  PW_FAIL("clip_grad_norm: CUDA parameters in a build without CUDA");
-#endif
+}
+
+double grad_norm(const std::vector<Param>& params) { return grad_norm_tensor(params).item(); }
+
+double clip_grad_norm(const std::vector<Param>& params, double max_norm) {
+  return clip_grad_norm_tensor(params, max_norm).item();
 }
 
 Ema::Ema(const Module& m, double decay) : decay(decay) {
   for (auto& [n, t] : m.state_dict()) shadow.emplace_back(n, t.detach().clone());
 }
+
+// Every float tensor of the state dict in one call (integer buffers, e.g. counters, are skipped).
 void Ema::update(const Module& m) {
   auto sd = m.state_dict();
   PW_CHECK(sd.size() == shadow.size(), "Ema: the model changed its parameters");
-#if defined(PW_HAVE_CUDA)
-  std::vector<float*> es;
-  std::vector<const float*> ps;
-  std::vector<int64_t> ns;
-#endif
+  std::vector<Tensor> es, ps;
+  es.reserve(sd.size());
+  ps.reserve(sd.size());
   for (size_t k = 0; k < sd.size(); ++k) {
-    Tensor& e = shadow[k].second;
+    const Tensor& e = shadow[k].second;
     const Tensor& p = sd[k].second;
     if (p.dtype() == DType::I64) continue;
     PW_CHECK(e.device() == p.device(), "Ema: '", sd[k].first, "' is on ", device_name(p.device()),
              " but its average on ", device_name(e.device()), "; create the Ema after Module::to");
-    if (p.device() == Device::CUDA) {
-#if defined(PW_HAVE_CUDA)
-      PW_CHECK(p.dtype() == DType::F32, "Ema: '", sd[k].first, "' is ", p.str(), "; CUDA averages f32 only");
-      es.push_back(e.data<float>());
-      ps.push_back(p.data<float>());
-      ns.push_back(p.numel());
-#endif
-      continue;
-    }
-    for_each_float(p, "Ema", [&](auto tag) {
-      using T = decltype(tag);
-      T* ed = e.data<T>();
-      const T* pd = p.data<T>();
-      const T d = (T)decay;
-      for (int64_t i = 0, n = p.numel(); i < n; ++i) ed[i] = math::ema_update(ed[i], pd[i], d);
-    });
+    es.push_back(e);
+    ps.push_back(p);
   }
-#if defined(PW_HAVE_CUDA)
-  if (!ns.empty()) ema_update_cuda<float>(es, ps, ns, decay);  // every tensor, one launch
-#endif
+  ema_update(es, ps, decay);
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimSpec& s, std::vector<Param> params) {
+  if (s.kind == "adamw") return std::make_unique<AdamW>(std::move(params), s.beta1, s.beta2, s.eps, s.weight_decay);
+  PW_CHECK(s.kind == "sgd", "make_optimizer: unknown optimizer '", s.kind, "' (adamw or sgd)");
+  return std::make_unique<SGD>(std::move(params), s.momentum, s.weight_decay, s.nesterov);
 }
 
 }  // namespace pw

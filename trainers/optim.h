@@ -1,9 +1,12 @@
 // Optimizers, learning-rate schedules, gradient clipping and weight EMA.
 // All update parameters in place, outside autograd, with PyTorch's exact
-// formulas (so results can be compared step for step). Parameters (and the
-// optimizer's state) on CUDA are updated by the multi-tensor kernels of
-// kernels/optim/optim_cuda.h: build the optimizer after Module::to.
+// formulas (so results can be compared step for step). The updates are the
+// optimizer family's ops (kernels/optim/optim.h: one multi-tensor kernel per
+// device); this file keeps the state (moments, step counts, buffers) and
+// checkpoints it. The state is created on the parameters' device: build the
+// optimizer (and the Ema) after Module::to.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,12 +35,9 @@ struct AdamW : Optimizer {
   // only on steps where it had a gradient (PyTorch's state['step']).
   std::vector<int64_t> param_steps;
   AdamW(std::vector<Param> ps, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double wd = 0.05);
-  // On CUDA (all parameters there) every parameter is updated by one launch.
   void step(double lr) override;
   std::vector<std::pair<std::string, Tensor>> state() const override;
   void load_state(const std::vector<std::pair<std::string, Tensor>>& s) override;
- private:
-  void step_cuda(double lr);
 };
 
 // torch.optim.SGD with momentum / Nesterov and L2 weight decay.
@@ -50,6 +50,18 @@ struct SGD : Optimizer {
   std::vector<std::pair<std::string, Tensor>> state() const override;
   void load_state(const std::vector<std::pair<std::string, Tensor>>& s) override;
 };
+
+// What a config's train.optimizer, train.weight_decay, train.betas,
+// train.momentum and train.nesterov say (trainers/trainer.h: TrainSpec).
+struct OptimSpec {
+  std::string kind = "adamw";  // adamw | sgd
+  double weight_decay = 0.05;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
+  double momentum = 0.9;                          // sgd
+  bool nesterov = false;                          // sgd
+};
+// The optimizer a spec describes, over `params` (after Module::to).
+std::unique_ptr<Optimizer> make_optimizer(const OptimSpec& spec, std::vector<Param> params);
 
 // Learning rate at optimizer step `step` (0-based) of `total` steps.
 struct LrSchedule {

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "autograd/profile.h"
 #include "kernels/ops.h"
 #include "data/device_loader.h"
 #include "data/loader.h"
@@ -46,11 +47,6 @@ std::string json_num(double v) {
   os.precision(8);
   os << v;
   return os.str();
-}
-
-void set_threads(const Config& cfg) {
-  int64_t t = cfg.get_int("train.threads");
-  if (t > 0) omp_set_num_threads((int)t);
 }
 
 TransformConfig transform_config(const Config& cfg, const Dataset& ds) {
@@ -273,7 +269,7 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   dl.set_position(0, 0);
   EvalAccumulator acc(ds.num_classes()), single(ds.num_classes());
   Batch b;
-  const bool tta = cfg.get_bool("eval.hflip_tta");
+  const bool tta = EvalSpec::from(cfg).hflip_tta;
   while (dl.next(b)) {
     Tensor plain;
     Tensor labels = b.labels.cpu();
@@ -314,124 +310,182 @@ EvalResult evaluate_ema(Module& model, const Ema& ema, const Config& cfg, const 
   return evaluate(model, cfg, ds);
 }
 
-// --- training ---
+// --- specs ---
 
-TrainResult train(const Config& cfg, const TrainOptions& opt) {
-  set_threads(cfg);
-  const Device device = resolve_device(cfg, opt.quiet);
-  apply_precision(cfg, device, opt.quiet);
-  TrainResult res;
-  LoadedCheckpoint ck;
-  if (!opt.resume_dir.empty()) {
-    res.run_dir = opt.resume_dir;
-    std::string dir = latest_checkpoint(opt.resume_dir);
-    PW_CHECK(!dir.empty(), opt.resume_dir, ": nothing to resume, this run folder has no checkpoints/latest; ",
-             "start a new run with --out instead");
-    ck = load_checkpoint(dir);
-    PW_CHECK(ck.has_state, dir, ": has weights but no training state (state.safetensors); it cannot be resumed");
-    if (ck.state.config_hash != cfg.hash()) {
-      Config old = Config::parse(ck.state.config_yaml, dir + "/state.safetensors");
-      std::string diff;
-      for (auto& d : config_diff(old, cfg)) diff += (diff.empty() ? "" : "; ") + d;
-      PW_FAIL("--resume ", opt.resume_dir, ": the config differs from the checkpoint's: ",
-              diff.empty() ? std::string("(hash mismatch)") : diff,
-              ". Resume with the run's own config.yaml, or start a new run.");
-    }
-  } else {
-    res.run_dir = opt.out_dir.empty() ? default_run_dir(cfg) : opt.out_dir;
-    PW_CHECK(!fs::exists(fs::path(res.run_dir) / "checkpoints" / "latest"), res.run_dir,
-             ": already holds a run; pass --resume ", res.run_dir, " to continue it or choose another --out");
-    fs::create_directories(res.run_dir);
-    write_file_atomic((fs::path(res.run_dir) / "config.yaml").string(), cfg.to_yaml());
-  }
+TrainSpec TrainSpec::from(const Config& cfg) {
+  TrainSpec s;
+  s.epochs = cfg.get_int("train.epochs");
+  s.batch_size = cfg.get_int("train.batch_size");
+  s.seed = cfg.get_int("train.seed");
+  s.threads = (int)cfg.get_int("train.threads");
+  s.optim.kind = cfg.get_string("train.optimizer");
+  s.optim.weight_decay = cfg.get_float("train.weight_decay");
+  const std::vector<double> betas = cfg.get_floats("train.betas");
+  s.optim.beta1 = betas[0];
+  s.optim.beta2 = betas[1];
+  s.optim.momentum = cfg.get_float("train.momentum");
+  s.optim.nesterov = cfg.get_bool("train.nesterov");
+  s.schedule = cfg.get_string("train.schedule");
+  s.lr = cfg.get_float("train.lr");
+  s.min_lr = cfg.get_float("train.min_lr");
+  s.warmup_epochs = cfg.get_float("train.warmup_epochs");
+  s.step_size_epochs = cfg.get_int("train.step_size");
+  s.gamma = cfg.get_float("train.gamma");
+  s.label_smoothing = cfg.get_float("train.label_smoothing");
+  s.clip_grad = cfg.get_float("train.clip_grad");
+  s.ema_decay = cfg.get_float("train.ema_decay");
+  s.log_every = cfg.get_int("train.log_every");
+  s.eval_every = cfg.get_int("train.eval_every");
+  s.checkpoint_every = cfg.get_int("train.checkpoint_every");
+  s.checkpoint_steps = cfg.get_int("train.checkpoint_steps");
+  s.keep_checkpoints = (int)cfg.get_int("train.keep_checkpoints");
+  return s;
+}
 
-  std::shared_ptr<Dataset> train_ds = open_split(cfg, true), test_ds = open_split(cfg, false);
-  check_model_matches_data(cfg, *train_ds);
-  std::shared_ptr<Module> model = build_model(cfg);  // also seeds the default generator
-  model->train();
-  // Before the optimizer and the EMA are built: their state is created on the model's device.
-  model->to(device);
-
-  std::vector<Param> params = model->parameters();
-  std::unique_ptr<Optimizer> optim;
-  if (cfg.get_string("train.optimizer") == "adamw") {
-    auto b = cfg.get_floats("train.betas");
-    optim = std::make_unique<AdamW>(params, b[0], b[1], 1e-8, cfg.get_float("train.weight_decay"));
-  } else {
-    optim = std::make_unique<SGD>(params, cfg.get_float("train.momentum"), cfg.get_float("train.weight_decay"),
-                                  cfg.get_bool("train.nesterov"));
-  }
-  std::unique_ptr<Ema> ema;
-  if (cfg.get_float("train.ema_decay") > 0) ema = std::make_unique<Ema>(*model, cfg.get_float("train.ema_decay"));
-
-  DataLoader loader(train_ds, Transform(transform_config(cfg, *train_ds), /*train=*/true),
-                    loader_config(cfg, true), mixup_config(cfg));
-  DeviceLoader dloader(loader, device);  // pinned, double-buffered H2D copies on CUDA
-  int64_t spe = loader.num_batches(), epochs = cfg.get_int("train.epochs");
-  PW_CHECK(spe > 0, "train.batch_size ", cfg.get_int("train.batch_size"), " is larger than the training set (",
-           train_ds->size(), " images); lower it");
+LrSchedule TrainSpec::schedule_for(int64_t spe) const {
   LrSchedule sched;
-  sched.kind = cfg.get_string("train.schedule");
-  sched.base_lr = cfg.get_float("train.lr");
-  sched.min_lr = cfg.get_float("train.min_lr");
+  sched.kind = schedule;
+  sched.base_lr = lr;
+  sched.min_lr = min_lr;
   sched.total_steps = epochs * spe;
-  sched.warmup_steps = (int64_t)std::llround(cfg.get_float("train.warmup_epochs") * spe);
-  sched.step_size = cfg.get_int("train.step_size") * spe;
-  sched.gamma = cfg.get_float("train.gamma");
+  sched.warmup_steps = (int64_t)std::llround(warmup_epochs * spe);
+  sched.step_size = step_size_epochs * spe;
+  sched.gamma = gamma;
+  return sched;
+}
 
+EvalSpec EvalSpec::from(const Config& cfg) {
+  EvalSpec s;
+  s.batch_size = cfg.get_int("eval.batch_size");
+  s.hflip_tta = cfg.get_bool("eval.hflip_tta");
+  return s;
+}
+
+// --- one step ---
+
+StepOut train_step(Module& model, Optimizer& optim, Ema* ema, const Batch& b, const TrainSpec& spec, double lr,
+                   const std::function<void(const Tensor& loss)>& on_loss) {
+  StepOut out;
+  Tensor loss;
+  {
+    OpProfile::Scope s("forward + loss");
+    if (OpProfile* prof = OpProfile::current()) prof->mark();
+    loss = loss_of(model(b.images), b, spec.label_smoothing);
+  }
+  out.loss = loss.detach();
+  if (on_loss) on_loss(out.loss);
+  {
+    OpProfile::Scope s("zero_grad");
+    optim.zero_grad();
+  }
+  {
+    OpProfile::Scope s("backward");
+    loss.backward();
+  }
+  if (spec.clip_grad > 0) {
+    OpProfile::Scope s("clip_grad");
+    out.grad_norm = clip_grad_norm_tensor(optim.params, spec.clip_grad);
+  }
+  {
+    OpProfile::Scope s("optimizer");
+    optim.step(lr);
+  }
+  if (ema) {
+    OpProfile::Scope s("ema");
+    ema->update(model);
+  }
+  return out;
+}
+
+// --- the training loop's parts ---
+
+namespace {
+
+// A new run folder, or the checkpoint of the run to resume (checked against cfg).
+LoadedCheckpoint open_run(const Config& cfg, const TrainOptions& opt, std::string& run_dir) {
+  LoadedCheckpoint ck;
+  if (opt.resume_dir.empty()) {
+    run_dir = opt.out_dir.empty() ? default_run_dir(cfg) : opt.out_dir;
+    PW_CHECK(!fs::exists(fs::path(run_dir) / "checkpoints" / "latest"), run_dir,
+             ": already holds a run; pass --resume ", run_dir, " to continue it or choose another --out");
+    fs::create_directories(run_dir);
+    write_file_atomic((fs::path(run_dir) / "config.yaml").string(), cfg.to_yaml());
+    return ck;
+  }
+  run_dir = opt.resume_dir;
+  std::string dir = latest_checkpoint(opt.resume_dir);
+  PW_CHECK(!dir.empty(), opt.resume_dir, ": nothing to resume, this run folder has no checkpoints/latest; ",
+           "start a new run with --out instead");
+  ck = load_checkpoint(dir);
+  PW_CHECK(ck.has_state, dir, ": has weights but no training state (state.safetensors); it cannot be resumed");
+  if (ck.state.config_hash != cfg.hash()) {
+    Config old = Config::parse(ck.state.config_yaml, dir + "/state.safetensors");
+    std::string diff;
+    for (auto& d : config_diff(old, cfg)) diff += (diff.empty() ? "" : "; ") + d;
+    PW_FAIL("--resume ", opt.resume_dir, ": the config differs from the checkpoint's: ",
+            diff.empty() ? std::string("(hash mismatch)") : diff,
+            ". Resume with the run's own config.yaml, or start a new run.");
+  }
+  return ck;
+}
+
+// Where training starts: step 0, or where the checkpoint left off (weights,
+// optimizer moments, EMA and the RNG restored).
+TrainState start_state(const Config& cfg, const LoadedCheckpoint& ck, Module& model, Optimizer& optim, Ema* ema) {
   TrainState st;
   st.config_hash = cfg.hash();
   st.config_yaml = cfg.to_yaml();
-  if (ck.has_state) {
-    model->load_state_dict(ck.model);
-    optim->load_state(ck.optimizer);
-    if (ema) {
-      std::map<std::string, Tensor> m(ck.ema.begin(), ck.ema.end());
-      for (auto& [n, t] : ema->shadow) {
-        PW_CHECK(m.count(n), ck.dir, ": EMA weights lack '", n, "'");
-        copy_into(t, m.at(n));
-      }
+  if (!ck.has_state) return st;
+  model.load_state_dict(ck.model);
+  optim.load_state(ck.optimizer);
+  if (ema) {
+    std::map<std::string, Tensor> m(ck.ema.begin(), ck.ema.end());
+    for (auto& [n, t] : ema->shadow) {
+      PW_CHECK(m.count(n), ck.dir, ": EMA weights lack '", n, "'");
+      copy_into(t, m.at(n));
     }
-    st.step = ck.state.step;
-    st.epoch = ck.state.epoch;
-    st.batch = ck.state.batch;
-    default_generator() = ck.state.rng;
   }
+  st.step = ck.state.step;
+  st.epoch = ck.state.epoch;
+  st.batch = ck.state.batch;
+  default_generator() = ck.state.rng;
+  return st;
+}
 
-  const double ls = cfg.get_float("train.label_smoothing"), clip = cfg.get_float("train.clip_grad");
-  const int64_t log_every = cfg.get_int("train.log_every"), eval_every = cfg.get_int("train.eval_every"),
-                ckpt_every = cfg.get_int("train.checkpoint_every"), ckpt_steps = cfg.get_int("train.checkpoint_steps");
-  const int keep = (int)cfg.get_int("train.keep_checkpoints");
-  MetricsLog metrics((fs::path(res.run_dir) / "metrics.jsonl").string());
-  bool tty = isatty(fileno(stdout)) && !opt.quiet;
-  auto checkpoint = [&]() {
-    st.rng = default_generator();
-    return save_checkpoint(res.run_dir, *model, *optim, ema.get(), st, keep);
-  };
-  std::string last_ckpt = ck.dir;
-  if (!opt.quiet)
-    std::cout << "patchwork: training " << cfg.get_string("model.type") << " (" << model->num_parameters()
-              << " parameters) on " << train_ds->name() << " (" << train_ds->size() << " images), " << epochs
-              << " epochs x " << spe << " steps, run folder " << res.run_dir << "\n"
-              << std::flush;
+// Sees the loop after every step (st: the steps done, the next batch) and at
+// the end of every epoch (st: the next epoch, batch 0).
+struct TrainObserver {
+  virtual ~TrainObserver() = default;
+  virtual void on_step(const TrainState& st, const StepOut& out, double lr, int64_t images) {}
+  virtual void on_epoch_end(const TrainState& st) {}
+};
 
-  auto t_start = Clock::now(), t_window = Clock::now();
-  int64_t images_window = 0, steps_at_start = st.step;
-  double loss_window = 0;
-  int64_t loss_count = 0;
-  // Losses (and the gradient norm) stay on the device until a log step, a
-  // checkpoint or the epoch's end reads them back: on CUDA one sync per log
-  // step, not per step. On the CPU reading is free, and each loss is checked
-  // before its backward as ever.
-  const bool on_cuda = device == Device::CUDA;
-  struct PendingLoss {
+// The losses: they stay on the device until a log step, a checkpoint or the
+// epoch's end reads them back (on CUDA one sync per log step, not per step; on
+// the CPU reading is free and each loss is read before its backward). A
+// non-finite loss stops training, naming the step and the last good checkpoint.
+struct LossBook {
+  MetricsLog& metrics;
+  std::vector<double>& losses;    // every loss read, in order (TrainResult::losses)
+  const std::string& last_ckpt;   // the last checkpoint written ("" = none)
+  bool deferred;                  // on CUDA
+  struct Pending {
     int64_t step, epoch, batch;
     Tensor loss;  // (1) detached, on the device
   };
-  std::vector<PendingLoss> pending;
-  double lv = 0;  // the last loss read back
-  auto flush_losses = [&]() {
-    for (const PendingLoss& p : pending) {
+  std::vector<Pending> pending;
+  double window_sum = 0, last = 0;  // since the last log line; the last loss read
+  int64_t window_count = 0;
+
+  LossBook(MetricsLog& metrics, std::vector<double>& losses, const std::string& last_ckpt, bool deferred)
+      : metrics(metrics), losses(losses), last_ckpt(last_ckpt), deferred(deferred) {}
+
+  void add(const TrainState& st, int64_t batch, const Tensor& loss) {
+    pending.push_back({st.step, st.epoch, batch, loss});
+    if (!deferred) flush();
+  }
+  void flush() {
+    for (const Pending& p : pending) {
       const double v = p.loss.item();
       if (!std::isfinite(v)) {
         metrics.write("{\"step\": " + std::to_string(p.step) + ", \"epoch\": " + std::to_string(p.epoch) +
@@ -440,106 +494,214 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
                 "); ", last_ckpt.empty() ? std::string("no checkpoint was written yet") : "the last good checkpoint is " + last_ckpt,
                 ". Lower train.lr or set train.clip_grad, then resume or restart.");
       }
-      res.losses.push_back(v);
-      loss_window += v;
-      ++loss_count;
-      lv = v;
+      losses.push_back(v);
+      window_sum += v;
+      ++window_count;
+      last = v;
     }
     pending.clear();
-  };
-  while (st.epoch < epochs) {
-    dloader.set_position(st.epoch, st.batch);
+  }
+  double window_mean() const { return window_sum / window_count; }
+  void reset_window() {
+    window_sum = 0;
+    window_count = 0;
+  }
+};
+
+// Checkpoints every train.checkpoint_steps steps, every train.checkpoint_every
+// epochs and after the last; never with an unread loss pending.
+struct Checkpointer : TrainObserver {
+  const TrainSpec& spec;
+  const std::string& run_dir;
+  const Module& model;
+  const Optimizer& optim;
+  const Ema* ema;
+  TrainState& st;
+  LossBook* losses = nullptr;
+  std::string last;  // the last checkpoint folder written (or resumed from)
+
+  Checkpointer(const TrainSpec& spec, const std::string& run_dir, const Module& model, const Optimizer& optim,
+               const Ema* ema, TrainState& st, std::string resumed_from)
+      : spec(spec), run_dir(run_dir), model(model), optim(optim), ema(ema), st(st), last(std::move(resumed_from)) {}
+  void save() {
+    losses->flush();  // never checkpoint weights a non-finite loss has touched unseen
+    st.rng = default_generator();
+    last = save_checkpoint(run_dir, model, optim, ema, st, spec.keep_checkpoints);
+  }
+  void on_step(const TrainState& s, const StepOut&, double, int64_t) override {
+    if (spec.checkpoint_steps > 0 && s.step % spec.checkpoint_steps == 0) save();
+  }
+  void on_epoch_end(const TrainState& s) override {
+    if (s.epoch == spec.epochs || (spec.checkpoint_every > 0 && s.epoch % spec.checkpoint_every == 0)) save();
+  }
+};
+
+// metrics.jsonl's step lines every train.log_every steps, and the console: a
+// progress bar on a terminal (on CUDA moved at log steps only), else a line per log step.
+struct ProgressLog : TrainObserver {
+  const TrainSpec& spec;
+  MetricsLog& metrics;
+  LossBook& losses;
+  int64_t steps_per_epoch, first_step;
+  bool tty, quiet, deferred;
+  Clock::time_point start = Clock::now(), window = Clock::now();
+  int64_t images_window = 0;
+
+  ProgressLog(const TrainSpec& spec, MetricsLog& metrics, LossBook& losses, int64_t spe, int64_t first_step, bool quiet)
+      : spec(spec), metrics(metrics), losses(losses), steps_per_epoch(spe), first_step(first_step),
+        tty(isatty(fileno(stdout)) && !quiet), quiet(quiet), deferred(losses.deferred) {}
+
+  void on_step(const TrainState& st, const StepOut& out, double lr, int64_t images) override {
+    images_window += images;
+    const bool log_now = st.step % spec.log_every == 0;
+    if (!log_now && !(tty && !deferred)) return;
+    if (log_now) losses.flush();
+    const double gnorm = out.grad_norm.defined() && log_now ? out.grad_norm.item() : -1;
+    const double dt = seconds_since(window);
+    const double ips = dt > 0 ? images_window / dt : 0;
+    const int64_t total = spec.epochs * steps_per_epoch, done = st.step - first_step, left = total - st.step;
+    const double eta = done > 0 ? seconds_since(start) / done * left : 0;
+    if (log_now) {
+      std::ostringstream line;
+      line << "{\"step\": " << st.step << ", \"epoch\": " << st.epoch << ", \"loss\": " << json_num(losses.window_mean())
+           << ", \"lr\": " << json_num(lr) << ", \"images_per_s\": " << json_num(ips);
+      if (gnorm >= 0) line << ", \"grad_norm\": " << json_num(gnorm);
+      line << "}";
+      metrics.write(line.str());
+    }
+    if (tty) {
+      int width = 30, fill = (int)(width * (double)(st.batch) / steps_per_epoch);
+      std::printf("\repoch %lld/%lld [%s%s] %lld/%lld loss %.4f lr %.2e %.0f img/s ETA %s   ",
+                  (long long)st.epoch + 1, (long long)spec.epochs, std::string(fill, '#').c_str(),
+                  std::string(width - fill, '.').c_str(), (long long)st.batch, (long long)steps_per_epoch, losses.last,
+                  lr, ips, format_eta(eta).c_str());
+      std::fflush(stdout);
+    } else if (log_now && !quiet) {
+      std::printf("epoch %lld step %lld/%lld loss %.4f lr %.3e %.0f img/s ETA %s\n", (long long)st.epoch + 1,
+                  (long long)st.step, (long long)total, losses.window_mean(), lr, ips, format_eta(eta).c_str());
+      std::fflush(stdout);
+    }
+    if (log_now) {
+      window = Clock::now();
+      images_window = 0;
+      losses.reset_window();
+    }
+  }
+  void end_line() {
+    if (tty) std::printf("\n");
+  }
+  void on_epoch_end(const TrainState&) override { end_line(); }
+};
+
+// Evaluates the live (and EMA) weights every train.eval_every epochs and after
+// the last: a line in metrics.jsonl and on the console.
+struct Evaluator : TrainObserver {
+  const TrainSpec& spec;
+  const Config& cfg;
+  Module& model;
+  const Ema* ema;
+  const Dataset& test_ds;
+  MetricsLog& metrics;
+  Clock::time_point start;  // of training: the lines say the time since
+  bool quiet;
+  double& test_top1;        // TrainResult::test_top1
+
+  Evaluator(const TrainSpec& spec, const Config& cfg, Module& model, const Ema* ema, const Dataset& test_ds,
+            MetricsLog& metrics, Clock::time_point start, bool quiet, double& test_top1)
+      : spec(spec), cfg(cfg), model(model), ema(ema), test_ds(test_ds), metrics(metrics), start(start), quiet(quiet),
+        test_top1(test_top1) {}
+
+  void on_epoch_end(const TrainState& st) override {
+    if (st.epoch != spec.epochs && !(spec.eval_every > 0 && st.epoch % spec.eval_every == 0)) return;
+    EvalResult r = evaluate(model, cfg, test_ds);
+    EvalResult re = ema ? evaluate_ema(model, *ema, cfg, test_ds) : EvalResult();
+    test_top1 = r.top1;
+    const double elapsed = seconds_since(start);
+    std::ostringstream line;
+    line << "{\"step\": " << st.step << ", \"epoch\": " << st.epoch << ", \"test_loss\": " << json_num(r.loss)
+         << ", \"test_top1\": " << json_num(r.top1) << ", \"test_top5\": " << json_num(r.top5);
+    if (r.hflip_tta)
+      line << ", \"single_view_test_loss\": " << json_num(r.single_view_loss)
+           << ", \"single_view_test_top1\": " << json_num(r.single_view_top1);
+    if (ema)
+      line << ", \"ema_test_loss\": " << json_num(re.loss) << ", \"ema_test_top1\": " << json_num(re.top1)
+           << ", \"ema_test_top5\": " << json_num(re.top5);
+    line << ", \"elapsed_s\": " << json_num(elapsed) << "}";
+    metrics.write(line.str());
+    if (quiet) return;
+    std::printf("epoch %lld: test loss %.4f top-1 %.2f%% top-5 %.2f%%", (long long)st.epoch, r.loss, 100 * r.top1,
+                100 * r.top5);
+    if (r.hflip_tta) std::printf(" with flip TTA (single view: top-1 %.2f%%)", 100 * r.single_view_top1);
+    if (ema) std::printf("; EMA weights: top-1 %.2f%%", 100 * re.top1);
+    std::printf(" (%.0f s)\n", seconds_since(start));
+  }
+};
+
+}  // namespace
+
+// --- training ---
+
+TrainResult train(const Config& cfg, const TrainOptions& opt) {
+  const TrainSpec spec = TrainSpec::from(cfg);
+  if (spec.threads > 0) omp_set_num_threads(spec.threads);
+  const Device device = resolve_device(cfg, opt.quiet);
+  apply_precision(cfg, device, opt.quiet);
+  TrainResult res;
+  const LoadedCheckpoint ck = open_run(cfg, opt, res.run_dir);
+
+  // Data, model, optimizer, EMA; the model moves before the optimizer and the EMA
+  // are built (their state is created on its device).
+  std::shared_ptr<Dataset> train_ds = open_split(cfg, true), test_ds = open_split(cfg, false);
+  check_model_matches_data(cfg, *train_ds);
+  std::shared_ptr<Module> model = build_model(cfg);  // also seeds the default generator
+  model->train();
+  model->to(device);
+  std::unique_ptr<Optimizer> optim = make_optimizer(spec.optim, model->parameters());
+  std::unique_ptr<Ema> ema = spec.ema_decay > 0 ? std::make_unique<Ema>(*model, spec.ema_decay) : nullptr;
+  DataLoader loader(train_ds, Transform(transform_config(cfg, *train_ds), /*train=*/true), loader_config(cfg, true),
+                    mixup_config(cfg));
+  DeviceLoader batches(loader, device);  // pinned, double-buffered H2D copies on CUDA
+  const int64_t spe = loader.num_batches();
+  PW_CHECK(spe > 0, "train.batch_size ", spec.batch_size, " is larger than the training set (", train_ds->size(),
+           " images); lower it");
+  const LrSchedule sched = spec.schedule_for(spe);
+  TrainState st = start_state(cfg, ck, *model, *optim, ema.get());
+
+  // What watches the loop: losses, progress and metrics, evaluation, checkpoints.
+  MetricsLog metrics((fs::path(res.run_dir) / "metrics.jsonl").string());
+  Checkpointer checkpoints(spec, res.run_dir, *model, *optim, ema.get(), st, ck.dir);
+  LossBook losses(metrics, res.losses, checkpoints.last, device == Device::CUDA);
+  checkpoints.losses = &losses;
+  ProgressLog progress(spec, metrics, losses, spe, st.step, opt.quiet);
+  Evaluator evaluator(spec, cfg, *model, ema.get(), *test_ds, metrics, progress.start, opt.quiet, res.test_top1);
+  TrainObserver* const observers[] = {&progress, &evaluator, &checkpoints};
+  if (!opt.quiet)
+    std::cout << "patchwork: training " << cfg.get_string("model.type") << " (" << model->num_parameters()
+              << " parameters) on " << train_ds->name() << " (" << train_ds->size() << " images), " << spec.epochs
+              << " epochs x " << spe << " steps, run folder " << res.run_dir << "\n"
+              << std::flush;
+
+  while (st.epoch < spec.epochs) {
+    batches.set_position(st.epoch, st.batch);
     Batch b;
-    while (dloader.next(b)) {
-      double lr = sched.at(st.step);
-      Tensor logits = (*model)(b.images);
-      Tensor loss = loss_of(logits, b, ls);
-      pending.push_back({st.step, st.epoch, b.index, loss.detach()});
-      if (!on_cuda) flush_losses();
-      optim->zero_grad();
-      loss.backward();
-      Tensor gnorm_t = clip > 0 ? clip_grad_norm_tensor(params, clip) : Tensor();
-      optim->step(lr);
-      if (ema) ema->update(*model);
+    while (batches.next(b)) {
+      const double lr = sched.at(st.step);
+      const StepOut out = train_step(*model, *optim, ema.get(), b, spec, lr,
+                                     [&](const Tensor& loss) { losses.add(st, b.index, loss); });
       ++st.step;
       st.batch = b.index + 1;
-      images_window += b.images.size(0);
-
-      bool log_now = st.step % log_every == 0;
-      const bool ckpt_now = (ckpt_steps > 0 && st.step % ckpt_steps == 0) || (opt.max_steps >= 0 && st.step >= opt.max_steps);
-      if (log_now || ckpt_now) flush_losses();  // never checkpoint weights a non-finite loss has touched unseen
-      if (log_now || (tty && !on_cuda)) {  // on CUDA the progress line moves at log steps only
-        const double gnorm = gnorm_t.defined() && log_now ? gnorm_t.item() : -1;
-        double dt = seconds_since(t_window);
-        double ips = dt > 0 ? images_window / dt : 0;
-        int64_t done = st.step - steps_at_start, left = epochs * spe - st.step;
-        double eta = done > 0 ? seconds_since(t_start) / done * left : 0;
-        if (log_now) {
-          std::ostringstream line;
-          line << "{\"step\": " << st.step << ", \"epoch\": " << st.epoch << ", \"loss\": " << json_num(loss_window / loss_count)
-               << ", \"lr\": " << json_num(lr) << ", \"images_per_s\": " << json_num(ips);
-          if (gnorm >= 0) line << ", \"grad_norm\": " << json_num(gnorm);
-          line << "}";
-          metrics.write(line.str());
-        }
-        if (tty) {
-          int width = 30, fill = (int)(width * (double)(st.batch) / spe);
-          std::printf("\repoch %lld/%lld [%s%s] %lld/%lld loss %.4f lr %.2e %.0f img/s ETA %s   ",
-                      (long long)st.epoch + 1, (long long)epochs, std::string(fill, '#').c_str(),
-                      std::string(width - fill, '.').c_str(), (long long)st.batch, (long long)spe, lv, lr, ips,
-                      format_eta(eta).c_str());
-          std::fflush(stdout);
-        } else if (log_now && !opt.quiet) {
-          std::printf("epoch %lld step %lld/%lld loss %.4f lr %.3e %.0f img/s ETA %s\n", (long long)st.epoch + 1,
-                      (long long)st.step, (long long)(epochs * spe), loss_window / loss_count, lr, ips,
-                      format_eta(eta).c_str());
-          std::fflush(stdout);
-        }
-        if (log_now) {
-          t_window = Clock::now();
-          images_window = 0;
-          loss_window = 0;
-          loss_count = 0;
-        }
-      }
-      if (ckpt_steps > 0 && st.step % ckpt_steps == 0) last_ckpt = checkpoint();
-      if (opt.max_steps >= 0 && st.step >= opt.max_steps) {
-        if (tty) std::printf("\n");
-        last_ckpt = checkpoint();
+      for (TrainObserver* o : observers) o->on_step(st, out, lr, b.images.size(0));
+      if (opt.max_steps >= 0 && st.step >= opt.max_steps) {  // a simulated interruption
+        progress.end_line();
+        checkpoints.save();
         res.steps = st.step;
         return res;
       }
     }
-    flush_losses();
-    if (tty) std::printf("\n");
-    // The epoch is complete: the next batch is batch 0 of the next epoch.
-    ++st.epoch;
+    losses.flush();
+    ++st.epoch;  // the epoch is complete: the next batch is batch 0 of the next epoch
     st.batch = 0;
-    bool last = st.epoch == epochs;
-    if (last || (eval_every > 0 && st.epoch % eval_every == 0)) {
-      EvalResult r = evaluate(*model, cfg, *test_ds);
-      EvalResult re = ema ? evaluate_ema(*model, *ema, cfg, *test_ds) : EvalResult();
-      res.test_top1 = r.top1;
-      std::ostringstream line;
-      line << "{\"step\": " << st.step << ", \"epoch\": " << st.epoch << ", \"test_loss\": " << json_num(r.loss)
-           << ", \"test_top1\": " << json_num(r.top1) << ", \"test_top5\": " << json_num(r.top5);
-      if (r.hflip_tta)
-        line << ", \"single_view_test_loss\": " << json_num(r.single_view_loss)
-             << ", \"single_view_test_top1\": " << json_num(r.single_view_top1);
-      if (ema)
-        line << ", \"ema_test_loss\": " << json_num(re.loss) << ", \"ema_test_top1\": " << json_num(re.top1)
-             << ", \"ema_test_top5\": " << json_num(re.top5);
-      line << ", \"elapsed_s\": " << json_num(seconds_since(t_start)) << "}";
-      metrics.write(line.str());
-      if (!opt.quiet) {
-        std::printf("epoch %lld: test loss %.4f top-1 %.2f%% top-5 %.2f%%", (long long)st.epoch, r.loss, 100 * r.top1,
-                    100 * r.top5);
-        if (r.hflip_tta) std::printf(" with flip TTA (single view: top-1 %.2f%%)", 100 * r.single_view_top1);
-        if (ema) std::printf("; EMA weights: top-1 %.2f%%", 100 * re.top1);
-        std::printf(" (%.0f s)\n", seconds_since(t_start));
-      }
-    }
-    if (last || (ckpt_every > 0 && st.epoch % ckpt_every == 0)) last_ckpt = checkpoint();
+    for (TrainObserver* o : observers) o->on_epoch_end(st);
   }
   res.steps = st.step;
   if (!opt.quiet) std::cout << "patchwork: done; run folder " << res.run_dir << "\n";

@@ -1,15 +1,63 @@
 // Training, resuming and evaluating a model described by a Config.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "nn/module.h"
 #include "trainers/config.h"
+#include "trainers/optim.h"
 
 namespace pw {
+
+// The train.* keys of a config, read once (TrainSpec::from) and used by train()
+// and `bench train` alike.
+struct TrainSpec {
+  int64_t epochs = 10, batch_size = 128;
+  int64_t seed = 0;
+  int threads = 0;  // 0: all cores
+  OptimSpec optim;
+  // Learning rate: warmup, then `schedule`; in epochs here, in steps in schedule_for().
+  std::string schedule = "cosine";
+  double lr = 1e-3, min_lr = 0, warmup_epochs = 0, gamma = 0.1;
+  int64_t step_size_epochs = 30;
+  double label_smoothing = 0.1;
+  double clip_grad = 0;  // global gradient-norm limit; 0 = off
+  double ema_decay = 0;  // 0 = no EMA
+  // Cadence: steps between log lines; epochs between evaluations and checkpoints
+  // (0 = only at the end); steps between extra checkpoints (0 = off).
+  int64_t log_every = 50, eval_every = 1, checkpoint_every = 1, checkpoint_steps = 0;
+  int keep_checkpoints = 2;
+
+  static TrainSpec from(const Config& cfg);
+  LrSchedule schedule_for(int64_t steps_per_epoch) const;
+};
+
+// The eval.* keys.
+struct EvalSpec {
+  int64_t batch_size = 256;
+  bool hflip_tta = false;
+  static EvalSpec from(const Config& cfg);
+};
+
+// What one training step leaves on the model's device (read with item() only
+// when needed: on CUDA that syncs).
+struct StepOut {
+  Tensor loss;       // (1) the batch's loss, detached
+  Tensor grad_norm;  // f64 (1) before clipping; undefined when train.clip_grad is 0
+};
+
+// One optimizer step, the same in train() and `bench train`: forward, loss
+// (cross entropy with label smoothing, or against the batch's soft targets),
+// zero_grad, backward, gradient clipping (spec.clip_grad), the update at `lr`,
+// the EMA (when `ema`). `on_loss` sees the detached loss before the backward
+// (train() checks it there). Each phase is an OpProfile::Scope.
+StepOut train_step(Module& model, Optimizer& optim, Ema* ema, const Batch& batch, const TrainSpec& spec, double lr,
+                   const std::function<void(const Tensor& loss)>& on_loss = nullptr);
 
 struct TrainOptions {
   std::string out_dir;     // new run folder ("" = runs/<config name>-<time>)

@@ -1,18 +1,45 @@
-// Multi-tensor optimizer kernels (see optim_cuda.h). Every launch covers all
-// tensors: the work is cut into fixed chunks of kChunk elements, one block per
-// chunk, and a device table says which tensor and range each block updates.
+// CUDA kernels of the optimizer family (optim_kernels.h), multi-tensor: every
+// launch covers all tensors of a call. The work is cut into fixed chunks of
+// kChunk elements, one block per chunk, and a small device table says which
+// tensor and range each block updates. The table is uploaded per call and freed
+// in stream order, so the tensors may change from call to call (gradients do).
+// All run on cuda::stream() and never synchronise. CPU reference: optim_cpu.cpp.
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
+#include "autograd/dispatch.h"
 #include "autograd/tensor.h"
-#include "runtime/cuda/common.cuh"
-#include "kernels/optim/optim_cuda.h"
+#include "kernels/optim/optim_kernels.h"
 #include "kernels/optim/optim_math.h"
+#include "runtime/cuda/common.cuh"
 
 namespace pw {
 
 namespace {
+
+// One parameter of an AdamW launch. p, g, m, v: (n) on the device.
+template <class T>
+struct AdamWTensor {
+  T* p;          // (n) parameter, updated in place
+  const T* g;    // (n) gradient
+  T* m;          // (n) exp_avg
+  T* v;          // (n) exp_avg_sq
+  int64_t n;
+  int64_t step;  // this parameter's step count AFTER this step (>= 1): bias correction
+  int32_t decay; // 1: apply weight decay, 0: not (norms, biases, tokens)
+};
+
+// One parameter of an SGD launch. p, g, buf: (n); buf null without momentum.
+template <class T>
+struct SgdTensor {
+  T* p;
+  const T* g;
+  T* buf;        // momentum buffer or nullptr
+  int64_t n;
+  int32_t decay; // 1: apply weight decay
+  int32_t first; // 1: the buffer's first step (it becomes a copy of the update)
+};
 
 constexpr int64_t kChunk = 16384;  // elements per block: 64 per thread at kBlock = 256
 
@@ -132,39 +159,68 @@ __global__ void ema_kernel(const Pair<T>* ts, const Chunk* cs, double decay) {
   for (int64_t i = c.begin + threadIdx.x; i < c.end; i += blockDim.x) t.a[i] = math::ema_update(t.a[i], t.b[i], d);
 }
 
-}  // namespace
+// Every tensor of a call is on CUDA and has the first one's dtype and `n` elements.
+void check_cuda(const char* op, size_t k, const Tensor& x, DType dtype, int64_t n) {
+  PW_CHECK(x.defined() && x.device() == Device::CUDA && x.dtype() == dtype && x.numel() == n, op,
+           " (CUDA): tensor ", k, " is ", x.defined() ? x.str() : std::string("undefined"), ", expected ",
+           dtype_name(dtype), " with ", n, " elements on cuda");
+}
 
 template <class T>
-void adamw_step_cuda(const std::vector<AdamWTensor<T>>& ts, double lr, double beta1, double beta2, double eps,
-                     double weight_decay) {
+void adamw_launch(const std::vector<AdamWSlot>& ts, const AdamWArgs& a) {
+  std::vector<AdamWTensor<T>> es;
   std::vector<int64_t> sizes;
-  for (const auto& t : ts) sizes.push_back(t.n);
-  Table<AdamWTensor<T>> tab = upload(ts, sizes);
+  const DType dt = ts[0].p.dtype();
+  for (size_t k = 0; k < ts.size(); ++k) {
+    const AdamWSlot& s = ts[k];
+    const int64_t n = s.p.numel();
+    check_cuda("adamw_step", k, s.p, dt, n);
+    check_cuda("adamw_step", k, s.g, dt, n);
+    check_cuda("adamw_step", k, s.m, dt, n);
+    check_cuda("adamw_step", k, s.v, dt, n);
+    es.push_back({s.p.data<T>(), s.g.data<T>(), s.m.data<T>(), s.v.data<T>(), n, s.step, s.decay ? 1 : 0});
+    sizes.push_back(n);
+  }
+  Table<AdamWTensor<T>> tab = upload(es, sizes);
   if (tab.nchunks == 0) return;
-  adamw_kernel<T><<<(unsigned)tab.nchunks, cuda::kBlock, 0, cuda::stream()>>>(tab.entries, tab.chunks, lr, beta1,
-                                                                               beta2, eps, weight_decay);
+  adamw_kernel<T><<<(unsigned)tab.nchunks, cuda::kBlock, 0, cuda::stream()>>>(tab.entries, tab.chunks, a.lr, a.beta1,
+                                                                               a.beta2, a.eps, a.weight_decay);
   PW_CUDA_LAUNCH_CHECK();
 }
 
 template <class T>
-void sgd_step_cuda(const std::vector<SgdTensor<T>>& ts, double lr, double momentum, double weight_decay,
-                   bool nesterov) {
+void sgd_launch(const std::vector<SgdSlot>& ts, const SgdArgs& a) {
+  std::vector<SgdTensor<T>> es;
   std::vector<int64_t> sizes;
-  for (const auto& t : ts) sizes.push_back(t.n);
-  Table<SgdTensor<T>> tab = upload(ts, sizes);
+  const DType dt = ts[0].p.dtype();
+  for (size_t k = 0; k < ts.size(); ++k) {
+    const SgdSlot& s = ts[k];
+    const int64_t n = s.p.numel();
+    check_cuda("sgd_step", k, s.p, dt, n);
+    check_cuda("sgd_step", k, s.g, dt, n);
+    if (s.buf.defined()) check_cuda("sgd_step", k, s.buf, dt, n);
+    es.push_back({s.p.data<T>(), s.g.data<T>(), s.buf.defined() ? s.buf.data<T>() : nullptr, n, s.decay ? 1 : 0,
+                  s.first ? 1 : 0});
+    sizes.push_back(n);
+  }
+  Table<SgdTensor<T>> tab = upload(es, sizes);
   if (tab.nchunks == 0) return;
-  sgd_kernel<T><<<(unsigned)tab.nchunks, cuda::kBlock, 0, cuda::stream()>>>(tab.entries, tab.chunks, lr, momentum,
-                                                                             weight_decay, nesterov);
+  sgd_kernel<T><<<(unsigned)tab.nchunks, cuda::kBlock, 0, cuda::stream()>>>(tab.entries, tab.chunks, a.lr, a.momentum,
+                                                                             a.weight_decay, a.nesterov);
   PW_CUDA_LAUNCH_CHECK();
 }
 
 template <class T>
-void grad_norm_cuda(double* norm, const std::vector<const T*>& grads, const std::vector<int64_t>& sizes) {
-  PW_CHECK(grads.size() == sizes.size(), "grad_norm (CUDA): ", grads.size(), " gradients but ", sizes.size(), " sizes");
+void global_norm_launch(double* norm, const std::vector<Tensor>& xs) {
   std::vector<Pair<T>> es;
-  for (size_t k = 0; k < grads.size(); ++k) es.push_back({nullptr, grads[k], sizes[k]});
+  std::vector<int64_t> sizes;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    check_cuda("global_norm", k, xs[k], xs[0].dtype(), xs[k].numel());
+    es.push_back({nullptr, xs[k].data<T>(), xs[k].numel()});
+    sizes.push_back(xs[k].numel());
+  }
   Table<Pair<T>> tab = upload(es, sizes);
-  if (tab.nchunks == 0) {  // no gradient at all: the norm is 0
+  if (tab.nchunks == 0) {  // nothing to sum: the norm is 0
     PW_CUDA_CHECK(cudaMemsetAsync(norm, 0, sizeof(double), cuda::stream()));
     return;
   }
@@ -177,12 +233,14 @@ void grad_norm_cuda(double* norm, const std::vector<const T*>& grads, const std:
 }
 
 template <class T>
-void clip_scale_cuda(const std::vector<T*>& grads, const std::vector<int64_t>& sizes, const double* norm,
-                     double max_norm) {
-  PW_CHECK(grads.size() == sizes.size(), "clip_grad_norm (CUDA): ", grads.size(), " gradients but ", sizes.size(),
-           " sizes");
+void clip_launch(const std::vector<Tensor>& xs, const double* norm, double max_norm) {
   std::vector<Pair<T>> es;
-  for (size_t k = 0; k < grads.size(); ++k) es.push_back({grads[k], nullptr, sizes[k]});
+  std::vector<int64_t> sizes;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    check_cuda("clip_to_norm", k, xs[k], xs[0].dtype(), xs[k].numel());
+    es.push_back({xs[k].data<T>(), nullptr, xs[k].numel()});
+    sizes.push_back(xs[k].numel());
+  }
   Table<Pair<T>> tab = upload(es, sizes);
   if (tab.nchunks == 0) return;
   clip_scale_kernel<T><<<(unsigned)tab.nchunks, cuda::kBlock, 0, cuda::stream()>>>(tab.entries, tab.chunks, norm,
@@ -191,26 +249,52 @@ void clip_scale_cuda(const std::vector<T*>& grads, const std::vector<int64_t>& s
 }
 
 template <class T>
-void ema_update_cuda(const std::vector<T*>& ema, const std::vector<const T*>& p, const std::vector<int64_t>& sizes,
-                     double decay) {
-  PW_CHECK(ema.size() == p.size() && p.size() == sizes.size(), "Ema (CUDA): ", ema.size(), " shadows, ", p.size(),
-           " tensors, ", sizes.size(), " sizes");
+void ema_launch(const std::vector<Tensor>& ema, const std::vector<Tensor>& xs, double decay) {
   std::vector<Pair<T>> es;
-  for (size_t k = 0; k < p.size(); ++k) es.push_back({ema[k], p[k], sizes[k]});
+  std::vector<int64_t> sizes;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    check_cuda("ema_update", k, xs[k], xs[0].dtype(), xs[k].numel());
+    check_cuda("ema_update", k, ema[k], xs[0].dtype(), xs[k].numel());
+    es.push_back({ema[k].data<T>(), xs[k].data<T>(), xs[k].numel()});
+    sizes.push_back(xs[k].numel());
+  }
   Table<Pair<T>> tab = upload(es, sizes);
   if (tab.nchunks == 0) return;
   ema_kernel<T><<<(unsigned)tab.nchunks, cuda::kBlock, 0, cuda::stream()>>>(tab.entries, tab.chunks, decay);
   PW_CUDA_LAUNCH_CHECK();
 }
 
-#define PW_OPTIM_INSTANTIATE(T)                                                                                 \
-  template void adamw_step_cuda<T>(const std::vector<AdamWTensor<T>>&, double, double, double, double, double); \
-  template void sgd_step_cuda<T>(const std::vector<SgdTensor<T>>&, double, double, double, bool);              \
-  template void grad_norm_cuda<T>(double*, const std::vector<const T*>&, const std::vector<int64_t>&);         \
-  template void clip_scale_cuda<T>(const std::vector<T*>&, const std::vector<int64_t>&, const double*, double); \
-  template void ema_update_cuda<T>(const std::vector<T*>&, const std::vector<const T*>&,                       \
-                                   const std::vector<int64_t>&, double);
-PW_OPTIM_INSTANTIATE(float)
-PW_OPTIM_INSTANTIATE(double)
+}  // namespace
+
+void adamw_step_cuda(const std::vector<AdamWSlot>& ts, const AdamWArgs& a) {
+  if (ts.empty()) return;
+  dispatch_float(ts[0].p.dtype(), "adamw_step (CUDA)", [&](auto tag) { adamw_launch<decltype(tag)>(ts, a); });
+}
+
+void sgd_step_cuda(const std::vector<SgdSlot>& ts, const SgdArgs& a) {
+  if (ts.empty()) return;
+  dispatch_float(ts[0].p.dtype(), "sgd_step (CUDA)", [&](auto tag) { sgd_launch<decltype(tag)>(ts, a); });
+}
+
+void global_norm_cuda(Tensor& norm, const std::vector<Tensor>& xs) {
+  PW_CHECK(norm.device() == Device::CUDA && norm.dtype() == DType::F64 && norm.numel() == 1,
+           "global_norm (CUDA): norm is ", norm.str(), ", expected a f64 (1) tensor on cuda");
+  const DType dt = xs.empty() ? DType::F32 : xs[0].dtype();
+  dispatch_float(dt, "global_norm (CUDA)", [&](auto tag) { global_norm_launch<decltype(tag)>(norm.data<double>(), xs); });
+}
+
+void clip_to_norm_cuda(const std::vector<Tensor>& xs, const Tensor& norm, double max_norm) {
+  if (xs.empty()) return;
+  PW_CHECK(norm.device() == Device::CUDA && norm.dtype() == DType::F64 && norm.numel() == 1,
+           "clip_to_norm (CUDA): norm is ", norm.str(), ", expected a f64 (1) tensor on cuda");
+  dispatch_float(xs[0].dtype(), "clip_to_norm (CUDA)",
+                 [&](auto tag) { clip_launch<decltype(tag)>(xs, norm.data<double>(), max_norm); });
+}
+
+void ema_update_cuda(const std::vector<Tensor>& ema, const std::vector<Tensor>& xs, double decay) {
+  if (xs.empty()) return;
+  PW_CHECK(ema.size() == xs.size(), "ema_update (CUDA): ", ema.size(), " averages for ", xs.size(), " tensors");
+  dispatch_float(xs[0].dtype(), "ema_update (CUDA)", [&](auto tag) { ema_launch<decltype(tag)>(ema, xs, decay); });
+}
 
 }  // namespace pw

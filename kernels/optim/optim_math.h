@@ -1,4 +1,4 @@
-// Per-element optimizer math shared by the CPU loops (trainers/optim.cpp) and
+// Per-element optimizer math shared by the CPU loops (optim_cpu.cpp) and
 // the CUDA multi-tensor kernels (optim_cuda.cu), with PyTorch's exact formulas
 // and operation order, so the two backends agree to float rounding.
 #pragma once
