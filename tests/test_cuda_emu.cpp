@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/cuda/common.cuh"
 #include "runtime/cuda_emu/emu.h"
 #include "runtime/cuda_emu/include/cublas_v2.h"
 #include "runtime/cuda_emu/include/cuda_bf16.h"
@@ -137,6 +138,14 @@ __global__ void lane_leaves_shuffle_kernel(int* out) {
   out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
 }
 
+// Two block sums in a row (the second's first barrier guards the first's last reads).
+__global__ void block_sum_kernel(double* out, const double* in) {
+  __shared__ double sh[32];
+  const double v = in[blockIdx.x * blockDim.x + threadIdx.x];
+  const double s = pw::cuda::block_sum(v, sh);
+  out[blockIdx.x * blockDim.x + threadIdx.x] = s + pw::cuda::block_sum(2 * v, sh);
+}
+
 __global__ void crash_kernel(int* out, int* bad) {
   if (blockIdx.x == 1 && threadIdx.x == 3) *bad = 1;
   out[threadIdx.x] = 1;
@@ -197,6 +206,25 @@ TEST_CASE("cuda-emu: a butterfly warp sum gives every lane the same bits") {
       CHECK(h[w * 32 + l] == doctest::Approx(ref).epsilon(1e-12));
       CHECK(h[w * 32 + l] == h[w * 32]);  // bit-identical across lanes
     }
+  }
+}
+
+// In a PW_CUDA_EMU_TSAN build ThreadSanitizer sees every shared-memory access of this
+// kernel with only the barriers and warp collectives as synchronisation: block_sum
+// used to let warps 1.. read shared[0] while warp 0 wrote it (a race, harmless in
+// value, reported there), fixed in common.cuh.
+TEST_CASE("cuda-emu: block_sum (common.cuh) gives every thread the block's sum, without a shared-memory race") {
+  const int B = 3, T = 256;
+  std::vector<double> in(B * T);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = (double)(i % 17) - 8;
+  Dev<double> din(in.size()), dout(in.size());
+  REQUIRE(cudaMemcpy(din.p, in.data(), in.size() * 8, cudaMemcpyHostToDevice) == cudaSuccess);
+  LAUNCH(block_sum_kernel, B, T, 0, dout.p, din.p);
+  const std::vector<double> h = dout.host();
+  for (int b = 0; b < B; ++b) {
+    double ref = 0;
+    for (int t = 0; t < T; ++t) ref += in[b * T + t];
+    for (int t = 0; t < T; ++t) CHECK(h[b * T + t] == 3 * ref);  // small integers: exact
   }
 }
 
