@@ -19,9 +19,9 @@ MUTATIONS=(
   "block_sum: the barrier between the per-warp writes and warp 0's read removed (softmax)|runtime/cuda/common.cuh|  if (lane == 0) shared[warp] = v;
   __syncthreads();
   if (warp == 0) {  // only warp 0 reads|  if (lane == 0) shared[warp] = v;
-  if (warp == 0) {  // only warp 0 reads|test_softmax_cuda|*"
+  if (warp == 0) {  // only warp 0 reads|test_ops_cuda|*"
   "softmax_rows_fwd: thread 1 returns before the block reductions (skips their barriers)|kernels/softmax/softmax_cuda.cu|  m = block_max(m, smax);|  if (threadIdx.x == 1) return;
-  m = block_max(m, smax);|test_softmax_cuda|*"
+  m = block_max(m, smax);|test_ops_cuda|*"
   "flash forward: the barrier after loading K and V tiles removed|kernels/attention/flash_attention_cuda.cu|    load_rows<T, BK, HD, LDT>(sV, v + head, k0, N);
     __syncthreads();|    load_rows<T, BK, HD, LDT>(sV, v + head, k0, N);|test_flash_cuda|flash attention CUDA float32*"
   "flash forward: the barrier before o += p v removed|kernels/attention/flash_attention_cuda.cu|    __syncthreads();
@@ -67,6 +67,6 @@ EOF
   restore
 done
 # Leave the build matching the unmutated sources.
-cmake --build "$BD" -j "${JOBS:-2}" --target test_softmax_cuda test_flash_cuda >/dev/null 2>&1 || true
+cmake --build "$BD" -j "${JOBS:-2}" --target test_ops_cuda test_flash_cuda >/dev/null 2>&1 || true
 echo "cuda_mutation_check: $((${#MUTATIONS[@]} - missed)) of ${#MUTATIONS[@]} mutations caught"
 [ "$missed" -eq 0 ]
