@@ -44,6 +44,11 @@ Tensor Module::add_buffer(const std::string& name, Tensor t) {
   return t;
 }
 
+Tensor Module::add_constant(const std::string& name, Tensor t) {
+  constants_.emplace_back(name, t);
+  return t;
+}
+
 void Module::collect(const std::string& prefix, std::vector<Param>& ps) const {
   for (const Entry& e : params_) ps.push_back({prefix + e.name, e.tensor, e.decay});
   for (const auto& [n, m] : children_) m->collect(prefix + n + ".", ps);
@@ -107,6 +112,13 @@ Module& Module::to(Device d) {
   };
   for (const Param& p : parameters()) move(p.tensor);
   for (const auto& b : named_buffers()) move(b.second);
+  std::vector<const Module*> todo{this};
+  while (!todo.empty()) {
+    const Module* m = todo.back();
+    todo.pop_back();
+    for (const auto& c : m->constants_) move(c.second);
+    for (const auto& ch : m->children_) todo.push_back(ch.second.get());
+  }
   return *this;
 }
 Device Module::device() const {

@@ -63,6 +63,9 @@ class Module {
   // Registers a leaf parameter (sets requires_grad) and returns it.
   Tensor add_param(const std::string& name, Tensor t, bool decay = true);
   Tensor add_buffer(const std::string& name, Tensor t);
+  // Registers a fixed tensor that is not state (a sincos position table): to() moves
+  // it with the module, state_dict() leaves it out (PyTorch: persistent=False buffers).
+  Tensor add_constant(const std::string& name, Tensor t);
   template <class M>
   std::shared_ptr<M> add_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -75,6 +78,7 @@ class Module {
   struct Entry { std::string name; Tensor tensor; bool decay; };
   std::vector<Entry> params_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, Tensor>> constants_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

@@ -113,9 +113,9 @@ VisionTransformer::VisionTransformer(const VitOptions& o) : opt(o) {
     pos_embed = add_param("pos_embed", zeros({1, n + (cls ? 1 : 0), o.dim}), /*decay=*/false);
     init_trunc_normal(pos_embed, 0.02);
   } else if (o.pos_embed == "sincos2d") {
-    pos_embed = posemb_sincos_2d(side, side, o.dim);
+    pos_embed = add_constant("pos_embed", posemb_sincos_2d(side, side, o.dim));
   } else if (o.pos_embed == "sinusoidal") {
-    pos_embed = posemb_sinusoidal_1d(n, o.dim);
+    pos_embed = add_constant("pos_embed", posemb_sinusoidal_1d(n, o.dim));
   }
   for (int64_t i = 0; i < o.depth; ++i) {
     // stochastic depth grows linearly with depth (timm)

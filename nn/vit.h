@@ -60,7 +60,7 @@ struct VisionTransformer : Module {
   VitOptions opt;
   std::shared_ptr<PatchEmbed> patch_embed;
   Tensor cls_token;   // (1,1,D) when pool == cls
-  Tensor pos_embed;   // learned: parameter (1, N(+1), D); fixed: buffer-free constant (N, D)
+  Tensor pos_embed;   // learned: parameter (1, N(+1), D); fixed: a constant (N, D), moved by to(), not in state_dict
   std::vector<std::shared_ptr<Block>> blocks;
   std::shared_ptr<LayerNorm> norm;
   std::shared_ptr<Linear> head;

@@ -3,6 +3,9 @@
 # Usage: scripts/install_deps.sh [--data]   (--data adds the Fashion-MNIST data set)
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libyaml-cpp-dev doctest-dev libstb-dev zlib1g-dev)
+# The CPU execution backend of the CUDA sources (PW_CUDA=EMU, built by scripts/test.sh):
+# boost.context fibers run the CUDA threads; python3 runs the .cu -> .cpp launch rewrite.
+pkgs+=(libboost-context-dev python3)
 [ "${1:-}" = "--data" ] && pkgs+=(dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do

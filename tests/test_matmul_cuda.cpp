@@ -65,8 +65,12 @@ TEST_CASE("matmul, linear and linear_gelu match the cpu (tf32)") {
 TEST_CASE("matmul, linear and linear_gelu match the cpu (bf16)") {
   PW_SKIP_WITHOUT_CUDA();
   PrecisionScope ps(Precision::BF16);
-  // NOTE: bf16 keeps 7 mantissa bits (rel. error 2^-9 per operand): 4x tf32's error.
-  run_parity_cases(matmul_cases(2e-1, 4e-2));
+  // NOTE: bf16 keeps 7 mantissa bits (rel. error 2^-9 per operand): 4x tf32's error, and
+  // it grows with sqrt(K) and, in linear_gelu's gradients, with the forward's error
+  // through gelu''. Measured on the CPU backend (PW_CUDA=EMU) with N(0,1) inputs: max
+  // |error| ~0.37 for the weight gradient over K = 2100 rows, ~0.32 for linear_gelu's
+  // input gradient; atol 0.2 failed about every second run.
+  run_parity_cases(matmul_cases(1.0, 4e-2));
 }
 
 TEST_CASE("linear_gelu: the cuBLASLt epilogue equals the composition on the device") {
@@ -103,8 +107,10 @@ TEST_CASE("cuda matmul and linear backward are deterministic") {
   std::vector<Tensor> in = run();
   std::vector<std::vector<double>> grads[2];
   for (int t = 0; t < 2; ++t) {
-    Tensor x = in[0].to(DType::F32).cuda().requires_grad_(), w = in[1].to(DType::F32).cuda().requires_grad_(),
-           b = in[2].to(DType::F32).cuda().requires_grad_();
+    // detach(): make_inputs' tensors require grad, so their copies are not leaves.
+    Tensor x = in[0].detach().to(DType::F32).cuda().requires_grad_(),
+           w = in[1].detach().to(DType::F32).cuda().requires_grad_(),
+           b = in[2].detach().to(DType::F32).cuda().requires_grad_();
     Tensor y = linear(x, w, b);
     Tensor z = matmul(y.reshape({3, 1000, 24}), w);
     sum(z * z).backward();

@@ -88,7 +88,8 @@ TEST_CASE("mismatched devices and unported ops give clear errors") {
   Tensor b = ones({2, 3}, DType::F32, Device::CUDA);
   CHECK_THROWS_WITH_AS(add(a, b), doctest::Contains("different devices"), pw::Error);
   CHECK_THROWS_WITH_AS(where(a, b, b), doctest::Contains("where"), pw::Error);
-  Tensor y = sum(b * 2.0);
+  Tensor bg = ones({2, 3}, DType::F32, Device::CUDA).requires_grad_();
+  Tensor y = sum(bg * 2.0);  // needs a gradient, so backward reaches the seed's device check
   CHECK_THROWS_WITH_AS(y.backward(ones({})), doctest::Contains("different devices"), pw::Error);
   CHECK_THROWS_WITH_AS(check_cpu("some_op", b), doctest::Contains("some_op: not yet on CUDA"), pw::Error);
 }

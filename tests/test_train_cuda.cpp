@@ -11,6 +11,7 @@
 #include <random>
 
 #include "kernels/ops.h"
+#include "nn/vit.h"
 #include "tests/cuda_parity.h"
 #include "tests/test_data_util.h"
 #include "trainers/checkpoint.h"
@@ -39,6 +40,24 @@ void write_split(const std::string& dir, const std::string& prefix, int n, uint3
 }
 
 }  // namespace
+
+TEST_CASE("Module::to(CUDA) moves a ViT's fixed position table, which stays out of the state_dict") {
+  PW_SKIP_WITHOUT_CUDA();
+  for (const char* pe : {"sincos2d", "sinusoidal"}) {
+    CAPTURE(pe);
+    VitOptions o;
+    o.image_size = 8, o.patch_size = 4, o.dim = 32, o.depth = 1, o.heads = 2, o.mlp_dim = 16, o.pos_embed = pe;
+    VisionTransformer m(o);
+    const size_t keys = m.state_dict().size();
+    m.to(Device::CUDA);
+    CHECK(m.pos_embed.device() == Device::CUDA);
+    CHECK(m.state_dict().size() == keys);
+    Tensor y = m(zeros({2, 1, 8, 8}, DType::F32, Device::CUDA));  // was: "add: inputs on different devices"
+    CHECK(y.device() == Device::CUDA);
+    m.to(Device::CPU);
+    CHECK(m.pos_embed.device() == Device::CPU);
+  }
+}
 
 TEST_CASE("a tiny ViT trains 3 steps on CUDA as on the cpu: losses and every gradient") {
   PW_SKIP_WITHOUT_CUDA();

@@ -72,8 +72,8 @@ __device__ __forceinline__ T block_sum(T v, T* shared) {
   __syncthreads();  // shared may still be read by a previous block_sum
   if (lane == 0) shared[warp] = v;
   __syncthreads();
-  T t = lane < nwarps ? shared[lane] : T(0);
-  if (warp == 0) {
+  if (warp == 0) {  // only warp 0 reads: the others may already be past the last barrier
+    T t = lane < nwarps ? shared[lane] : T(0);
     t = warp_sum(t);
     if (lane == 0) shared[0] = t;
   }
