@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "autograd/function.h"
 #include "autograd/profile.h"
@@ -41,6 +42,10 @@ Tensor Module::add_param(const std::string& name, Tensor t, bool decay) {
 }
 Tensor Module::add_buffer(const std::string& name, Tensor t) {
   buffers_.emplace_back(name, t);
+  return t;
+}
+Tensor Module::add_constant(Tensor t) {
+  constants_.push_back(t);
   return t;
 }
 
@@ -107,6 +112,11 @@ Module& Module::to(Device d) {
   };
   for (const Param& p : parameters()) move(p.tensor);
   for (const auto& b : named_buffers()) move(b.second);
+  std::function<void(const Module&)> constants = [&](const Module& m) {
+    for (const Tensor& t : m.constants_) move(t);
+    for (const auto& [n, c] : m.children_) constants(*c);
+  };
+  constants(*this);
   return *this;
 }
 Device Module::device() const {

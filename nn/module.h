@@ -44,7 +44,7 @@ class Module {
   // the key and both shapes (as PyTorch).
   void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true);
   int64_t num_parameters() const;
-  // Moves every parameter and buffer to device d IN PLACE: each tensor keeps its
+  // Moves every parameter, buffer and constant to device d IN PLACE: each tensor keeps its
   // identity (the same TensorImpl, so member fields, parameters() and an
   // optimizer built earlier all see the moved tensor), only its storage and
   // device change. Accumulated gradients are dropped. An optimizer's own state
@@ -63,6 +63,10 @@ class Module {
   // Registers a leaf parameter (sets requires_grad) and returns it.
   Tensor add_param(const std::string& name, Tensor t, bool decay = true);
   Tensor add_buffer(const std::string& name, Tensor t);
+  // A constant derived from the configuration (an index table, a fixed bias): moved by
+  // to() like a buffer, but not in state_dict() or checkpoints (PyTorch's non-persistent
+  // buffer). Returns t.
+  Tensor add_constant(Tensor t);
   template <class M>
   std::shared_ptr<M> add_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -75,6 +79,7 @@ class Module {
   struct Entry { std::string name; Tensor tensor; bool decay; };
   std::vector<Entry> params_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<Tensor> constants_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };
