@@ -14,6 +14,7 @@
 #include "kernels/matmul/matmul.h"
 #include "kernels/norm/norm.h"
 #include "kernels/pool/pool.h"
+#include "kernels/posenc/posenc.h"
 #include "kernels/reduce/reduce.h"
 #include "kernels/shape/shape.h"
 #include "kernels/softmax/softmax.h"

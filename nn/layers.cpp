@@ -92,24 +92,32 @@ Tensor Attention::forward(const Tensor& x) {
   PW_CHECK(x.dim() == 3, "Attention: expected x of shape (B,N,D), got ", x.str());
   int64_t B = x.size(0), N = x.size(1);
   const double scale = 1.0 / std::sqrt((double)dim_head);
-  const bool fused = attn_dropout == 0 || !training();  // no dropout on the probabilities
-  if (!term && fused)  // the fused kernel: no head-split copies
-    return dropout((*proj)(attention_qkv((*qkv)(x), heads, scale)), proj_dropout, training());
-  if (term && fused) {  // a plain additive bias runs fused too
+  Tensor h = (*qkv)(x);  // (B,N,3*NH*HD)
+  if (term) h = term->qkv_term(h);
+  // Fused: no dropout on the probabilities and no term on the output.
+  const bool fused = (attn_dropout == 0 || !training()) && !(term && term->has_output_term());
+  if (fused && (!term || !term->has_logits_term()))  // the fused kernel: no head-split copies
+    return dropout((*proj)(attention_qkv(h, heads, scale)), proj_dropout, training());
+  if (fused) {  // a plain additive bias runs fused too
     Tensor bias = term->static_bias();
     if (bias.defined() && attention_bias_fits(bias.shape(), B, heads, N))
-      return dropout((*proj)(attention_qkv_bias((*qkv)(x), bias, heads, scale)), proj_dropout, training());
+      return dropout((*proj)(attention_qkv_bias(h, bias, heads, scale)), proj_dropout, training());
   }
   // (B,N,3*NH*HD) -> (3,B,NH,N,HD)
-  Tensor qkv_ = permute((*qkv)(x).reshape({B, N, 3, heads, dim_head}), {2, 0, 3, 1, 4});
+  Tensor qkv_ = permute(h.reshape({B, N, 3, heads, dim_head}), {2, 0, 3, 1, 4});
   std::vector<Tensor> parts = chunk(qkv_, 3, 0);
   Tensor q = parts[0].reshape({B, heads, N, dim_head});
   Tensor k = parts[1].reshape({B, heads, N, dim_head});
   Tensor v = parts[2].reshape({B, heads, N, dim_head});
   Tensor logits = matmul(q * scale, transpose(k, -2, -1));  // (B,NH,N,N)
-  if (term) logits = logits + term->logits_term(q, k);
+  if (term && term->has_logits_term()) {
+    Tensor t = term->logits_term(q, k);
+    if (t.defined()) logits = logits + t;
+  }
   Tensor attn = dropout(softmax(logits, -1), attn_dropout, training());
-  Tensor out = permute(matmul(attn, v), {0, 2, 1, 3}).reshape({B, N, heads * dim_head});  // (B,N,NH*HD)
+  Tensor o = matmul(attn, v);  // (B,NH,N,HD)
+  if (term && term->has_output_term()) o = o + term->output_term(attn, v);
+  Tensor out = permute(o, {0, 2, 1, 3}).reshape({B, N, heads * dim_head});  // (B,N,NH*HD)
   return dropout((*proj)(out), proj_dropout, training());
 }
 

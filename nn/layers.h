@@ -77,16 +77,30 @@ struct FeedForward : Module {
   const char* type_name() const override { return "FeedForward"; }
 };
 
-// An additive term on the attention logits: relative position biases, masks,
-// contextual encodings. Returns something broadcastable to (B,NH,N,N).
-//   q, k: (B,NH,N,HD)
+// The position-encoding hook of Attention: an additive term on the attention logits
+// (relative position biases, masks, contextual encodings), and the paths on the
+// query/key side (a rewrite of the packed qkv: RoPE) and the value side (an
+// additive term on the attention output: Shaw's sum_j a_ij r_ij). nn/posenc.h has
+// the encodings built on it.
+//   q, k, v: (B,NH,N,HD)
 struct AttentionTerm : Module {
-  virtual Tensor logits_term(const Tensor& q, const Tensor& k) = 0;
+  // The additive logits term, broadcastable to (B,NH,N,N). Default: static_bias().
+  virtual Tensor logits_term(const Tensor& q, const Tensor& k) { return static_bias(); }
   // A term that does not read q and k (a learned relative position bias, a mask) may
   // return its value here, shaped (N,N), (NH or 1,N,N) or (B or 1,NH or 1,N,N): Attention
   // then runs the fused attention_qkv_bias kernel instead of logits_term. Undefined (the
   // default): the term depends on q, k and Attention composes the logits op by op.
   virtual Tensor static_bias() { return Tensor(); }
+  // False: the term adds nothing to the logits (only a qkv or an output path).
+  virtual bool has_logits_term() const { return true; }
+  // The query/key side: the packed projection (B,N,3*NH*HD) before attention, rewritten
+  // (RoPE rotates q and k). Default: as is. Attention stays fused.
+  virtual Tensor qkv_term(const Tensor& qkv) { return qkv; }
+  // The value side: a term added to the attention output softmax(..) v, (B,NH,N,HD),
+  // from the probabilities attn (B,NH,N,N) (after dropout) and v. Only called when
+  // has_output_term(); such a term makes Attention compose op by op.
+  virtual bool has_output_term() const { return false; }
+  virtual Tensor output_term(const Tensor& attn, const Tensor& v) { return Tensor(); }
 };
 
 // Multi-head self-attention.   x: (B,N,D) -> (B,N,D)

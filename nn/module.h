@@ -44,7 +44,7 @@ class Module {
   // the key and both shapes (as PyTorch).
   void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true);
   int64_t num_parameters() const;
-  // Moves every parameter and buffer to device d IN PLACE: each tensor keeps its
+  // Moves every parameter, buffer and constant to device d IN PLACE: each tensor keeps its
   // identity (the same TensorImpl, so member fields, parameters() and an
   // optimizer built earlier all see the moved tensor), only its storage and
   // device change. Accumulated gradients are dropped. An optimizer's own state

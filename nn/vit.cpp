@@ -36,6 +36,7 @@ void VitOptions::bind(KeyBinder& b) {
                                 "Linear init: torch (PyTorch default), timm (trunc-normal .02), xavier"));
   b("pos_embed", pos_embed,
     KeySpec::Enum({"sincos2d", "learned", "sinusoidal", "none"}, "position embedding added to the patch tokens"));
+  rel_pos.bind(b);
 }
 
 VitOptions VitOptions::from(const Options& model) {
@@ -56,6 +57,9 @@ void check_vit_options(const Options& m) {
   if (m.get_string("patch_embed") == "conv_stem" && (patch < 2 || (patch & (patch - 1)) != 0))
     m.fail("patch_embed", "conv_stem needs a power-of-two model.patch_size (one stride-2 conv per factor 2), got " +
                               std::to_string(patch));
+  if (m.get_string("rel_pos") == "rope2d" && m.get_int("dim_head") % 4 != 0)
+    m.fail("rel_pos", "rope2d needs a model.dim_head divisible by 4 (dim_head/4 frequencies per axis), got " +
+                          std::to_string(m.get_int("dim_head")));
 }
 
 PatchEmbed::PatchEmbed(const std::string& kind, int64_t channels, int64_t patch, int64_t dim)
@@ -124,6 +128,8 @@ VisionTransformer::VisionTransformer(const VitOptions& o) : opt(o) {
                                 std::make_shared<Block>(o.dim, o.heads, dh, o.mlp_dim, o.qkv_bias, o.dropout,
                                                         o.attn_dropout, dp)));
   }
+  for (auto& b : blocks)  // relative positions among the patches; a class token gets none (nn/posenc.h)
+    if (auto t = make_rel_pos(o.rel_pos, side, side, o.heads, dh, cls ? 1 : 0)) b->attn->set_term(t);
   norm = add_module("norm", std::make_shared<LayerNorm>(o.dim));
   head = add_module("head", std::make_shared<Linear>(o.dim, o.num_classes));
   if (o.init != "timm") init_linears(*this, o.init);  // Linear's own init is timm's

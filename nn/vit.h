@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nn/layers.h"
+#include "nn/posenc.h"
 #include "nn/registry.h"
 
 namespace pw {
@@ -31,6 +32,7 @@ struct VitOptions {
   std::string patch_embed = "linear";
   std::string pos_embed = "sincos2d";  // sincos2d | learned | sinusoidal | none
   std::string init = "torch";          // Linear init: torch | timm | xavier (see init_linears)
+  RelPosOptions rel_pos;               // model.rel_pos and its keys (nn/posenc.h); none by default
   static VitOptions simple_vit();
   static VitOptions vit();
   // The model's own keys, one list for both directions (io/keys.h KeyBinder).

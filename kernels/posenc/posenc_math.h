@@ -1,0 +1,19 @@
+// Per-element math of the position-encoding ops, for the CPU loops and the CUDA
+// kernels alike (T = float or double).
+#pragma once
+#include "runtime/hd.h"
+
+namespace pw::math {
+
+// The pair (x0, x1) rotated by the angle with cosine c and sine s (RoPE).
+template <class T> PW_HD inline void rope_fwd(T x0, T x1, T c, T s, T& y0, T& y1) {
+  y0 = x0 * c - x1 * s;
+  y1 = x0 * s + x1 * c;
+}
+// Forward was rope_fwd: the transpose rotation of dy.
+template <class T> PW_HD inline void rope_bwd(T dy0, T dy1, T c, T s, T& dx0, T& dx1) {
+  dx0 = dy0 * c + dy1 * s;
+  dx1 = dy1 * c - dy0 * s;
+}
+
+}  // namespace pw::math

@@ -1,0 +1,237 @@
+#include "nn/posenc.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace pw {
+
+void RelPosOptions::bind(KeyBinder& b) {
+  b("rel_pos", kind,
+    KeySpec::Enum({"none", "swin", "alibi", "rope2d", "shaw", "irpe"},
+                  "relative position encoding inside attention (nn/posenc.h); composes with pos_embed"));
+  b("rel_pos_clip", clip, KeySpec::Int("shaw: clipping distance k per axis (Shaw et al. 2018: 16)").ge(1));
+  b("shaw_values", shaw_values, KeySpec::Bool("shaw: also the value-side term sum_j a_ij rV_ij"));
+  b("rel_pos_distance", alibi_distance,
+    KeySpec::Enum({"euclidean", "manhattan"}, "alibi: the patch distance the head slopes multiply"));
+  b("rope_base", rope_base, KeySpec::Float("rope2d: frequency base theta (Heo et al. 2024: 100)").gt(1));
+  b("irpe_method", irpe_method,
+    KeySpec::Enum({"euclidean", "quantized", "cross", "product"}, "irpe: the 2D bucket method (iRPE's default: product)"));
+  b("irpe_ratio", irpe_ratio,
+    KeySpec::Float("irpe: alpha = ratio, beta = 2 ratio, gamma = 8 ratio of the piecewise index (iRPE: 1.9)").ge(0.5));
+  b("irpe_shared_head", irpe_shared_head, KeySpec::Bool("irpe: one bias table shared by all heads (iRPE's default)"));
+}
+
+// ---- index tables ----
+
+std::vector<int64_t> swin_relative_index(int64_t h, int64_t w) {
+  const int64_t N = h * w;
+  std::vector<int64_t> idx(N * N);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j)
+      idx[i * N + j] = (i / w - j / w + h - 1) * (2 * w - 1) + (i % w - j % w + w - 1);
+  return idx;
+}
+
+std::vector<int64_t> shaw_relative_index(int64_t h, int64_t w, int64_t k) {
+  const int64_t N = h * w, S = 2 * k + 1;
+  auto clip = [k](int64_t d) { return std::min(std::max(d, -k), k) + k; };
+  std::vector<int64_t> idx(N * N);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) idx[i * N + j] = clip(j / w - i / w) * S + clip(j % w - i % w);
+  return idx;
+}
+
+int64_t irpe_piecewise(double x, double alpha, double beta, double gamma) {
+  // float32 tensor ops with double scalars, as iRPE's PyTorch code computes it
+  const float xf = (float)x, af = (float)alpha, bf = (float)beta;
+  const float ax = std::fabs(xf);
+  if (ax <= af) return (int64_t)std::nearbyint(xf);  // round half to even, as torch.round
+  const float lg = (float)std::log(gamma / alpha), ba = (float)(beta - alpha);
+  float y = std::nearbyint(af + std::log(ax / af) / lg * ba);
+  y = std::min(y, bf);
+  return (int64_t)((xf < 0 ? -1.0f : 1.0f) * y);  // .to(long) truncates toward zero
+}
+
+std::vector<int64_t> irpe_bucket_index(const std::string& method, int64_t h, int64_t w, double alpha, double beta,
+                                       double gamma, int64_t* num_buckets) {
+  const int64_t N = h * w, bi = (int64_t)beta, S = 2 * bi + 1;
+  std::vector<int64_t> idx(N * N);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      // iRPE's diff = pos_i - pos_j, (row, col)
+      const int64_t dr = i / w - j / w, dc = i % w - j % w;
+      int64_t v;
+      if (method == "euclidean") {
+        const double dis = std::nearbyint(std::sqrt((float)(dr * dr + dc * dc)));
+        v = irpe_piecewise(dis, alpha, beta, gamma) + bi;
+      } else if (method == "quantized") {  // iRPE's code: the squared distance
+        v = irpe_piecewise((double)(dr * dr + dc * dc), alpha, beta, gamma) + bi;
+      } else if (method == "product") {
+        v = (irpe_piecewise(dr, alpha, beta, gamma) + bi) * S + irpe_piecewise(dc, alpha, beta, gamma) + bi;
+      } else if (method == "cross_rows") {
+        v = irpe_piecewise(dr, alpha, beta, gamma) + bi;
+      } else if (method == "cross_cols") {
+        v = irpe_piecewise(dc, alpha, beta, gamma) + bi;
+      } else {
+        PW_FAIL("irpe_bucket_index: unknown method '", method,
+                "' (euclidean, quantized, product, cross_rows, cross_cols)");
+      }
+      idx[i * N + j] = v;
+    }
+  if (num_buckets) *num_buckets = method == "product" ? S * S : S;
+  return idx;
+}
+
+std::vector<int64_t> with_skip(const std::vector<int64_t>& idx, int64_t N, int64_t skip, int64_t value) {
+  if (skip == 0) return idx;
+  const int64_t M = N + skip;
+  std::vector<int64_t> out(M * M, value);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) out[(i + skip) * M + j + skip] = idx[i * N + j];
+  return out;
+}
+
+std::vector<double> alibi_slopes(int64_t n) {
+  auto pow2 = [](int64_t m) {
+    const double start = std::pow(2.0, -std::pow(2.0, -(std::log2((double)m) - 3)));
+    std::vector<double> s(m);
+    for (int64_t i = 0; i < m; ++i) s[i] = start * std::pow(start, (double)i);
+    return s;
+  };
+  const int64_t p = (int64_t)1 << (int64_t)std::floor(std::log2((double)n));
+  if (p == n) return pow2(n);
+  std::vector<double> s = pow2(p), extra = alibi_slopes(2 * p);
+  for (int64_t i = 0; (int64_t)s.size() < n; i += 2) s.push_back(extra[i]);
+  return s;
+}
+
+Tensor alibi_bias_2d(int64_t h, int64_t w, int64_t heads, const std::string& distance, int64_t skip) {
+  PW_CHECK(distance == "euclidean" || distance == "manhattan", "alibi_bias_2d: unknown distance '", distance,
+           "' (euclidean or manhattan)");
+  const int64_t N = h * w, M = N + skip;
+  const std::vector<double> slope = alibi_slopes(heads);
+  std::vector<double> b(heads * M * M, 0.0);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      const double dr = (double)(i / w - j / w), dc = (double)(i % w - j % w);
+      const double d = distance == "euclidean" ? std::sqrt(dr * dr + dc * dc) : std::fabs(dr) + std::fabs(dc);
+      for (int64_t hh = 0; hh < heads; ++hh) b[(hh * M + i + skip) * M + j + skip] = -slope[hh] * d;
+    }
+  return from_vector(b, {heads, M, M});
+}
+
+std::vector<double> rope_axial_angles(int64_t h, int64_t w, int64_t dim_head, double base, int64_t skip) {
+  PW_CHECK(dim_head % 4 == 0, "rope_axial_angles: dim_head must be a multiple of 4 (dim_head/4 frequencies per "
+                              "axis), got ", dim_head);
+  const int64_t H2 = dim_head / 2, Q = dim_head / 4;
+  std::vector<double> a((h * w + skip) * H2, 0.0);
+  for (int64_t n = 0; n < h * w; ++n) {
+    double* row = &a[(n + skip) * H2];
+    for (int64_t m = 0; m < Q; ++m) {
+      const double f = 1.0 / std::pow(base, (double)(4 * m) / (double)dim_head);
+      row[m] = (double)(n % w) * f;      // column (RoPE-ViT's t_x)
+      row[Q + m] = (double)(n / w) * f;  // row (t_y)
+    }
+  }
+  return a;
+}
+
+// ---- terms ----
+
+void RelTableBias::add_table(const std::string& name, RelIndex index, int64_t heads, double init_std) {
+  Tensor t = add_param(name, zeros({index.T, heads}), /*decay=*/false);  // Swin: no decay on the table
+  if (init_std > 0) init_trunc_normal(t, init_std);
+  add_constant("index", index.idx);
+  add_constant("index_inv_off", index.inv_off);
+  add_constant("index_inv_pos", index.inv_pos);
+  tables.push_back(t);
+  indexes.push_back(std::move(index));
+}
+
+Tensor RelTableBias::static_bias() {
+  Tensor b;
+  for (size_t k = 0; k < tables.size(); ++k) {
+    Tensor g = rel_bias_gather(tables[k], indexes[k]);
+    b = b.defined() ? b + g : g;
+  }
+  return b;
+}
+
+RotaryQK::RotaryQK(const std::vector<double>& angles, int64_t n, int64_t half, int64_t heads) : heads(heads) {
+  std::vector<double> c(angles.size()), s(angles.size());
+  for (size_t i = 0; i < angles.size(); ++i) {
+    c[i] = std::cos(angles[i]);
+    s[i] = std::sin(angles[i]);
+  }
+  cos = add_constant("cos", from_vector(c, {n, half}));
+  sin = add_constant("sin", from_vector(s, {n, half}));
+}
+
+Tensor RotaryQK::qkv_term(const Tensor& qkv) {
+  if (cos.dtype() == qkv.dtype()) return rope_qkv(qkv, cos, sin, heads);
+  return rope_qkv(qkv, cos.to(qkv.dtype()), sin.to(qkv.dtype()), heads);
+}
+
+ShawTerm::ShawTerm(RelIndex idx, int64_t dim_head, bool values) : index(std::move(idx)) {
+  table_k = add_param("table_k", zeros({index.T, dim_head}), /*decay=*/false);
+  init_trunc_normal(table_k, 0.02);
+  if (values) {
+    table_v = add_param("table_v", zeros({index.T, dim_head}), /*decay=*/false);
+    init_trunc_normal(table_v, 0.02);
+  }
+  add_constant("index", index.idx);
+  add_constant("index_inv_off", index.inv_off);
+  add_constant("index_inv_pos", index.inv_pos);
+}
+
+Tensor ShawTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const double scale = 1.0 / std::sqrt((double)q.size(-1));
+  return rel_logits_gather(matmul(q * scale, transpose(table_k, 0, 1)), index);  // (B,NH,N,T) -> (B,NH,N,N)
+}
+
+Tensor ShawTerm::output_term(const Tensor& attn, const Tensor& v) {
+  return matmul(rel_logits_scatter(attn, index), table_v);  // (B,NH,N,T) (T,HD)
+}
+
+std::shared_ptr<AttentionTerm> make_rel_pos(const RelPosOptions& o, int64_t h, int64_t w, int64_t heads,
+                                            int64_t dim_head, int64_t skip) {
+  const int64_t N = h * w, M = N + skip;
+  if (o.kind == "none") return nullptr;
+  if (o.kind == "swin") {
+    auto t = std::make_shared<RelTableBias>();
+    t->add_table("table", RelIndex::build(with_skip(swin_relative_index(h, w), N, skip, -1), M, (2 * h - 1) * (2 * w - 1)),
+                 heads, 0.02);
+    return t;
+  }
+  if (o.kind == "irpe") {
+    const double alpha = o.irpe_ratio, beta = 2 * o.irpe_ratio, gamma = 8 * o.irpe_ratio;
+    const int64_t th = o.irpe_shared_head ? 1 : heads;
+    auto t = std::make_shared<RelTableBias>();
+    auto add = [&](const std::string& name, const std::string& method) {
+      int64_t T = 0;
+      std::vector<int64_t> idx = irpe_bucket_index(method, h, w, alpha, beta, gamma, &T);
+      // iRPE's skip: one extra bucket for every pair with a class token
+      if (skip > 0) idx = with_skip(idx, N, skip, T++);
+      t->add_table(name, RelIndex::build(idx, M, T), th, 0.0);  // iRPE: zero-initialised
+    };
+    if (o.irpe_method == "cross") {
+      add("table_rows", "cross_rows");
+      add("table_cols", "cross_cols");
+    } else {
+      add("table", o.irpe_method);
+    }
+    return t;
+  }
+  if (o.kind == "alibi") return std::make_shared<FixedBias>(alibi_bias_2d(h, w, heads, o.alibi_distance, skip));
+  if (o.kind == "rope2d")
+    return std::make_shared<RotaryQK>(rope_axial_angles(h, w, dim_head, o.rope_base, skip), M, dim_head / 2, heads);
+  if (o.kind == "shaw") {
+    const int64_t S = 2 * o.clip + 1;
+    return std::make_shared<ShawTerm>(
+        RelIndex::build(with_skip(shaw_relative_index(h, w, o.clip), N, skip, -1), M, S * S), dim_head,
+        o.shaw_values);
+  }
+  PW_FAIL("make_rel_pos: unknown rel_pos '", o.kind, "' (none, swin, alibi, rope2d, shaw, irpe)");
+}
+
+}  // namespace pw

@@ -1,0 +1,118 @@
+// Relative position encodings for the vision transformers, each a config option
+// (model.rel_pos) with its own keys and its paper's defaults. Absolute encodings
+// (model.pos_embed: sincos2d, learned, sinusoidal, none) add to the tokens in
+// nn/vit.cpp; these act inside attention through the AttentionTerm hook (nn/layers.h):
+//
+//   swin    Swin (Liu et al. 2021): a learned ((2h-1)(2w-1), NH) table gathered by the
+//           relative offset of two patches into a bias (NH,N,N): static, fused attention.
+//   irpe    iRPE bias mode (Wu et al. 2021, arXiv 2107.14222): a learned (buckets, NH or 1)
+//           table gathered by the piecewise bucket of the offset (methods euclidean,
+//           quantized, cross, product): static, fused.
+//   alibi   2D ALiBi: -slope_h * |p_i - p_j| (euclidean or manhattan) with ALiBi's head
+//           slopes (Press et al. 2022): a constant bias, fused.
+//   rope2d  2D axial RoPE (Heo et al. 2024): q and k rotated by the column (first half of
+//           each head's pairs) and row (second half) of their patch: qkv path, fused.
+//   shaw    Shaw et al. 2018, in 2D: learned ((2k+1)^2, HD) tables for clipped offsets,
+//           shared by the heads; the key side adds scale * q_i . rK[idx(i,j)] to the logits,
+//           the value side (shaw_values) adds sum_j a_ij rV[idx(i,j)] to the output.
+//           Composed op by op (contextual).
+//
+// The class token (pool: cls) gets no relative position: its row and column of a bias
+// are 0 (swin, alibi, shaw), RoPE leaves it unrotated, and iRPE gives it its own learned
+// bucket (iRPE's "skip": one extra table row for every pair with the class token).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/keys.h"
+#include "kernels/ops.h"
+#include "nn/layers.h"
+
+namespace pw {
+
+// The model.rel_pos keys (a model's options struct holds one and binds it).
+struct RelPosOptions {
+  std::string kind = "none";  // none | swin | alibi | rope2d | shaw | irpe
+  int64_t clip = 16;          // shaw: clipping distance k per axis (Shaw et al.: 16)
+  bool shaw_values = true;    // shaw: also the value-side term
+  std::string alibi_distance = "euclidean";  // model.rel_pos_distance (alibi): euclidean | manhattan
+  double rope_base = 100;     // rope2d: theta (Heo et al. 2024: 100)
+  std::string irpe_method = "product";  // euclidean | quantized | cross | product
+  double irpe_ratio = 1.9;    // alpha = ratio, beta = 2 ratio, gamma = 8 ratio (iRPE's defaults)
+  bool irpe_shared_head = true;  // one table for all heads (iRPE's default)
+  void bind(KeyBinder& b);
+};
+
+// The term of one attention layer over an h x w patch grid, with `skip` leading
+// non-patch tokens (0, or 1 for a class token); nullptr for kind none.
+std::shared_ptr<AttentionTerm> make_rel_pos(const RelPosOptions& o, int64_t h, int64_t w, int64_t heads,
+                                            int64_t dim_head, int64_t skip);
+
+// --- index tables (host, row-major (N,N), N = h*w, patches in raster order) ---
+
+// Swin: ((ri - rj + h-1) * (2w-1) + (ci - cj + w-1)), in [0, (2h-1)(2w-1)).
+std::vector<int64_t> swin_relative_index(int64_t h, int64_t w);
+// Shaw in 2D: (clip(rj - ri) + k) * (2k+1) + clip(cj - ci) + k, clip to [-k, k]; in [0, (2k+1)^2).
+std::vector<int64_t> shaw_relative_index(int64_t h, int64_t w, int64_t k);
+// iRPE's piecewise index g(x): round(x) for |x| <= alpha, else
+// sign(x) * min(round(alpha + ln(|x|/alpha) / ln(gamma/alpha) * (beta - alpha)), beta),
+// truncated to an integer (float32 arithmetic, as iRPE's PyTorch code).
+int64_t irpe_piecewise(double x, double alpha, double beta, double gamma);
+// iRPE's bucket ids for method euclidean, quantized, product, cross_rows or cross_cols
+// (cross = the sum of the last two); num_buckets gets the table size: (2 beta_int + 1)^2
+// for product, else 2 beta_int + 1.
+std::vector<int64_t> irpe_bucket_index(const std::string& method, int64_t h, int64_t w, double alpha, double beta,
+                                       double gamma, int64_t* num_buckets);
+// (N,N) -> (N+skip, N+skip): the first `skip` rows and columns get `value`.
+std::vector<int64_t> with_skip(const std::vector<int64_t>& idx, int64_t N, int64_t skip, int64_t value);
+// ALiBi's head slopes: 2^(-8/n), its powers, and the interleave for n not a power of two.
+std::vector<double> alibi_slopes(int64_t heads);
+// -slope_h * distance(p_i, p_j), 0 on the skip rows and columns.   -> (NH, N+skip, N+skip)
+Tensor alibi_bias_2d(int64_t h, int64_t w, int64_t heads, const std::string& distance, int64_t skip);
+// 2D axial RoPE angles (N+skip, HD/2): pair m < HD/4 turns by col * f_m, pair HD/4 + m by
+// row * f_m, f_m = base^(-4m/HD); 0 on the skip rows. HD must be a multiple of 4.
+std::vector<double> rope_axial_angles(int64_t h, int64_t w, int64_t dim_head, double base, int64_t skip);
+
+// --- the terms ---
+
+// A sum of learned tables, each gathered by its index into an additive bias (swin, irpe).
+struct RelTableBias : AttentionTerm {
+  std::vector<Tensor> tables;      // (T_k, NH or 1)
+  std::vector<RelIndex> indexes;   // (N,N) each, tensors moved with the model
+  void add_table(const std::string& name, RelIndex index, int64_t heads, double init_std);
+  Tensor static_bias() override;  // (NH or 1, N, N)
+  const char* type_name() const override { return "RelTableBias"; }
+};
+
+// A constant bias (NH,N,N) (alibi).
+struct FixedBias : AttentionTerm {
+  Tensor bias;
+  explicit FixedBias(Tensor b) : bias(add_constant("bias", std::move(b))) {}
+  Tensor static_bias() override { return bias; }
+  const char* type_name() const override { return "FixedBias"; }
+};
+
+// Rotary embedding of q and k (rope2d).   cos, sin: (N,HD/2)
+struct RotaryQK : AttentionTerm {
+  Tensor cos, sin;
+  int64_t heads;
+  RotaryQK(const std::vector<double>& angles, int64_t n, int64_t half, int64_t heads);
+  bool has_logits_term() const override { return false; }
+  Tensor qkv_term(const Tensor& qkv) override;
+  const char* type_name() const override { return "RotaryQK"; }
+};
+
+// Shaw et al.'s relative representations on the key and (optionally) value side.
+//   table_k, table_v: (T, HD)
+struct ShawTerm : AttentionTerm {
+  Tensor table_k, table_v;
+  RelIndex index;
+  ShawTerm(RelIndex index, int64_t dim_head, bool values);
+  Tensor logits_term(const Tensor& q, const Tensor& k) override;  // scale * q . rK -> (B,NH,N,N)
+  bool has_output_term() const override { return table_v.defined(); }
+  Tensor output_term(const Tensor& attn, const Tensor& v) override;  // sum_j a_ij rV -> (B,NH,N,HD)
+  const char* type_name() const override { return "ShawTerm"; }
+};
+
+}  // namespace pw

@@ -1,0 +1,311 @@
+// Relative position encodings (nn/posenc.h): the index tables against the papers'
+// formulas on small grids (values worked out by hand here), shift invariance of every
+// encoding, Shaw's key and value terms against a by-hand sum, the class-token rows,
+// the config keys, and that every encoding trains (a few dozen steps lower the loss).
+// The ops' gradient checks, PyTorch values and parity are rows in tests/ops/posenc.cpp.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "nn/posenc.h"
+#include "nn/vit.h"
+#include "tests/gradcheck.h"
+#include "trainers/config.h"
+#include "trainers/optim.h"
+
+using namespace pw;
+using pw::test::check_close;
+
+namespace {
+
+using Idx = std::vector<int64_t>;
+
+// Every pair of pairs (i,j), (i2,j2) on an h x w grid with p_i2 = p_i + s and p_j2 = p_j + s.
+template <class F>
+void for_shifted_pairs(int64_t h, int64_t w, F f) {  // f(i, j, i2, j2)
+  const int64_t N = h * w;
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j)
+      for (int64_t sr = -(h - 1); sr < h; ++sr)
+        for (int64_t sc = -(w - 1); sc < w; ++sc) {
+          const int64_t ri = i / w + sr, ci = i % w + sc, rj = j / w + sr, cj = j % w + sc;
+          if (ri < 0 || ri >= h || ci < 0 || ci >= w || rj < 0 || rj >= h || cj < 0 || cj >= w) continue;
+          f(i, j, ri * w + ci, rj * w + cj);
+        }
+}
+
+// (1,NH,N,HD) x3 -> (3,1,NH,N,HD)
+Tensor stack_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
+  Shape s = q.shape();
+  s.insert(s.begin(), 1);
+  return concat({q.reshape(s), k.reshape(s), v.reshape(s)}, 0);
+}
+
+RelPosOptions rel(const std::string& kind, const std::string& irpe_method = "product") {
+  RelPosOptions o;
+  o.kind = kind;
+  o.irpe_method = irpe_method;
+  o.clip = 2;
+  o.irpe_shared_head = false;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("Swin's relative position index on a 2x2 window is the paper's table") {
+  // Swin: (dy + M-1) * (2M-1) + (dx + M-1), (dy, dx) = p_i - p_j, M = 2
+  CHECK(swin_relative_index(2, 2) == Idx{4, 3, 1, 0, 5, 4, 2, 1, 7, 6, 4, 3, 8, 7, 5, 4});
+  // 2x3: (dy + 1) * 5 + (dx + 2), in [0, 15)
+  Idx s = swin_relative_index(2, 3);
+  CHECK(s[0 * 6 + 5] == (0 - 1 + 1) * 5 + (0 - 2 + 2));  // (0,0) to (1,2)
+  CHECK(s[5 * 6 + 0] == (1 + 1) * 5 + (2 + 2));          // (1,2) to (0,0): the last row of the table
+  CHECK(*std::max_element(s.begin(), s.end()) == 14);
+}
+
+TEST_CASE("Shaw's clipped 2D index") {
+  // k = 1 on a 1x4 row: (clip(dr)+1)*3 + clip(dc)+1 with dr = 0, dc = j - i clipped to [-1, 1]
+  CHECK(shaw_relative_index(1, 4, 1) == Idx{4, 5, 5, 5, 3, 4, 5, 5, 3, 3, 4, 5, 3, 3, 3, 4});
+  // k = 2 on 3x3: (0,0) to (2,2) is (+2,+2): 4*5+4 = 24; (2,2) to (0,0): 0; self: 12
+  Idx s = shaw_relative_index(3, 3, 2);
+  CHECK(s[0 * 9 + 8] == 24);
+  CHECK(s[8 * 9 + 0] == 0);
+  CHECK(s[4 * 9 + 4] == 12);
+}
+
+TEST_CASE("iRPE's piecewise index g and its buckets (alpha 1.9, beta 3.8, gamma 15.2)") {
+  const double a = 1.9, b = 3.8, g = 15.2;
+  // |x| <= alpha: round half to even; beyond: 1.9 + ln(|x|/1.9)/ln(8) * 1.9, rounded, at most 3.8, truncated
+  CHECK(irpe_piecewise(0, a, b, g) == 0);
+  CHECK(irpe_piecewise(0.5, a, b, g) == 0);
+  CHECK(irpe_piecewise(1.5, a, b, g) == 2);
+  CHECK(irpe_piecewise(-1, a, b, g) == -1);
+  CHECK(irpe_piecewise(2, a, b, g) == 2);    // 1.947
+  CHECK(irpe_piecewise(3, a, b, g) == 2);    // 2.317
+  CHECK(irpe_piecewise(4, a, b, g) == 3);    // 2.580
+  CHECK(irpe_piecewise(-8, a, b, g) == -3);  // -3.213
+  CHECK(irpe_piecewise(18, a, b, g) == 3);   // 3.954 -> 4 -> 3.8 -> 3
+  CHECK(irpe_piecewise(-100, a, b, g) == -3);
+
+  int64_t T = 0;
+  // product on 4x4: (g(dr)+3)*7 + g(dc)+3, diff = p_i - p_j
+  Idx p = irpe_bucket_index("product", 4, 4, a, b, g, &T);
+  CHECK(T == 49);
+  CHECK(p[0 * 16 + 15] == (-2 + 3) * 7 + (-2 + 3));  // (0,0)-(3,3) = (-3,-3)
+  CHECK(p[15 * 16 + 0] == 5 * 7 + 5);
+  CHECK(p[5 * 16 + 5] == 24);
+  CHECK(p[1 * 16 + 0] == 3 * 7 + 4);  // (0,1)-(0,0) = (0,+1)
+  // euclidean: g(round(sqrt(dr^2 + dc^2))) + 3
+  Idx e = irpe_bucket_index("euclidean", 4, 4, a, b, g, &T);
+  CHECK(T == 7);
+  CHECK(e[0 * 16 + 15] == 3 + 3);  // sqrt 18 = 4.24 -> 4 -> g 3
+  CHECK(e[0 * 16 + 2] == 2 + 3);   // 2 -> g 2
+  CHECK(e[0 * 16 + 5] == 1 + 3);   // sqrt 2 -> 1
+  CHECK(e[6 * 16 + 6] == 3);
+  // quantized (iRPE's code): g(dr^2 + dc^2) + 3
+  Idx q = irpe_bucket_index("quantized", 4, 4, a, b, g, &T);
+  CHECK(q[0 * 16 + 1] == 1 + 3);
+  CHECK(q[0 * 16 + 5] == 2 + 3);
+  CHECK(q[0 * 16 + 15] == 3 + 3);
+  // cross: one table per axis, g(dr) + 3 and g(dc) + 3
+  Idx cr = irpe_bucket_index("cross_rows", 4, 4, a, b, g, &T), cc = irpe_bucket_index("cross_cols", 4, 4, a, b, g, &T);
+  CHECK(cr[12 * 16 + 0] == 2 + 3);  // (3,0)-(0,0): dr = 3 -> 2
+  CHECK(cc[12 * 16 + 0] == 3);
+  // iRPE's skip: the class token's row and column take one extra bucket
+  Idx s = with_skip(Idx{0, 1, 2, 3}, 2, 1, 49);
+  CHECK(s == Idx{49, 49, 49, 49, 0, 1, 49, 2, 3});
+}
+
+TEST_CASE("ALiBi's head slopes") {
+  std::vector<double> s8 = alibi_slopes(8), s6 = alibi_slopes(6);
+  for (int i = 0; i < 8; ++i) CHECK(s8[i] == doctest::Approx(std::pow(0.5, i + 1)));
+  // 6 heads: the 4-head slopes 1/4 .. 1/256, then every other of the 8-head slopes
+  CHECK(s6 == std::vector<double>{0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125});
+  Tensor b = alibi_bias_2d(2, 2, 2, "manhattan", 1);  // (2, 5, 5), class token first
+  std::vector<double> v = b.to_vector();
+  CHECK(v[0 * 25 + 0 * 5 + 3] == 0);           // class token row
+  CHECK(v[0 * 25 + 1 * 5 + 4] == -0.0625 * 2);  // head 0, slope 2^-4; patches (0,0) and (1,1): distance 2
+}
+
+TEST_CASE("every relative encoding gives the same logits to a pair under a common shift") {
+  for (auto [kind, method] : std::vector<std::pair<std::string, std::string>>{{"swin", ""},
+                                                                             {"alibi", ""},
+                                                                             {"rope2d", ""},
+                                                                             {"shaw", ""},
+                                                                             {"irpe", "product"},
+                                                                             {"irpe", "euclidean"},
+                                                                             {"irpe", "quantized"},
+                                                                             {"irpe", "cross"}}) {
+    CAPTURE(kind);
+    CAPTURE(method);
+    RelPosOptions o = rel(kind, method.empty() ? "product" : method);
+    const int64_t h = 3, w = 4;
+    std::shared_ptr<AttentionTerm> t = make_rel_pos(o, h, w, 2, 8, 0);
+    // learned tables start at zero (iRPE) or tiny: make them visible
+    for (const Param& p : t->parameters()) init_uniform(const_cast<Tensor&>(p.tensor), -1, 1);
+    std::vector<double> add;
+    {
+      const int64_t N = h * w, NH = 2, HD = 8;
+      Tensor q1 = normal({1, 1, 1, HD}, 0, 1), k1 = normal({1, 1, 1, HD}, 0, 1);
+      Tensor q = expand(q1, {1, NH, N, HD}).clone(), k = expand(k1, {1, NH, N, HD}).clone();
+      Tensor a;
+      if (kind == "rope2d") {
+        Tensor qkv = permute(stack_qkv(q, k, zeros({1, NH, N, HD})), {1, 3, 0, 2, 4}).reshape({1, N, 3 * NH * HD});
+        Tensor r = permute(t->qkv_term(qkv).reshape({1, N, 3, NH, HD}), {2, 0, 3, 1, 4});
+        std::vector<Tensor> p = chunk(r, 3, 0);
+        a = matmul(p[0].reshape({1, NH, N, HD}), transpose(p[1].reshape({1, NH, N, HD}), -2, -1));
+      } else {
+        a = t->logits_term(q, k);
+      }
+      add = a.to_vector();
+      add.resize(N * N);  // head 0
+      // not constant: the encoding does tell positions apart
+      CHECK(*std::max_element(add.begin(), add.end()) > *std::min_element(add.begin(), add.end()) + 1e-4);
+    }
+    const int64_t N = h * w;
+    int64_t pairs = 0;
+    for_shifted_pairs(h, w, [&](int64_t i, int64_t j, int64_t i2, int64_t j2) {
+      ++pairs;
+      if (std::abs(add[i * N + j] - add[i2 * N + j2]) > 1e-5) {
+        FAIL_CHECK("pair (", i, ",", j, ") and its shift (", i2, ",", j2, "): ", add[i * N + j], " vs ",
+                   add[i2 * N + j2]);
+      }
+    });
+    CHECK(pairs > N * N);
+  }
+}
+
+TEST_CASE("Shaw's key and value terms equal the by-hand sums; the class token gets none") {
+  const int64_t h = 2, w = 3, N = h * w, M = N + 1, B = 2, NH = 2, HD = 4, D = 8;
+  RelPosOptions o = rel("shaw");
+  o.clip = 1;
+  Attention attn(D, NH, HD, true);
+  auto t = std::dynamic_pointer_cast<ShawTerm>(make_rel_pos(o, h, w, NH, HD, 1));
+  REQUIRE(t);
+  init_uniform(t->table_k, -1, 1);
+  init_uniform(t->table_v, -1, 1);
+  attn.set_term(t);
+  Tensor x = normal({B, M, D}, 0, 1);
+  // by hand: logits + scale q_i . rK[idx], probabilities a, o_i = sum_j a_ij (v_j + rV[idx])
+  Tensor qkv = linear(x, attn.qkv->weight, attn.qkv->bias);  // (B,M,3,NH,HD)
+  std::vector<double> Q = qkv.to_vector(), RK = t->table_k.to_vector(), RV = t->table_v.to_vector();
+  std::vector<double> I = t->index.idx.to_vector();
+  const double scale = 1 / std::sqrt((double)HD);
+  std::vector<double> out(B * M * NH * HD, 0.0);
+  auto at = [&](int64_t b, int64_t n, int64_t part, int64_t hh, int64_t d) {
+    return Q[(((b * M + n) * 3 + part) * NH + hh) * HD + d];
+  };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t hh = 0; hh < NH; ++hh)
+      for (int64_t i = 0; i < M; ++i) {
+        std::vector<double> l(M);
+        double mx = -1e300, z = 0;
+        for (int64_t j = 0; j < M; ++j) {
+          double s = 0;
+          for (int64_t d = 0; d < HD; ++d) {
+            const int64_t r = (int64_t)I[i * M + j];
+            s += at(b, i, 0, hh, d) * (at(b, j, 1, hh, d) + (r < 0 ? 0.0 : RK[r * HD + d]));
+          }
+          l[j] = s * scale;
+          mx = std::max(mx, l[j]);
+        }
+        for (auto& e : l) z += (e = std::exp(e - mx));
+        for (int64_t j = 0; j < M; ++j) {
+          const int64_t r = (int64_t)I[i * M + j];
+          for (int64_t d = 0; d < HD; ++d)
+            out[((b * M + i) * NH + hh) * HD + d] += l[j] / z * (at(b, j, 2, hh, d) + (r < 0 ? 0.0 : RV[r * HD + d]));
+        }
+      }
+  Tensor ref = linear(from_vector(out, {B, M, NH * HD}), attn.proj->weight, attn.proj->bias);
+  check_close(attn(x).to_vector(), ref.to_vector(), 1e-5, 1e-4, "shaw attention");
+  // the class token (row and column 0) has no relative position
+  for (int64_t j = 0; j < M; ++j) {
+    CHECK(I[j] == -1);
+    CHECK(I[j * M] == -1);
+  }
+}
+
+TEST_CASE("static encodings run fused with a bias (NH,N,N) or (1,N,N); class token rows are 0 or iRPE's bucket") {
+  for (const std::string kind : {"swin", "alibi", "irpe"}) {
+    CAPTURE(kind);
+    RelPosOptions o = rel(kind);
+    o.irpe_shared_head = true;
+    std::shared_ptr<AttentionTerm> t = make_rel_pos(o, 3, 3, 4, 8, 1);
+    for (const Param& p : t->parameters()) init_uniform(const_cast<Tensor&>(p.tensor), -1, 1);
+    Tensor b = t->static_bias();
+    REQUIRE(b.defined());
+    CHECK(b.shape() == Shape{kind == "irpe" ? 1 : 4, 10, 10});
+    std::vector<double> v = b.to_vector();
+    if (kind == "irpe") {  // one learned scalar for every class-token pair
+      for (int64_t j = 0; j < 10; ++j) {
+        CHECK(v[j] == v[0]);
+        CHECK(v[j * 10] == v[0]);
+      }
+    } else {
+      for (int64_t j = 0; j < 10; ++j) {
+        CHECK(v[j] == 0);
+        CHECK(v[j * 10] == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("model.rel_pos keys: defaults, choices and the rope2d head-size check") {
+  Config c = Config::parse("model:\n  type: vit\n  rel_pos: irpe\n", "r.yaml");
+  CHECK(c.get_string("model.rel_pos") == "irpe");
+  CHECK(c.get_string("model.irpe_method") == "product");
+  CHECK(c.get_float("model.irpe_ratio") == 1.9);
+  CHECK(c.get_int("model.rel_pos_clip") == 16);
+  CHECK(c.get_float("model.rope_base") == 100);
+  CHECK(Config::parse("model:\n  type: simple_vit\n", "s.yaml").get_string("model.rel_pos") == "none");
+  CHECK_THROWS_WITH_AS(Config::parse("model:\n  type: simple_vit\n  dim_head: 6\n  rel_pos: rope2d\n", "r.yaml"),
+                       doctest::Contains("rope2d needs a model.dim_head divisible by 4"), pw::Error);
+}
+
+TEST_CASE("every encoding trains: 30 AdamW steps on a tiny ViT and SimpleViT lower the loss") {
+  const std::vector<std::pair<std::string, std::string>> kinds = {
+      {"none", ""},          {"swin", ""},        {"alibi", ""},           {"rope2d", ""},
+      {"shaw", ""},          {"irpe", "product"}, {"irpe", "euclidean"},   {"irpe", "quantized"},
+      {"irpe", "cross"}};
+  for (const bool vit : {true, false})
+    for (auto [kind, method] : kinds) {
+      CAPTURE(vit);
+      CAPTURE(kind);
+      CAPTURE(method);
+      VitOptions o = vit ? VitOptions::vit() : VitOptions::simple_vit();
+      o.image_size = 8;
+      o.patch_size = 2;
+      o.channels = 1;
+      o.num_classes = 4;
+      o.dim = 16;
+      o.depth = 2;
+      o.heads = 2;
+      o.dim_head = 8;
+      o.mlp_dim = 32;
+      o.rel_pos = rel(kind, method.empty() ? "product" : method);
+      o.rel_pos.irpe_shared_head = true;
+      manual_seed(7);
+      VisionTransformer m(o);
+      Tensor x = normal({8, 1, 8, 8}, 0, 1), y = from_vector({0, 1, 2, 3, 0, 1, 2, 3}, {8}, DType::I64);
+      AdamW opt(m.parameters(), 0.9, 0.999, 1e-8, 0.0);
+      double first = 0, last = 0;
+      for (int step = 0; step < 30; ++step) {
+        for (Param p : m.parameters()) p.tensor.zero_grad();
+        Tensor loss = cross_entropy(m(x), y);
+        if (step == 0) first = loss.item();
+        last = loss.item();
+        loss.backward();
+        opt.step(3e-3);
+      }
+      CHECK(last < 0.7 * first);
+      // the encoding's own parameters learn too
+      for (const Param& p : m.parameters())
+        if (p.name.find(".term.") != std::string::npos) {
+          CAPTURE(p.name);
+          CHECK(p.tensor.grad().defined());
+        }
+    }
+}
