@@ -494,48 +494,35 @@ const Options::Entry& Config::entry(const std::string& key, const char* getter) 
   return *e;
 }
 
-namespace {
-[[noreturn]] void wrong_type(const char* getter, const std::string& key, ConfigType t) {
-  throw Error(std::string("config: ") + getter + "(\"" + key + "\"): " + key + " is a" +
-              (t == ConfigType::Int ? "n " : " ") + config_type_name(t) + " key");
-}
-}  // namespace
 
 bool Config::has(const std::string& key) const {
   auto [sec, k] = split_key(key);
   auto it = sections_.find(sec);
   return it != sections_.end() && it->second.find(k) != nullptr;
 }
+// The typed getters: entry() names a missing key (with a guess across every
+// section); the section's own getter checks the type, with the same message.
+const Options& Config::section_of(const std::string& key, const char* getter) const {
+  entry(key, getter);
+  return sections_.at(split_key(key).first);
+}
 int64_t Config::get_int(const std::string& key) const {
-  const ConfigValue& v = entry(key, "get_int").value;
-  if (v.type != ConfigType::Int) wrong_type("get_int", key, v.type);
-  return v.i;
+  return section_of(key, "get_int").get_int(split_key(key).second);
 }
 double Config::get_float(const std::string& key) const {
-  const ConfigValue& v = entry(key, "get_float").value;
-  if (v.type == ConfigType::Int) return (double)v.i;
-  if (v.type != ConfigType::Float) wrong_type("get_float", key, v.type);
-  return v.f;
+  return section_of(key, "get_float").get_float(split_key(key).second);
 }
 bool Config::get_bool(const std::string& key) const {
-  const ConfigValue& v = entry(key, "get_bool").value;
-  if (v.type != ConfigType::Bool) wrong_type("get_bool", key, v.type);
-  return v.b;
+  return section_of(key, "get_bool").get_bool(split_key(key).second);
 }
 const std::string& Config::get_string(const std::string& key) const {
-  const ConfigValue& v = entry(key, "get_string").value;
-  if (v.type != ConfigType::String && v.type != ConfigType::Enum) wrong_type("get_string", key, v.type);
-  return v.s;
+  return section_of(key, "get_string").get_string(split_key(key).second);
 }
 const std::vector<double>& Config::get_floats(const std::string& key) const {
-  const ConfigValue& v = entry(key, "get_floats").value;
-  if (v.type != ConfigType::Floats) wrong_type("get_floats", key, v.type);
-  return v.fs;
+  return section_of(key, "get_floats").get_floats(split_key(key).second);
 }
 const std::vector<int64_t>& Config::get_ints(const std::string& key) const {
-  const ConfigValue& v = entry(key, "get_ints").value;
-  if (v.type != ConfigType::Ints) wrong_type("get_ints", key, v.type);
-  return v.is;
+  return section_of(key, "get_ints").get_ints(split_key(key).second);
 }
 const ConfigValue& Config::value(const std::string& key) const { return entry(key, "value").value; }
 const std::string& Config::origin(const std::string& key) const { return entry(key, "origin").origin; }

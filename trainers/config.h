@@ -166,6 +166,7 @@ class Config {
   void resolve(const std::string& sec, const std::string& name);
   // Splits "section.key"; throws naming `getter` when there is no such key.
   const Options::Entry& entry(const std::string& key, const char* getter) const;
+  const Options& section_of(const std::string& key, const char* getter) const;  // entry() checked
   std::string unknown_key_msg(const std::string& sec, const std::string& key) const;
   std::string selector_error(const std::string& sec, const std::string& value) const;
 };
