@@ -1,7 +1,8 @@
 // linear_attention_qkv on CUDA: plain kernels, one thread per output entry (or per
 // row of the causal scans), each summing its terms in a fixed order: no atomics, no
 // shared memory, deterministic. The math of every row is linear_attention_math.h's.
-// Everything runs on cuda::stream() and never synchronises.
+// Everything runs on cuda::stream() and never synchronises. Run so far only on the CPU
+// backend for CUDA sources (-DPW_CUDA=EMU), not on a GPU; not tuned.
 //
 // Intermediates, per (b,h):  phiq, phik (N,F) (phik masked)  S1, dS1 (F,E)
 // nd, g (N,E)  dphiq, dphik (N,F);   F = HD+1 (taylor) or HD (elu), E = HD+1.
