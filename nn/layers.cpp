@@ -91,6 +91,13 @@ void Attention::set_term(std::shared_ptr<AttentionTerm> t) {
 Tensor Attention::forward(const Tensor& x) {
   PW_CHECK(x.dim() == 3, "Attention: expected x of shape (B,N,D), got ", x.str());
   int64_t B = x.size(0), N = x.size(1);
+  if (kind != "softmax") {  // linear attention: phi(Q) (phi(K)^T V), O(N HD^2)
+    PW_CHECK(kind == "linear_taylor" || kind == "linear_elu", "Attention: unknown kind '", kind,
+             "'; expected softmax, linear_taylor or linear_elu");
+    PW_CHECK(!term, "Attention: a logits or qkv term (relative positions) needs softmax attention, not ", kind);
+    const LinearFeatureMap fm = kind == "linear_taylor" ? LinearFeatureMap::Taylor : LinearFeatureMap::Elu;
+    return dropout((*proj)(linear_attention_qkv((*qkv)(x), heads, fm)), proj_dropout, training());
+  }
   const double scale = 1.0 / std::sqrt((double)dim_head);
   Tensor h = (*qkv)(x);  // (B,N,3*NH*HD)
   if (term) h = term->qkv_term(h);

@@ -109,6 +109,9 @@ struct Attention : Module {
   std::shared_ptr<AttentionTerm> term;  // optional hook (null = none); set with set_term()
   int64_t heads, dim_head;
   double attn_dropout, proj_dropout;
+  // softmax | linear_taylor | linear_elu (linear_attention_qkv with that feature map;
+  // no logits term, no attention dropout). Set after construction (VisionTransformer does).
+  std::string kind = "softmax";
   Attention(int64_t d, int64_t heads, int64_t dim_head, bool qkv_bias = false,
             double attn_dropout = 0.0, double proj_dropout = 0.0);
   // Installs the logits hook as the child "term", so its parameters train and

@@ -37,6 +37,11 @@ void VitOptions::bind(KeyBinder& b) {
   b("pos_embed", pos_embed,
     KeySpec::Enum({"sincos2d", "learned", "sinusoidal", "none"}, "position embedding added to the patch tokens"));
   rel_pos.bind(b);
+  b("attention", attention,
+    KeySpec::Enum({"softmax", "linear_taylor", "linear_elu"},
+                  "token mixing: softmax attention, or linear attention (Katharopoulos et al. 2020) with the "
+                  "feature map [1, x/|x|] (1 + q^.k^, first-order Taylor) or elu(x)+1; O(N) in the tokens, "
+                  "attn_dropout unused"));
 }
 
 VitOptions VitOptions::from(const Options& model) {
@@ -60,6 +65,9 @@ void check_vit_options(const Options& m) {
   if (m.get_string("rel_pos") == "rope2d" && m.get_int("dim_head") % 4 != 0)
     m.fail("rel_pos", "rope2d needs a model.dim_head divisible by 4 (dim_head/4 frequencies per axis), got " +
                           std::to_string(m.get_int("dim_head")));
+  if (m.get_string("attention") != "softmax" && m.get_string("rel_pos") != "none")
+    m.fail("attention", m.get_string("attention") + " has no attention logits for model.rel_pos " +
+                            m.get_string("rel_pos") + " to act on; use attention: softmax or rel_pos: none");
 }
 
 PatchEmbed::PatchEmbed(const std::string& kind, int64_t channels, int64_t patch, int64_t dim)
@@ -127,6 +135,7 @@ VisionTransformer::VisionTransformer(const VitOptions& o) : opt(o) {
     blocks.push_back(add_module("blocks." + std::to_string(i),
                                 std::make_shared<Block>(o.dim, o.heads, dh, o.mlp_dim, o.qkv_bias, o.dropout,
                                                         o.attn_dropout, dp)));
+    blocks.back()->attn->kind = o.attention;
   }
   for (auto& b : blocks)  // relative positions among the patches; a class token gets none (nn/posenc.h)
     if (auto t = make_rel_pos(o.rel_pos, side, side, o.heads, dh, cls ? 1 : 0)) b->attn->set_term(t);

@@ -33,6 +33,7 @@ struct VitOptions {
   std::string pos_embed = "sincos2d";  // sincos2d | learned | sinusoidal | none
   std::string init = "torch";          // Linear init: torch | timm | xavier (see init_linears)
   RelPosOptions rel_pos;               // model.rel_pos and its keys (nn/posenc.h); none by default
+  std::string attention = "softmax";   // softmax | linear_taylor | linear_elu (Attention::kind)
   static VitOptions simple_vit();
   static VitOptions vit();
   // The model's own keys, one list for both directions (io/keys.h KeyBinder).

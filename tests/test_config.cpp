@@ -318,7 +318,7 @@ TEST_CASE("identity hash covers model and data, not runtime knobs or training") 
   Config base = Config::defaults();
   uint64_t h = base.hash();
   CHECK(h == fnv1a64(base.canonical({"model", "data"})));
-  CHECK(base.canonical({"model"}).rfind("model.attn_dropout: 0.0\nmodel.channels: 1\n", 0) == 0);
+  CHECK(base.canonical({"model"}).rfind("model.attention: softmax\nmodel.attn_dropout: 0.0\nmodel.channels: 1\n", 0) == 0);
   CHECK(parse("", {"train.lr=0.1", "data.num_workers=7", "data.root=/elsewhere", "train.device=cpu"}).hash() == h);
   CHECK(parse("", {"model.depth=8"}).hash() != h);
   CHECK(parse("", {"data.hflip=true"}).hash() != h);

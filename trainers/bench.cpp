@@ -10,14 +10,17 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <sstream>
 
 #include "kernels/ops.h"
 #include "autograd/profile.h"
 #include "kernels/attention/attention.h"
 #include "kernels/attention/flash_attention_cuda.h"
+#include "kernels/linear_attention/linear_attention.h"
 #include "runtime/cuda/runtime.h"
 #include "trainers/config.h"
 #include "trainers/device.h"
@@ -243,14 +246,87 @@ double bench_attention_cpu(int64_t B, int64_t NH, int64_t N, int64_t HD, int64_t
   return 3 * flops / (fwd_ms + bwd_ms) / 1e6;
 }
 
+// Softmax (attention_qkv) against linear attention (linear_attention_qkv, both feature
+// maps) on the CPU in fp32, forward + backward, over the token counts ns. The three ops
+// are timed in turn within each of 5 rounds and each keeps its fastest round, so a
+// burst of other work on the machine hits them alike. Iterations per round: enough
+// for about 0.2 s, at most `iters`.
+void bench_attention_sweep_cpu(int64_t B, int64_t NH, int64_t HD, const std::vector<int64_t>& ns, int64_t iters) {
+  std::printf("# patchwork bench attention --device cpu --sweep: B=%lld NH=%lld HD=%lld fp32, threads=%d\n"
+              "# fwd+bwd ms per call (best of 5 alternating rounds)\n",
+              (long long)B, (long long)NH, (long long)HD, omp_get_max_threads());
+  std::printf("%8s %12s %12s %12s %10s\n", "N", "softmax", "lin_taylor", "lin_elu", "sm/taylor");
+  std::vector<std::pair<int64_t, bool>> faster;  // (N, linear_taylor faster than softmax)
+  for (int64_t N : ns) {
+    Generator gen(1);
+    Tensor qkv = normal({B, N, 3 * NH * HD}, 0, 1, DType::F32, &gen).requires_grad_();
+    Tensor dy = normal({B, N, NH * HD}, 0, 1, DType::F32, &gen);
+    const double scale = 1.0 / std::sqrt((double)HD);
+    std::vector<std::function<Tensor()>> ops = {
+        [&] { return attention_qkv(qkv, NH, scale); },
+        [&] { return linear_attention_qkv(qkv, NH, LinearFeatureMap::Taylor); },
+        [&] { return linear_attention_qkv(qkv, NH, LinearFeatureMap::Elu); },
+    };
+    auto once = [&](size_t k, int64_t n) {
+      const auto t0 = Clock::now();
+      for (int64_t i = 0; i < n; ++i) ops[k]().backward(dy);
+      return 1000.0 * seconds(t0) / (double)n;
+    };
+    std::vector<int64_t> n(ops.size());
+    std::vector<double> best(ops.size(), 1e30);
+    for (size_t k = 0; k < ops.size(); ++k) {
+      once(k, 1);  // warm up (first-call allocations), then size the rounds
+      const double ms = once(k, 1);
+      n[k] = std::max<int64_t>(1, std::min<int64_t>(iters, (int64_t)(200.0 / std::max(ms, 1e-3))));
+    }
+    for (int r = 0; r < 5; ++r)
+      for (size_t k = 0; k < ops.size(); ++k) best[k] = std::min(best[k], once(k, n[k]));
+    faster.push_back({N, best[1] < best[0]});
+    std::printf("%8lld %12.3f %12.3f %12.3f %10.2f\n", (long long)N, best[0], best[1], best[2], best[0] / best[1]);
+    std::fflush(stdout);
+  }
+  // The smallest N from which linear_taylor is faster at every larger N swept (a lone
+  // noisy win at a small N does not count).
+  int64_t crossover = -1;
+  for (auto it = faster.rbegin(); it != faster.rend() && it->second; ++it) crossover = it->first;
+  if (crossover > 0)
+    std::printf("RESULT linear_taylor is faster than softmax from N=%lld on\n", (long long)crossover);
+  else
+    std::printf("RESULT softmax is faster at the largest N swept\n");
+}
+
 int cmd_bench_attention(const std::vector<std::string>& a) {
   const char* usage =
       "usage: patchwork bench attention [--device cuda|cpu] [--batch B] [--heads NH] [--n N] [--hd HD] "
-      "[--bf16|--fp32] [--iters I] [--threads T]";
+      "[--bf16|--fp32] [--iters I] [--threads T]\n"
+      "       patchwork bench attention --device cpu --sweep [--ns N1,N2,...] [--batch B] [--heads NH] [--hd HD]\n"
+      "  --sweep: softmax vs linear attention (taylor, elu), fwd+bwd ms over N (default B 1, NH 4, HD 64,\n"
+      "  N 64,128,...,4096)";
   int64_t B = 8, NH = 12, N = 1024, HD = 64, iters = 20, threads = 0;
-  bool bf16 = true, cpu = false;
+  bool bf16 = true, cpu = false, sweep = false, set_b = false, set_nh = false;
+  std::vector<int64_t> ns = {64, 128, 256, 512, 1024, 2048, 4096};
   for (size_t i = 3; i < a.size(); ++i) {
     const std::string& s = a[i];
+    if (s == "--sweep") {
+      sweep = true;
+      continue;
+    }
+    if (s == "--ns") {
+      PW_CHECK(i + 1 < a.size(), "bench attention: --ns needs a list such as 128,256,512\n", usage);
+      ns.clear();
+      std::stringstream ss(a[++i]);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        char* end = nullptr;
+        const long long n = std::strtoll(item.c_str(), &end, 10);
+        PW_CHECK(end && *end == 0 && n >= 1 && n <= (1 << 20), "bench attention: --ns: expected integers in ",
+                 "[1, 2^20] separated by commas, got '", a[i], "'");
+        ns.push_back(n);
+      }
+      continue;
+    }
+    set_b = set_b || s == "--batch";
+    set_nh = set_nh || s == "--heads";
     if (s == "--bf16" || s == "--fp32") {
       bf16 = s == "--bf16";
       continue;
@@ -271,6 +347,12 @@ int cmd_bench_attention(const std::vector<std::string>& a) {
     PW_CHECK(end && *end == 0 && n >= 1 && n <= (1 << 20), "bench attention: ", s,
              ": expected an integer in [1, 2^20], got '", v, "'");
     *dst = n;
+  }
+  PW_CHECK(!sweep || cpu, "bench attention: --sweep runs on the CPU; add --device cpu\n", usage);
+  if (sweep) {
+    if (threads > 0) omp_set_num_threads((int)threads);
+    bench_attention_sweep_cpu(set_b ? B : 1, set_nh ? NH : 4, HD, ns, iters);
+    return 0;
   }
   if (cpu) {
     if (threads > 0) omp_set_num_threads((int)threads);
