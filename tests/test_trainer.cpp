@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "kernels/ops.h"
 #include "runtime/cuda/runtime.h"
@@ -164,6 +165,37 @@ TEST_CASE("resume refuses a config whose model differs, naming what differs") {
   r.quiet = true;
   CHECK_THROWS_WITH_AS(train(other, r), doctest::Contains("model.depth: 2 in the checkpoint, 3 in the config"),
                        pw::Error);
+}
+
+TEST_CASE("a checkpoint written before a key existed still resumes (the key takes its default)") {
+  TempDir run;
+  std::string dir = (run.path / "r").string();
+  TrainOptions o = quiet(dir);
+  o.max_steps = 2;
+  Config cfg = Config::parse(tiny_config(), "tiny.yaml");
+  train(cfg, o);
+  // Rewrite the state as an older patchwork would have: its config has no
+  // model.shaw_values line, and its hash is that config's hash.
+  fs::path state = fs::path(latest_checkpoint(dir)) / "state.safetensors";
+  SafetensorsFile s = load_safetensors(state.string());
+  std::string yaml = s.metadata["config"], older;
+  std::istringstream lines(yaml);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("shaw_values:") == std::string::npos) older += line + "\n";
+  REQUIRE(older.size() < yaml.size());
+  s.metadata["config"] = older;
+  s.metadata["config_hash"] = std::to_string(cfg.hash() ^ 1);  // what today's canonical text can't give
+  std::vector<std::pair<std::string, Tensor>> ts(s.tensors.begin(), s.tensors.end());
+  save_safetensors(state.string(), ts, s.metadata);
+  TrainOptions r;
+  r.resume_dir = dir;
+  r.quiet = true;
+  r.max_steps = 3;
+  CHECK(train(cfg, r).steps == 3);
+  // A real difference is still named.
+  Config other = Config::parse(tiny_config(), "tiny.yaml", {"model.depth=3"});
+  r.max_steps = 4;
+  CHECK_THROWS_WITH_AS(train(other, r), doctest::Contains("model.depth"), pw::Error);
 }
 
 TEST_CASE("a new run refuses to overwrite an existing run folder") {

@@ -418,7 +418,11 @@ LoadedCheckpoint open_run(const Config& cfg, const TrainOptions& opt, std::strin
            "start a new run with --out instead");
   ck = load_checkpoint(dir);
   PW_CHECK(ck.has_state, dir, ": has weights but no training state (state.safetensors); it cannot be resumed");
-  if (ck.state.config_hash != cfg.hash()) {
+  // The checkpoint's config is read back with today's schema: keys added since it
+  // was written take their defaults (which keep the old behaviour), so a run that
+  // predates a new key still resumes; any real difference is named.
+  if (ck.state.config_hash != cfg.hash() &&
+      Config::parse(ck.state.config_yaml, dir + "/state.safetensors").hash() != cfg.hash()) {
     Config old = Config::parse(ck.state.config_yaml, dir + "/state.safetensors");
     std::string diff;
     for (auto& d : config_diff(old, cfg)) diff += (diff.empty() ? "" : "; ") + d;
