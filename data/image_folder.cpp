@@ -1,6 +1,19 @@
 #include "data/image_folder.h"
 
-#include <stb_image.h>
+// stb_image v2.30, vendored (third_party/stb/README.md: Debian 12's v2.27 has a
+// heap overflow on a bad JPEG huffman table), private to this file, JPEG and
+// PNG decoders only.
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_NO_STDIO
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#include "third_party/stb/stb_image.h"
+#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <cctype>
@@ -77,9 +90,8 @@ Image decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& p
   if (bytes.empty()) throw BadSampleError(path, "the file is empty (0 bytes); replace or delete it");
   if (bytes.size() >= (size_t)INT32_MAX)
     throw BadSampleError(path, "the file is " + std::to_string(bytes.size()) + " bytes, too large for an image");
-  // Only the two formats the folder reader lists go to stb_image: its other
-  // decoders (GIF, PSD, HDR, TGA, PIC, PNM) would take a mislabelled file,
-  // and they are where stb_image's known memory-safety bugs are.
+  // Only the two formats the folder reader lists are decoded (stb_image is
+  // built with those two alone); anything else gets a clear reason here.
   static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   static const uint8_t kJpeg[3] = {0xff, 0xd8, 0xff};
   const bool png = bytes.size() >= 8 && std::memcmp(bytes.data(), kPng, 8) == 0;

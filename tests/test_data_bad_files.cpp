@@ -103,6 +103,20 @@ TEST_CASE("decode_image_file: each kind of bad file is a BadSampleError with its
   CHECK((why.find("over the reader's limit") != std::string::npos || why.find("damaged") != std::string::npos));
 }
 
+TEST_CASE("regression (fuzz_image): a JPEG whose huffman counts add up to more than 256 is read without writing out of bounds") {
+  // Debian 12's stb_image 2.27 wrote past its 257-entry table on this file
+  // (found by fuzz_image, docs/sanitizers.md). The vendored 2.30 stops at the
+  // bad table, which comes before any scan, and like libjpeg returns what it
+  // decoded so far: a blank 16x12 image. The sanitizer build checks that
+  // nothing is written out of bounds on the way.
+  std::string path = std::string(PW_SOURCE_DIR) + "/tests/fuzz/regressions/fuzz_image/jpeg_dht_counts_over_256.jpg";
+  REQUIRE(fs::is_regular_file(path));
+  Image img = decode_image_file(path);
+  CHECK(img.h == 12);
+  CHECK(img.w == 16);
+  CHECK(img.data.size() == 16 * 12 * 3);
+}
+
 TEST_CASE("check_dataset lists every unreadable file once, sorted, with its reason") {
   Folder f;
   f.add("a/zz_empty.png", {});
