@@ -44,7 +44,8 @@ int replay(const std::string& kind, const std::string& target) {
 }  // namespace
 
 TEST_CASE("every fuzz target has a seed corpus, and replays it and its regressions without crashing") {
-  for (const auto& [target, fn] : kTargets) {
+  for (const auto& entry : kTargets) {
+    const std::string& target = entry.first;
     CAPTURE(target);
     CHECK(fs::is_regular_file(fs::path(PW_SOURCE_DIR) / "tests/fuzz" / (target + ".cpp")));
     CHECK(replay("corpus", target) > 0);
