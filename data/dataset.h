@@ -12,6 +12,7 @@
 
 #include "data/image.h"
 #include "io/keys.h"
+#include "runtime/check.h"
 
 namespace pw {
 
@@ -31,6 +32,18 @@ class Dataset {
   // Label of sample i without decoding its pixels.
   virtual int64_t label(int64_t i) const = 0;
   virtual std::string name() const = 0;  // "fashion_mnist", "cifar10", ...
+};
+
+// A sample whose file can't be read or decoded (a truncated JPEG, an empty or
+// renamed file). Readers that load lazily (ImageFolder) throw it from get();
+// the loader skips such samples when LoaderConfig::skip_bad is on
+// (data.skip_bad_files), and `patchwork data check` lists them. Every other
+// error still stops training.
+struct BadSampleError : Error {
+  BadSampleError(const std::string& path, const std::string& reason)
+      : Error("cannot read '" + path + "': " + reason), path(path), reason(reason) {}
+  std::string path;    // the file
+  std::string reason;  // why, one sentence without the path
 };
 
 // Per-channel mean and std of a data set's training images, in [0,1] units.

@@ -1,6 +1,19 @@
 #include "data/image_folder.h"
 
-#include <stb_image.h>
+// stb_image v2.30, vendored (third_party/stb/README.md: Debian 12's v2.27 has a
+// heap overflow on a bad JPEG huffman table), private to this file, JPEG and
+// PNG decoders only.
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_NO_STDIO
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#include "third_party/stb/stb_image.h"
+#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <cctype>
@@ -63,9 +76,57 @@ int64_t ImageFolder::label(int64_t i) const {
 
 Sample ImageFolder::get(int64_t i) const { return Sample{decode_image_file(path(i)), label(i)}; }
 
+namespace {
+std::string hex_prefix(const std::vector<uint8_t>& b) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < std::min<size_t>(b.size(), 4); ++i)
+    s += std::string(i ? " " : "") + digits[b[i] >> 4] + digits[b[i] & 15];
+  return s;
+}
+}  // namespace
+
+Image decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path) {
+  if (bytes.empty()) throw BadSampleError(path, "the file is empty (0 bytes); replace or delete it");
+  if (bytes.size() >= (size_t)INT32_MAX)
+    throw BadSampleError(path, "the file is " + std::to_string(bytes.size()) + " bytes, too large for an image");
+  // Only the two formats the folder reader lists are decoded (stb_image is
+  // built with those two alone); anything else gets a clear reason here.
+  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  static const uint8_t kJpeg[3] = {0xff, 0xd8, 0xff};
+  const bool png = bytes.size() >= 8 && std::memcmp(bytes.data(), kPng, 8) == 0;
+  const bool jpeg = bytes.size() >= 3 && std::memcmp(bytes.data(), kJpeg, 3) == 0;
+  if (!png && !jpeg)
+    throw BadSampleError(path, "not a JPEG or PNG file (it starts with bytes " + hex_prefix(bytes) +
+                                   "); replace or delete it");
+  int w = 0, h = 0, c = 0;
+  // stb's failure reason is thread-local (stb_image >= 2.24), so concurrent
+  // workers each see their own.
+  if (!stbi_info_from_memory(bytes.data(), (int)bytes.size(), &w, &h, &c))
+    throw BadSampleError(path, std::string("the ") + (png ? "PNG" : "JPEG") + " header is damaged (stb_image: " +
+                                   stbi_failure_reason() + "); replace or delete it");
+  if (w <= 0 || h <= 0 || (int64_t)w * h > kMaxImagePixels)
+    throw BadSampleError(path, "the header declares " + std::to_string(w) + "x" + std::to_string(h) +
+                                   " pixels, over the reader's limit of " + std::to_string(kMaxImagePixels) +
+                                   "; downscale the image or delete it");
+  uint8_t* px = stbi_load_from_memory(bytes.data(), (int)bytes.size(), &w, &h, &c, 3);
+  if (px == nullptr)
+    throw BadSampleError(path, std::string("the ") + (png ? "PNG" : "JPEG") + " data is damaged (stb_image: " +
+                                   stbi_failure_reason() + "); replace or delete it");
+  Image img;
+  img.h = h;
+  img.w = w;
+  img.c = 3;
+  img.data.assign(px, px + (size_t)h * w * 3);
+  stbi_image_free(px);
+  return img;
+}
+
 Image decode_image_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
-  PW_CHECK(f != nullptr, "cannot open image '", path, "' (", std::strerror(errno), "); check that it exists and is readable");
+  if (f == nullptr)
+    throw BadSampleError(path, std::string("cannot open it (") + std::strerror(errno) +
+                                   "); check that it exists and is readable");
   std::vector<uint8_t> bytes;
   std::fseek(f, 0, SEEK_END);
   long size = std::ftell(f);
@@ -76,21 +137,7 @@ Image decode_image_file(const std::string& path) {
     bytes.resize(got);
   }
   std::fclose(f);
-  PW_CHECK(!bytes.empty() && bytes.size() < (size_t)INT32_MAX, "cannot decode image '", path, "': the file is ",
-           bytes.size(), " bytes; replace or delete it");
-  int w = 0, h = 0, c = 0;
-  // stb's failure reason is thread-local (stb_image >= 2.24), so concurrent
-  // workers each see their own.
-  uint8_t* px = stbi_load_from_memory(bytes.data(), (int)bytes.size(), &w, &h, &c, 3);
-  PW_CHECK(px != nullptr, "cannot decode image '", path, "' (stb_image: ", stbi_failure_reason(),
-           "); the file is not a valid JPEG or PNG, replace or delete it");
-  Image img;
-  img.h = h;
-  img.w = w;
-  img.c = 3;
-  img.data.assign(px, px + (size_t)h * w * 3);
-  stbi_image_free(px);
-  return img;
+  return decode_image_bytes(bytes, path);
 }
 
 namespace {

@@ -32,8 +32,15 @@ class ImageFolder : public Dataset {
   std::vector<int32_t> labels_;     // (size)
 };
 
-// Decodes one JPEG/PNG file to 3-channel RGB. An unreadable or undecodable
-// file throws pw::Error naming it.
+// Decodes one JPEG/PNG file to 3-channel RGB, whatever its extension says.
+// An unreadable, empty, truncated or undecodable file, another format, or an
+// image over kMaxImagePixels throws BadSampleError naming the file and why.
 Image decode_image_file(const std::string& path);
+// The same for the file's bytes; `path` names it in errors.
+Image decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path);
+
+// The largest image decoded (64 Mpixel, 8192x8192: 192 MiB as RGB); larger
+// headers are refused before any pixel memory is allocated.
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;
 
 }  // namespace pw

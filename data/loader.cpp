@@ -1,5 +1,6 @@
 #include "data/loader.h"
 
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
@@ -117,6 +118,33 @@ bool DataLoader::next(Batch& out) {
   return true;
 }
 
+int64_t DataLoader::bad_files() const {
+  std::lock_guard<std::mutex> lk(bad_mu_);
+  return (int64_t)bad_.size();
+}
+
+Sample DataLoader::get_at(int64_t pos) const {
+  const int64_t n = (int64_t)order_.size();
+  if (!cfg_.skip_bad) return ds_->get(order_[(size_t)pos]);
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t idx = order_[(size_t)((pos + k) % n)];
+    {
+      std::lock_guard<std::mutex> lk(bad_mu_);
+      if (bad_.count(idx)) continue;  // known bad: not decoded again
+    }
+    try {
+      return ds_->get(idx);
+    } catch (const BadSampleError& e) {
+      std::lock_guard<std::mutex> lk(bad_mu_);
+      if (bad_.insert(idx).second)
+        std::fprintf(stderr, "patchwork: skipping %s (sample %lld of '%s'): %s [data.skip_bad_files]\n",
+                     e.path.c_str(), (long long)idx, ds_->name().c_str(), e.reason.c_str());
+    }
+  }
+  PW_FAIL("DataLoader: every one of the ", n, " samples of '", ds_->name(),
+          "' is unreadable; run `patchwork data check` on the config");
+}
+
 Batch DataLoader::build(int64_t b) const {
   const int64_t n = ds_->size();
   const int64_t first = b * cfg_.batch_size;
@@ -131,7 +159,7 @@ Batch DataLoader::build(int64_t b) const {
   int64_t per = 0;
   for (int64_t j = 0; j < B; ++j) {
     const int64_t idx = order_[(size_t)(first + j)];
-    Sample s = ds_->get(idx);
+    Sample s = get_at(first + j);
     Shape sj = tf_.output_shape(s.image);
     if (j == 0) {
       shape = sj;

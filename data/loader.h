@@ -5,6 +5,13 @@
 // sample i's augmentation uses SampleRng(seed, epoch, i, Sample); batch b's
 // mixup uses SampleRng(seed, epoch, b, Mixup). Batches are therefore identical
 // for any number of workers, and set_position(epoch, b) resumes exactly.
+//
+// Bad files (skip_bad): a sample whose get() throws BadSampleError is replaced
+// by the next sample of the epoch's order that reads (wrapping around), keeping
+// the batch's size; the replacement is augmented with the bad sample's
+// SampleRng stream. So the batches stay a pure function of (seed, epoch, b)
+// and the set of bad files: workers and resume don't change them. Each bad
+// file is reported once on stderr and counted (bad_files()).
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -12,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -36,6 +44,7 @@ struct LoaderConfig {
   int num_workers = 2;     // 0: batches are built on the calling thread inside next()
   int prefetch = 0;        // batches built ahead of the consumer; 0 = 2 * num_workers
   uint64_t seed = 0;
+  bool skip_bad = false;   // replace unreadable samples instead of throwing (see above)
 };
 
 class DataLoader {
@@ -58,9 +67,13 @@ class DataLoader {
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
   const Dataset& dataset() const { return *ds_; }
+  // Distinct bad samples skipped so far (skip_bad), over all epochs.
+  int64_t bad_files() const;
 
  private:
   Batch build(int64_t b) const;  // pure function of (epoch_, b)
+  // Sample `pos` of the epoch's order, or with skip_bad the next one that reads.
+  Sample get_at(int64_t pos) const;
   void start();
   void stop();
   void worker();
@@ -86,6 +99,9 @@ class DataLoader {
   std::map<int64_t, Result> ready_;   // built, not yet delivered
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+
+  mutable std::mutex bad_mu_;
+  mutable std::set<int64_t> bad_;  // indices of the bad samples seen (skip_bad)
 };
 
 }  // namespace pw

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, the Debian 12 packages patchwork needs that are missing.
-# Usage: scripts/install_deps.sh [--data]   (--data adds the Fashion-MNIST data set)
+# Usage: scripts/install_deps.sh [--data|--sanitize]   (--data adds the Fashion-MNIST data set;
+#        --sanitize clang with its sanitizer/libFuzzer runtimes and OpenMP, for scripts/sanitize.sh and fuzz.sh)
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libyaml-cpp-dev doctest-dev libstb-dev zlib1g-dev)
 # The CPU execution backend of the CUDA sources (PW_CUDA=EMU, built by scripts/test.sh):
 # boost.context fibers run the CUDA threads; python3 runs the .cu -> .cpp launch rewrite.
 pkgs+=(libboost-context-dev python3)
 [ "${1:-}" = "--data" ] && pkgs+=(dataset-fashion-mnist)
+[ "${1:-}" = "--sanitize" ] && pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,8 @@
 # whole suite with ctest; then builds the CUDA sources for the CPU execution
 # backend (PW_CUDA=EMU, into build-emu) and runs every gpu-labelled suite there,
 # so the CUDA kernels are executed and checked on every change, not skipped.
+# Last, the whole suite again under ASan+UBSan and each fuzz target for
+# FUZZ_SECONDS (docs/sanitizers.md; SANITIZE=0 skips both).
 # Exits non-zero on any failure, and when an EMU suite reports itself skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +29,9 @@ if grep -q "(Skipped)" "$log"; then
   echo "test.sh: a gpu suite reported 'skipped' under PW_CUDA=EMU, where cuda::available() is true" >&2
   exit 1
 fi
-exit "$rc"
+[ "$rc" -eq 0 ] || exit "$rc"
+cd - >/dev/null
+if [ "${SANITIZE:-1}" != 0 ]; then
+  scripts/sanitize.sh
+  scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+fi

@@ -161,8 +161,9 @@ TEST_CASE("broadcast forward on large shapes matches naive indexing") {
       {{2, 1, 7, 1}, {1, 3001, 1, 5}},
   };
   for (auto& [sa, sb] : cs) {
-    CAPTURE(shape_str(sa));
-    CAPTURE(shape_str(sb));
+    const std::string a_shape = shape_str(sa), b_shape = shape_str(sb);  // clang < 16 can't capture bindings
+    CAPTURE(a_shape);
+    CAPTURE(b_shape);
     Tensor a = normal(sa, 0, 1, DType::F64), b = normal(sb, 0, 1, DType::F64);
     Tensor y = a * b;
     Shape out = broadcast_shapes("test", sa, sb);

@@ -67,7 +67,8 @@ void check_model(const std::string& name) {
   std::map<std::string, Tensor> sd;
   for (auto& [n, t] : model->state_dict()) sd[n] = t;
   for (auto& [n, t] : buffers_after) {
-    CAPTURE(n);
+    const std::string& name = n;  // clang < 16 can't capture bindings
+    CAPTURE(name);
     REQUIRE(sd.count(n));
     check_close(sd.at(n).to_vector(), t.to_vector(), kAtol, kRtol, "buffer " + n);
   }

@@ -163,7 +163,8 @@ TEST_CASE("load_state_dict copies values and converts dtype") {
   for (auto& [n, t] : sd) as64[n] = t.to(DType::F64);
   b.load_state_dict(as64);
   for (auto& [n, t] : b.state_dict()) {
-    CAPTURE(n);
+    const std::string& name = n;  // clang < 16 can't capture bindings
+    CAPTURE(name);
     CHECK(t.dtype() == DType::F32);
     CHECK(t.to_vector() == sd.at(n).to_vector());
   }

@@ -84,7 +84,8 @@ void check_case(const Case& c) {
   // Final state, under PyTorch's state names.
   for (auto& [key, t] : opt->state()) {
     if (key == "steps") continue;
-    CAPTURE(key);
+    const std::string& key_name = key;  // clang < 16 can't capture bindings
+    CAPTURE(key_name);
     if (key.rfind("step.", 0) == 0) {  // AdamW's per-parameter counter: steps with a gradient
       CHECK(t.item() == kSteps - (c.skip && key == "step.k" ? 1 : 0));
       continue;

@@ -24,7 +24,8 @@ TEST_CASE("gradients do not depend on the thread count") {
   };
   int saved = omp_get_max_threads();
   for (auto& [name, f] : ops) {
-    CAPTURE(name);
+    const std::string op = name;  // clang < 16 can't capture bindings
+    CAPTURE(op);
     std::vector<double> y[2], g[2];
     Tensor u;
     for (int run = 0; run < 2; ++run) {

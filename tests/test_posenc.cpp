@@ -139,8 +139,9 @@ TEST_CASE("every relative encoding gives the same logits to a pair under a commo
                                                                              {"irpe", "euclidean"},
                                                                              {"irpe", "quantized"},
                                                                              {"irpe", "cross"}}) {
-    CAPTURE(kind);
-    CAPTURE(method);
+    const std::string kind_ = kind, method_ = method;  // clang < 16 can't capture bindings
+    CAPTURE(kind_);
+    CAPTURE(method_);
     RelPosOptions o = rel(kind, method.empty() ? "product" : method);
     const int64_t h = 3, w = 4;
     std::shared_ptr<AttentionTerm> t = make_rel_pos(o, h, w, 2, 8, 0);
@@ -273,8 +274,9 @@ TEST_CASE("every encoding trains: 30 AdamW steps on a tiny ViT and SimpleViT low
   for (const bool vit : {true, false})
     for (auto [kind, method] : kinds) {
       CAPTURE(vit);
-      CAPTURE(kind);
-      CAPTURE(method);
+      const std::string kind_ = kind, method_ = method;  // clang < 16 can't capture bindings
+      CAPTURE(kind_);
+      CAPTURE(method_);
       VitOptions o = vit ? VitOptions::vit() : VitOptions::simple_vit();
       o.image_size = 8;
       o.patch_size = 2;

@@ -86,7 +86,8 @@ TEST_CASE("round trip keeps every dtype, shape and byte") {
   CHECK(f.metadata == meta);
   CHECK(f.tensors.size() == ts.size());
   for (const auto& [name, t] : ts) {
-    CAPTURE(name);
+    const std::string& tensor = name;  // clang < 16 can't capture bindings
+    CAPTURE(tensor);
     REQUIRE(f.has(name));
     const Tensor& u = f.get(name);
     CHECK(u.dtype() == t.dtype());

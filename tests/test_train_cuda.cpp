@@ -128,7 +128,8 @@ TEST_CASE("train() with train.device cuda matches train.device cpu over 3 steps,
   LoadedCheckpoint a = load_checkpoint(latest_checkpoint(r[0].run_dir)), b = load_checkpoint(latest_checkpoint(r[1].run_dir));
   REQUIRE(a.model.size() == b.model.size());
   for (auto& [name, t] : a.model) {
-    CAPTURE(name);
+    const std::string& tensor = name;  // clang < 16 can't capture bindings
+    CAPTURE(tensor);
     REQUIRE(b.model.count(name));
     CHECK(b.model.at(name).device() == Device::CPU);
     check_close(b.model.at(name).to_vector(), t.to_vector(), 1e-4, 1e-3, "checkpointed weight");

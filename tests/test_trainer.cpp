@@ -145,7 +145,8 @@ TEST_CASE("resume continues bit for bit: 2N steps == N steps + resume + N steps"
   LoadedCheckpoint ca = load_checkpoint(straight), cb = load_checkpoint(split);
   REQUIRE(ca.model.size() == cb.model.size());
   for (auto& [name, t] : ca.model) {
-    CAPTURE(name);
+    const std::string& tensor = name;  // clang < 16 can't capture bindings
+    CAPTURE(tensor);
     const Tensor& u = cb.model.at(name);
     REQUIRE(u.shape() == t.shape());
     CHECK(std::memcmp(t.raw(), u.raw(), t.numel() * dtype_size(t.dtype())) == 0);

@@ -9,6 +9,7 @@
 #include "autograd/function.h"
 #include "autograd/profile.h"
 #include "kernels/gemm/gemm.h"
+#include "data/check.h"
 #include "data/dataset.h"
 #include "nn/module.h"
 #include "nn/registry.h"
@@ -34,6 +35,7 @@ const char* kUsage =
     "                                                training images/s, per-op profile\n"
     "  patchwork bench attention [--device cuda|cpu --batch B --heads NH --n N --hd HD --bf16|--fp32 --iters I --threads T]\n"
     "                                          attention kernel speed (CUDA: flash attention TFLOP/s)\n"
+    "  patchwork data check CONFIG [--set k=v]...    read every sample of both splits once; list unreadable files\n"
     "  patchwork keys                                the core config keys: type, default, range, meaning\n"
     "  patchwork keys --model NAME | --data NAME     the keys a model (model.type) or data set (data.dataset) adds\n";
 
@@ -198,6 +200,35 @@ int cmd_keys(const std::vector<std::string>& a) {
   return 0;
 }
 
+std::string user_message(const std::string& what);
+
+// Opens both splits and decodes every sample once: one line per bad file, a
+// summary per split. 0 when all is readable, 1 otherwise.
+int cmd_data_check(const Args& a) {
+  Config cfg = load_config(a);
+  const int threads = (int)cfg.get_int("train.threads");
+  int64_t total_bad = 0;
+  for (bool train : {true, false}) {
+    const char* split = train ? "train" : "test";
+    std::shared_ptr<Dataset> ds;
+    try {
+      ds = open_split(cfg, train);
+    } catch (const Error& e) {
+      std::cout << split << " split: cannot open: " << user_message(e.what()) << "\n";
+      ++total_bad;
+      continue;
+    }
+    std::vector<BadSample> bad = check_dataset(*ds, threads);
+    for (const BadSample& b : bad) std::cout << b.path << ": " << user_message(b.reason) << "\n";
+    std::cout << split << " split (" << ds->name() << "): " << ds->size() << " samples checked, " << bad.size()
+              << " unreadable\n";
+    total_bad += (int64_t)bad.size();
+  }
+  if (total_bad > 0) std::cout << "fix or delete the files above, or set data.skip_bad_files: true to train past them\n";
+  std::cout << std::flush;
+  return total_bad > 0 ? 1 : 0;
+}
+
 // PW_CHECK prefixes "source.cpp:123: " for developers; a user needs only the sentence.
 std::string user_message(const std::string& what) {
   std::smatch m;
@@ -218,6 +249,11 @@ int run_cli(const std::vector<std::string>& args) {
     if (cmd == "eval") return cmd_eval(parse(args, 2));
     if (cmd == "info") return cmd_info(parse(args, 2));
     if (cmd == "keys") return cmd_keys(args);
+    if (cmd == "data") {
+      PW_CHECK(args.size() > 2 && args[2] == "check", "data: the subcommand is check (patchwork data check CONFIG)\n",
+               kUsage);
+      return cmd_data_check(parse(args, 3));
+    }
     if (cmd == "bench") {
       std::string what = args.size() > 2 ? args[2] : "";
       if (what == "train") return cmd_bench_train(args);

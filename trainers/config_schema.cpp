@@ -28,6 +28,10 @@ void data_keys(Schema& s) {
   add("root", KeySpec::String("", "dataset directory; \"\" = the dataset's default location").runtime());
   add("num_workers", KeySpec::Int(2, "loader threads decoding and augmenting batches").ge(0).runtime());
   add("prefetch", KeySpec::Int(2, "batches each worker prepares ahead").ge(1).runtime());
+  // Runtime: turning it on to resume a run that stopped at a bad file is the point.
+  add("skip_bad_files", KeySpec::Bool(false, "replace unreadable image files by the next sample instead of stopping "
+                                             "(each reported once; see `patchwork data check`)")
+                            .runtime());
   add("crop_padding", KeySpec::Int(0, "random crop after zero-padding by this many pixels (0 = off)").ge(0));
   add("hflip", KeySpec::Bool(false, "random horizontal flips"));
   add("random_erasing", KeySpec::Float(0.0, "probability of erasing a random rectangle (0 = off)").ge(0).le(1));

@@ -89,6 +89,7 @@ LoaderConfig loader_config(const Config& cfg, bool train) {
   l.num_workers = (int)cfg.get_int("data.num_workers");
   l.prefetch = (int)cfg.get_int("data.prefetch");
   l.seed = (uint64_t)cfg.get_int("train.seed");
+  l.skip_bad = cfg.get_bool("data.skip_bad_files");
   return l;
 }
 
@@ -550,6 +551,7 @@ struct ProgressLog : TrainObserver {
   bool tty, quiet, deferred;
   Clock::time_point start = Clock::now(), window = Clock::now();
   int64_t images_window = 0;
+  const DataLoader* loader = nullptr;  // for the count of bad files skipped (data.skip_bad_files)
 
   ProgressLog(const TrainSpec& spec, MetricsLog& metrics, LossBook& losses, int64_t spe, int64_t first_step, bool quiet)
       : spec(spec), metrics(metrics), losses(losses), steps_per_epoch(spe), first_step(first_step),
@@ -570,6 +572,7 @@ struct ProgressLog : TrainObserver {
       line << "{\"step\": " << st.step << ", \"epoch\": " << st.epoch << ", \"loss\": " << json_num(losses.window_mean())
            << ", \"lr\": " << json_num(lr) << ", \"images_per_s\": " << json_num(ips);
       if (gnorm >= 0) line << ", \"grad_norm\": " << json_num(gnorm);
+      if (loader && loader->bad_files() > 0) line << ", \"bad_files_skipped\": " << loader->bad_files();
       line << "}";
       metrics.write(line.str());
     }
@@ -677,6 +680,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   LossBook losses(metrics, res.losses, checkpoints.last, device == Device::CUDA);
   checkpoints.losses = &losses;
   ProgressLog progress(spec, metrics, losses, spe, st.step, opt.quiet);
+  progress.loader = &loader;
   Evaluator evaluator(spec, cfg, *model, ema.get(), *test_ds, metrics, progress.start, opt.quiet, res.test_top1);
   TrainObserver* const observers[] = {&progress, &evaluator, &checkpoints};
   if (!opt.quiet)

@@ -78,7 +78,8 @@ void bench_gemm(std::ostream& os) {
   const std::vector<std::pair<int64_t, int64_t>> shapes{
       {192, 64},  {64, 64},   {128, 64},  {64, 128},  {128, 128}, {192, 192},
       {256, 128}, {256, 256}, {384, 128}, {384, 192}, {384, 256}};
-  for (auto [N, K] : shapes) {
+  for (const auto& shape : shapes) {
+    const int64_t N = shape.first, K = shape.second;  // plain names: lambdas can't capture bindings in C++17
     std::vector<float> x = filled(M * K, 1.f), w = filled(N * K, 0.1f), y(M * N), dy = filled(M * N, 1.f),
                        dx(M * K), dw(N * K);
     double flop = 2.0 * M * N * K;

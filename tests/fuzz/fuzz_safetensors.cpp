@@ -1,0 +1,7 @@
+// libFuzzer target: pw::fuzz::safetensors (tests/fuzz/targets.h says what it checks).
+#include "tests/fuzz/targets.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  pw::fuzz::safetensors(data, size);
+  return 0;
+}
