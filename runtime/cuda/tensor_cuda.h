@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "autograd/tensor.h"
+#include "runtime/dtype.h"
 
 namespace pw {
 
