@@ -422,14 +422,15 @@ LoadedCheckpoint open_run(const Config& cfg, const TrainOptions& opt, std::strin
   // The checkpoint's config is read back with today's schema: keys added since it
   // was written take their defaults (which keep the old behaviour), so a run that
   // predates a new key still resumes; any real difference is named.
-  if (ck.state.config_hash != cfg.hash() &&
-      Config::parse(ck.state.config_yaml, dir + "/state.safetensors").hash() != cfg.hash()) {
+  if (ck.state.config_hash != cfg.hash()) {
     Config old = Config::parse(ck.state.config_yaml, dir + "/state.safetensors");
-    std::string diff;
-    for (auto& d : config_diff(old, cfg)) diff += (diff.empty() ? "" : "; ") + d;
-    PW_FAIL("--resume ", opt.resume_dir, ": the config differs from the checkpoint's: ",
-            diff.empty() ? std::string("(hash mismatch)") : diff,
-            ". Resume with the run's own config.yaml, or start a new run.");
+    if (old.hash() != cfg.hash()) {
+      std::string diff;
+      for (auto& d : config_diff(old, cfg)) diff += (diff.empty() ? "" : "; ") + d;
+      PW_FAIL("--resume ", opt.resume_dir, ": the config differs from the checkpoint's: ",
+              diff.empty() ? std::string("(hash mismatch)") : diff,
+              ". Resume with the run's own config.yaml, or start a new run.");
+    }
   }
   return ck;
 }
