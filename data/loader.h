@@ -34,6 +34,8 @@ struct Batch {
   Tensor images;        // (B,C,H,W) F32
   Tensor labels;        // (B) I64
   Tensor soft_targets;  // (B,K) F32 when mixup/cutmix is on, else undefined
+  Tensor lengths;       // (B) I64 valid frames along images' last axis for padded
+                        // variable-length input (audio), else undefined (Module::forward_padded)
   int64_t epoch = 0, index = 0;  // which batch this is
 };
 

@@ -20,17 +20,35 @@ thread_local int g_trace_depth = 0;
 ModuleTrace::ModuleTrace() { g_trace = this; }
 ModuleTrace::~ModuleTrace() { g_trace = nullptr; }
 
-Tensor Module::operator()(const Tensor& x) {
-  if (!g_trace) return forward(x);
+namespace {
+// Runs f() as module m's forward, recording it in the active ModuleTrace (if any).
+template <class F>
+Tensor traced(Module* m, F&& f) {
+  if (!g_trace) return f();
   size_t slot = g_trace->entries.size();
-  g_trace->entries.push_back({this, g_trace_depth, {}, 0});
+  g_trace->entries.push_back({m, g_trace_depth, {}, 0});
   ++g_trace_depth;
   FlopCount fc;
-  Tensor y = forward(x);
+  Tensor y = f();
   --g_trace_depth;
   g_trace->entries[slot].out = y.shape();
   g_trace->entries[slot].flops = fc.flops;
   return y;
+}
+}  // namespace
+
+Tensor Module::operator()(const Tensor& x) {
+  return traced(this, [&] { return forward(x); });
+}
+
+Tensor Module::operator()(const Tensor& x, const Tensor& lengths) {
+  return traced(this, [&] { return forward_padded(x, lengths); });
+}
+
+Tensor Module::forward_padded(const Tensor& x, const Tensor& lengths) {
+  PW_CHECK(!lengths.defined(), type_name(), " takes fixed-size input only, not padded variable-length batches "
+                                           "(lengths); use a model that masks padding (conformer)");
+  return forward(x);
 }
 
 Tensor Module::add_param(const std::string& name, Tensor t, bool decay) {

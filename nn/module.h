@@ -33,6 +33,12 @@ class Module {
   virtual Tensor forward(const Tensor& x);
   // forward() plus the trace hook (ModuleTrace); call modules this way.
   Tensor operator()(const Tensor& x);
+  // Variable-length input (speech): x padded along its last axis, lengths (B) I64 the
+  // valid frames of each sample (Batch::lengths). Models that mask their padding
+  // override forward_padded; the default takes an undefined `lengths` (fixed-size
+  // input) as forward(x) and refuses a defined one, naming the model.
+  virtual Tensor forward_padded(const Tensor& x, const Tensor& lengths);
+  Tensor operator()(const Tensor& x, const Tensor& lengths);
   virtual const char* type_name() const { return "Module"; }
 
   std::vector<Param> parameters() const;  // recursive, registration order

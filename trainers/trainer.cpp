@@ -371,7 +371,7 @@ StepOut train_step(Module& model, Optimizer& optim, Ema* ema, const Batch& b, co
   {
     OpProfile::Scope s("forward + loss");
     if (OpProfile* prof = OpProfile::current()) prof->mark();
-    loss = loss_of(model(b.images), b, spec.label_smoothing);
+    loss = loss_of(model(b.images, b.lengths), b, spec.label_smoothing);
   }
   out.loss = loss.detach();
   if (on_loss) on_loss(out.loss);
