@@ -36,6 +36,9 @@ struct Batch {
   Tensor soft_targets;  // (B,K) F32 when mixup/cutmix is on, else undefined
   Tensor lengths;       // (B) I64 valid frames along images' last axis for padded
                         // variable-length input (audio), else undefined (Module::forward_padded)
+  Tensor targets;         // (B,S) I64 token sequences for sequence losses (CTC): ids in [1, V],
+                          // 0 = the CTC blank, rows padded with 0; undefined for classification
+  Tensor target_lengths;  // (B) I64 valid tokens per row of targets
   int64_t epoch = 0, index = 0;  // which batch this is
 };
 
