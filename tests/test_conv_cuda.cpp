@@ -54,8 +54,6 @@ TEST_CASE("conv2d and conv1d match the cpu (cuDNN engine)") {
 #if defined(PW_HAVE_CUDNN)
   EngineScope es(ConvEngine::Cudnn);
   run_parity_cases(conv_cases());
-#elif defined(PW_CUDA_EMU)
-  MESSAGE("the cuDNN engine is compiled out of the CPU backend (PW_CUDA=EMU): run on a GPU only (docs/cuda.md)");
 #else
   pw::test::note_skipped("built without cuDNN");
 #endif
@@ -80,8 +78,6 @@ TEST_CASE("conv2d: native engine equals cuDNN on the device") {
     }
     for (size_t k = 0; k < out[0].size(); ++k) check_close(out[0][k], out[1][k], 1e-4, 1e-4, c.name + " native vs cudnn");
   }
-#elif defined(PW_CUDA_EMU)
-  MESSAGE("the cuDNN engine is compiled out of the CPU backend (PW_CUDA=EMU): run on a GPU only (docs/cuda.md)");
 #else
   pw::test::note_skipped("built without cuDNN");
 #endif

@@ -22,6 +22,7 @@
 #include "runtime/cuda_emu/include/cublas_v2.h"
 #include "runtime/cuda_emu/include/cuda_bf16.h"
 #include "runtime/cuda_emu/include/cuda_runtime.h"
+#include "runtime/cuda_emu/include/cudnn.h"
 
 namespace {
 
@@ -314,6 +315,60 @@ TEST_CASE("cuda-emu: the cuBLAS stand-in computes C = alpha op(A) op(B) + beta C
                                    CUDA_R_64F, k, 0, &beta, dC.p, CUDA_R_64F, m, 0, 1, CUBLAS_COMPUTE_64F,
                                    CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_INVALID_VALUE);
   cublasDestroy(h);
+}
+
+TEST_CASE("cuda-emu: the cuDNN stand-in convolves grouped NCHW data, honours beta and checks its descriptors") {
+  cudnnHandle_t h = nullptr;
+  REQUIRE(cudnnCreate(&h) == CUDNN_STATUS_SUCCESS);
+  cudnnTensorDescriptor_t xd, yd;
+  cudnnFilterDescriptor_t wd;
+  cudnnConvolutionDescriptor_t cd;
+  cudnnCreateTensorDescriptor(&xd), cudnnCreateTensorDescriptor(&yd);
+  cudnnCreateFilterDescriptor(&wd), cudnnCreateConvolutionDescriptor(&cd);
+  // x (1,2,3,3): channel c holds 9c+1 .. 9c+9 in raster order; depthwise 2x2 filters:
+  // channel 0 [[1,0],[0,-1]] gives x[i][j] - x[i+1][j+1] = -4 everywhere; channel 1 all
+  // ones gives the window sum 4 x[i][j] + 8.
+  REQUIRE(cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_DOUBLE, 1, 2, 3, 3) == CUDNN_STATUS_SUCCESS);
+  REQUIRE(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_DOUBLE, 1, 2, 2, 2) == CUDNN_STATUS_SUCCESS);
+  REQUIRE(cudnnSetFilter4dDescriptor(wd, CUDNN_DATA_DOUBLE, CUDNN_TENSOR_NCHW, 2, 1, 2, 2) == CUDNN_STATUS_SUCCESS);
+  REQUIRE(cudnnSetConvolution2dDescriptor(cd, 0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_DOUBLE) ==
+          CUDNN_STATUS_SUCCESS);
+  std::vector<double> x(18), w = {1, 0, 0, -1, 1, 1, 1, 1};
+  for (int i = 0; i < 18; ++i) x[i] = i + 1;
+  Dev<double> dx(18), dw(8), dy(8);
+  cudaMemcpy(dx.p, x.data(), 18 * 8, cudaMemcpyHostToDevice);
+  cudaMemcpy(dw.p, w.data(), 8 * 8, cudaMemcpyHostToDevice);
+  const double one = 1, zero = 0;
+  // Groups not set yet: 2 input channels against a filter of 1 is refused.
+  CHECK(cudnnConvolutionForward(h, &one, xd, dx.p, wd, dw.p, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr, 0,
+                                &zero, yd, dy.p) == CUDNN_STATUS_BAD_PARAM);
+  REQUIRE(cudnnSetConvolutionGroupCount(cd, 2) == CUDNN_STATUS_SUCCESS);
+  // beta 0: y is not read (fresh device memory is NaN in the emulator).
+  REQUIRE(cudnnConvolutionForward(h, &one, xd, dx.p, wd, dw.p, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr,
+                                  0, &zero, yd, dy.p) == CUDNN_STATUS_SUCCESS);
+  std::vector<double> y = dy.host();
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) {
+      CHECK(y[i * 2 + j] == -4);
+      CHECK(y[4 + i * 2 + j] == 4 * (9 + 3 * i + j + 1) + 8);
+    }
+  // beta 1 adds: y = 2 conv + y.
+  const double two = 2;
+  REQUIRE(cudnnConvolutionForward(h, &two, xd, dx.p, wd, dw.p, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr,
+                                  0, &one, yd, dy.p) == CUDNN_STATUS_SUCCESS);
+  CHECK(dy.host()[0] == -12);
+  // A y descriptor of the wrong size, and a host pointer, are refused.
+  cudnnTensorDescriptor_t bad;
+  cudnnCreateTensorDescriptor(&bad);
+  cudnnSetTensor4dDescriptor(bad, CUDNN_TENSOR_NCHW, CUDNN_DATA_DOUBLE, 1, 2, 3, 3);
+  CHECK(cudnnConvolutionForward(h, &one, xd, dx.p, wd, dw.p, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr, 0,
+                                &zero, bad, dy.p) == CUDNN_STATUS_BAD_PARAM);
+  CHECK(cudnnConvolutionForward(h, &one, xd, x.data(), wd, dw.p, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr,
+                                0, &zero, yd, dy.p) == CUDNN_STATUS_EXECUTION_FAILED);
+  cudnnDestroyTensorDescriptor(bad);
+  cudnnDestroyTensorDescriptor(xd), cudnnDestroyTensorDescriptor(yd);
+  cudnnDestroyFilterDescriptor(wd), cudnnDestroyConvolutionDescriptor(cd);
+  cudnnDestroy(h);
 }
 
 TEST_CASE("cuda-emu: a thread that skips a barrier is reported as barrier divergence, naming it") {

@@ -76,4 +76,12 @@ PW_OP_TEST(OpTest("attention_qkv_bias", {In({2, 5, 36}).no_grad(), In({2, 1, 5, 
                .parity({In({2, 45, 3 * 3 * 32}).no_grad(), In({2, 1, 45, 45})})
                .parity_tol(kParityAtol, kParityRtol));
 
+// The same qkv and bias in two attentions: the second backward adds into the gradient
+// buffers the first wrote (GradBuf accumulate), on CUDA through add_into_kernel for dbias.
+PW_OP_TEST(OpTest("attention_qkv_bias", {In({2, 5, 36}), In({3, 5, 5})},
+                  [](X x) { return attention_qkv_bias(x[0], x[1], 3, 0.5) + attention_qkv_bias(x[0], x[1], 3, 0.3); })
+               .variant("qkv and bias used twice (accumulating gradients)")
+               .parity({In({2, 45, 3 * 3 * 32}), In({3, 45, 45})})
+               .parity_tol(kParityAtol, kParityRtol));
+
 }  // namespace pw::test
