@@ -84,6 +84,43 @@ std::string hex_prefix(const std::vector<uint8_t>& b) {
     s += std::string(i ? " " : "") + digits[b[i] >> 4] + digits[b[i] & 15];
   return s;
 }
+
+// Why a JPEG stops before its end-of-image marker, or "" when the marker is there.
+// stb_image (like libjpeg) decodes a file cut inside its compressed data without a
+// word, filling the missing rows with grey; PIL refuses it ("image file is
+// truncated"), and so does this reader. Walks the marker segments from SOI; after
+// each SOS, the entropy-coded data runs to the next marker (0xFF followed by anything
+// but a stuffed 0x00, a restart marker or fill). Bytes after EOI are allowed.
+std::string jpeg_truncation(const std::vector<uint8_t>& b) {
+  const size_t n = b.size();
+  auto cut = [&](size_t at, const char* where) {
+    return std::string("the JPEG ends at byte ") + std::to_string(n) + " " + where + " (offset " +
+           std::to_string(at) + ") with no end-of-image marker: the file is truncated; replace or delete it";
+  };
+  size_t p = 2;  // after SOI
+  while (true) {
+    while (p < n && b[p] != 0xff) ++p;  // tolerate junk between segments, as libjpeg does
+    while (p < n && b[p] == 0xff) ++p;  // fill bytes
+    if (p >= n) return cut(p, "between segments");
+    const uint8_t m = b[p++];
+    if (m == 0xd9) return "";                              // EOI
+    if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) continue;   // no length
+    if (p + 2 > n) return cut(p, "inside a segment header");
+    const size_t len = ((size_t)b[p] << 8) | b[p + 1];
+    if (len < 2 || p + len > n) return cut(p, "inside a marker segment");
+    p += len;
+    if (m != 0xda) continue;
+    // SOS: the entropy-coded data, up to the next real marker.
+    while (true) {
+      while (p < n && b[p] != 0xff) ++p;
+      if (p + 1 >= n) return cut(p, "inside the compressed image data");
+      const uint8_t next = b[p + 1];
+      if (next == 0x00 || (next >= 0xd0 && next <= 0xd7)) p += 2;
+      else if (next == 0xff) ++p;
+      else break;
+    }
+  }
+}
 }  // namespace
 
 Image decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path) {
@@ -109,6 +146,10 @@ Image decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& p
     throw BadSampleError(path, "the header declares " + std::to_string(w) + "x" + std::to_string(h) +
                                    " pixels, over the reader's limit of " + std::to_string(kMaxImagePixels) +
                                    "; downscale the image or delete it");
+  if (jpeg) {
+    const std::string cut = jpeg_truncation(bytes);
+    if (!cut.empty()) throw BadSampleError(path, cut);
+  }
   uint8_t* px = stbi_load_from_memory(bytes.data(), (int)bytes.size(), &w, &h, &c, 3);
   if (px == nullptr)
     throw BadSampleError(path, std::string("the ") + (png ? "PNG" : "JPEG") + " data is damaged (stb_image: " +

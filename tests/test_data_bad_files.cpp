@@ -91,6 +91,17 @@ TEST_CASE("decode_image_file: each kind of bad file is a BadSampleError with its
         std::string::npos);
   CHECK(reason_of(r + "b/text.jpeg").find("not a JPEG or PNG") != std::string::npos);
   CHECK(reason_of(r + "b/missing.jpg").find("cannot open it") != std::string::npos);
+  // Cut inside the compressed data (stb_image alone decodes it, grey below the cut), or
+  // just before EOI: both truncated. Bytes after EOI are fine.
+  f.add("b/trunc_entropy.jpg", head(jpg, jpg.size() * 3 / 4));
+  f.add("b/no_eoi.jpg", head(jpg, jpg.size() - 2));
+  std::vector<uint8_t> trailing = jpg;
+  trailing.insert(trailing.end(), {0x00, 0x12, 0xff, 0x00});
+  f.add("b/trailing.jpg", trailing);
+  CHECK(reason_of(r + "b/trunc_entropy.jpg").find("inside the compressed image data") != std::string::npos);
+  CHECK(reason_of(r + "b/trunc_entropy.jpg").find("truncated") != std::string::npos);
+  CHECK(reason_of(r + "b/no_eoi.jpg").find("no end-of-image marker") != std::string::npos);
+  CHECK(decode_image_file(r + "b/trailing.jpg").h == 32);
   // A PNG named .jpg is still a PNG.
   f.add("b/really_png.jpg", png);
   CHECK(decode_image_file(r + "b/really_png.jpg").h == 32);
