@@ -19,6 +19,7 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -287,12 +288,23 @@ void install_crash_handler() {
       sigaction(sig, &sa, &g_old_action[sig]);
     }
   }
-  thread_local bool alt = false;
-  if (!alt) {
-    alt = true;
+  // The signal stack of this thread, for its life: unregistered and freed at thread
+  // exit (held in thread-local storage, so LeakSanitizer sees it as reachable until then).
+  struct AltStack {
+    std::unique_ptr<char[]> mem;
+    ~AltStack() {
+      if (!mem) return;
+      stack_t off{};
+      off.ss_flags = SS_DISABLE;
+      sigaltstack(&off, nullptr);
+    }
+  };
+  thread_local AltStack alt;
+  if (!alt.mem) {
     stack_t ss{};
     ss.ss_size = 64 * 1024;
-    ss.ss_sp = std::malloc(ss.ss_size);  // kept for the thread's life
+    alt.mem.reset(new char[ss.ss_size]);
+    ss.ss_sp = alt.mem.get();
     sigaltstack(&ss, nullptr);
   }
 }
