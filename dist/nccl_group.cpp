@@ -5,6 +5,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -48,6 +49,7 @@ class NcclGroup final : public ProcessGroup {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
     host_->abort(why);
+    std::_Exit(1);  // (host_->abort does not return)
   }
 
   void allreduce_mean(Tensor& t) override {

@@ -98,15 +98,21 @@ std::string save_checkpoint(const std::string& run_dir, const Module& model, con
   }
   save_safetensors((tmp / "state.safetensors").string(), tensors, md);
 
-  fs::remove_all(dst);
+  // Rewriting a step that exists (a data-parallel resume with another world size
+  // renumbers the steps): the old folder is moved aside, not deleted, until the new one
+  // is in place, and latest_checkpoint() falls back to it, so no moment lacks a whole one.
+  const fs::path aside = root / (name + ".old");
+  fs::remove_all(aside);
+  if (fs::exists(dst)) fs::rename(dst, aside);
   fs::rename(tmp, dst);
   write_file_atomic((root / "latest").string(), name + "\n");
+  fs::remove_all(aside);
 
   // Keep the newest `keep` checkpoints (the one just written included).
   std::vector<std::string> steps;
   for (auto& e : fs::directory_iterator(root)) {
     std::string n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("step_", 0) == 0 && n.find(".tmp") == std::string::npos) steps.push_back(n);
+    if (e.is_directory() && n.rfind("step_", 0) == 0 && n.find('.') == std::string::npos) steps.push_back(n);
   }
   std::sort(steps.begin(), steps.end());
   for (size_t i = 0; i + keep < steps.size(); ++i)
@@ -120,6 +126,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   std::string name = read_file(latest.string());
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   fs::path dir = fs::path(run_dir) / "checkpoints" / name;
+  if (!name.empty() && !fs::exists(dir) && fs::is_directory(dir.string() + ".old")) dir = dir.string() + ".old";
   PW_CHECK(!name.empty() && name.find('/') == std::string::npos && fs::is_directory(dir), latest.string(),
            ": names checkpoint '", name, "', which does not exist; delete the file to start over or restore the folder");
   return dir.string();

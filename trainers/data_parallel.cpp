@@ -47,6 +47,10 @@ void DataParallel::start(Module& model, const LoadedCheckpoint& ck, TrainState& 
                "epoch boundary: resume with ", W0, " process", W0 == 1 ? "" : "es", " (mpirun -np ", W0,
                "), or from a checkpoint written at the end of an epoch (train.checkpoint_every)");
       st.step = ck.state.epoch * spe;
+      if (pg.rank() == 0)
+        std::printf("patchwork: resuming a %lld-process checkpoint with %d processes at the start of epoch %lld: "
+                    "the global batch changes, the step count becomes %lld\n",
+                    (long long)W0, W, (long long)ck.state.epoch + 1, (long long)st.step);
     }
     if (pg.rank() < (int)ck.state.rank_rngs.size()) default_generator() = ck.state.rank_rngs[(size_t)pg.rank()];
     else if (pg.rank() > 0) default_generator() = rank_generator(default_generator().seed + (uint64_t)st.epoch, pg.rank());
