@@ -13,6 +13,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, Transform transfo
     : ds_(std::move(dataset)), tf_(std::move(transform)), cfg_(cfg), mix_(mixup) {
   PW_CHECK(ds_ != nullptr, "DataLoader: null dataset");
   PW_CHECK(cfg_.batch_size > 0, "DataLoader: batch_size must be > 0, got ", cfg_.batch_size);
+  PW_CHECK(cfg_.world >= 1 && cfg_.rank >= 0 && cfg_.rank < cfg_.world, "DataLoader: rank ", cfg_.rank,
+           " is outside a world of ", cfg_.world);
   PW_CHECK(cfg_.num_workers >= 0 && cfg_.prefetch >= 0, "DataLoader: num_workers and prefetch must be >= 0, got ",
            cfg_.num_workers, " and ", cfg_.prefetch);
   PW_CHECK(ds_->size() > 0, "DataLoader: data set '", ds_->name(), "' is empty");
@@ -25,8 +27,14 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, Transform transfo
 
 DataLoader::~DataLoader() { stop(); }
 
+int64_t DataLoader::shard_size() const {
+  const int64_t n = ds_->size(), W = cfg_.world, r = cfg_.rank;
+  if (W == 1) return n;
+  return cfg_.drop_last ? n / W : (n - r + W - 1) / W;
+}
+
 int64_t DataLoader::num_batches() const {
-  const int64_t n = ds_->size(), b = cfg_.batch_size;
+  const int64_t n = shard_size(), b = cfg_.batch_size;
   return cfg_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -146,9 +154,11 @@ Sample DataLoader::get_at(int64_t pos) const {
 }
 
 Batch DataLoader::build(int64_t b) const {
-  const int64_t n = ds_->size();
+  const int64_t n = shard_size();
   const int64_t first = b * cfg_.batch_size;
   const int64_t B = std::min(cfg_.batch_size, n - first);
+  // Position in the epoch's order of this rank's j-th sample of the batch.
+  auto pos = [&](int64_t j) { return cfg_.rank + cfg_.world * (first + j); };
   Batch out;
   out.epoch = epoch_;
   out.index = b;
@@ -158,8 +168,8 @@ Batch DataLoader::build(int64_t b) const {
   float* dst = nullptr;
   int64_t per = 0;
   for (int64_t j = 0; j < B; ++j) {
-    const int64_t idx = order_[(size_t)(first + j)];
-    Sample s = get_at(first + j);
+    const int64_t idx = order_[(size_t)pos(j)];
+    Sample s = get_at(pos(j));
     Shape sj = tf_.output_shape(s.image);
     if (j == 0) {
       shape = sj;
@@ -168,14 +178,16 @@ Batch DataLoader::build(int64_t b) const {
       per = numel_of(shape);
     }
     PW_CHECK(sj == shape, "DataLoader: sample ", idx, " of '", ds_->name(), "' transforms to ", shape_str(sj),
-             " but sample ", order_[(size_t)first], " of the same batch to ", shape_str(shape),
+             " but sample ", order_[(size_t)pos(0)], " of the same batch to ", shape_str(shape),
              "; set image_size so every image comes out the same size");
     SampleRng rng(cfg_.seed, (uint64_t)epoch_, (uint64_t)idx, RngStream::Sample);
     tf_.apply(s.image, rng, dst + j * per);
     labels[j] = s.label;
   }
   if (mix_.enabled() && tf_.train()) {
-    SampleRng rng(cfg_.seed, (uint64_t)epoch_, (uint64_t)b, RngStream::Mixup);
+    // One stream per (batch, rank): the ranks' halves of a global batch mix independently.
+    const uint64_t key = cfg_.world == 1 ? (uint64_t)b : (uint64_t)(b * cfg_.world + cfg_.rank);
+    SampleRng rng(cfg_.seed, (uint64_t)epoch_, key, RngStream::Mixup);
     out.soft_targets = mixup_batch(out.images, out.labels, ds_->num_classes(), mix_, rng);
   }
   return out;

@@ -50,6 +50,13 @@ struct LoaderConfig {
   int prefetch = 0;        // batches built ahead of the consumer; 0 = 2 * num_workers
   uint64_t seed = 0;
   bool skip_bad = false;   // replace unreadable samples instead of throwing (see above)
+  // Distributed sampling (DistributedSampler): this process reads positions rank,
+  // rank + world, rank + 2*world, ... of the epoch's (seed, epoch) order, a disjoint
+  // shard; with drop_last every rank gets the same number of batches (n / (batch_size
+  // * world)), and batch b of all ranks together holds positions [b*B*W, (b+1)*B*W) of
+  // the order: the single-process batch b of batch size B*W. Without drop_last the
+  // shards differ by at most one sample (evaluation: every sample read exactly once).
+  int rank = 0, world = 1;
 };
 
 class DataLoader {
@@ -60,7 +67,7 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  int64_t num_batches() const;  // per epoch
+  int64_t num_batches() const;  // per epoch, of this rank's shard
   int64_t epoch() const { return epoch_; }
   int64_t batch_index() const { return next_; }  // index of the batch next() returns next
   // The next batch returned is batch `batch` of epoch `epoch`; workers start prefetching now.
@@ -77,6 +84,7 @@ class DataLoader {
 
  private:
   Batch build(int64_t b) const;  // pure function of (epoch_, b)
+  int64_t shard_size() const;    // samples of this rank's shard per epoch
   // Sample `pos` of the epoch's order, or with skip_bad the next one that reads.
   Sample get_at(int64_t pos) const;
   void start();

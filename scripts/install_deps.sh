@@ -7,6 +7,9 @@ pkgs=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libyaml-cp
 # The CPU execution backend of the CUDA sources (PW_CUDA=EMU, built by scripts/test.sh):
 # boost.context fibers run the CUDA threads; python3 runs the .cu -> .cpp launch rewrite.
 pkgs+=(libboost-context-dev python3)
+# Data-parallel training (dist/, docs/distributed.md): OpenMPI's headers and library
+# (-DPW_MPI=AUTO finds them) and mpirun (the tests launch 2 and 3 ranks over loopback).
+pkgs+=(libopenmpi-dev openmpi-bin)
 [ "${1:-}" = "--data" ] && pkgs+=(dataset-fashion-mnist)
 [ "${1:-}" = "--sanitize" ] && pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()

@@ -152,7 +152,7 @@ TEST_CASE("unknown keys and sections name the line and suggest the closest name"
   CHECK(e == "configs/x.yaml:2: unknown key 'eval.frobnicate'; section 'eval' has batch_size, hflip_tta");
   CHECK(error_of("modle:\n  depth: 4\n") == "configs/x.yaml:1: unknown section 'modle'; did you mean 'model'?");
   CHECK(error_of("model:\n  depth: 4\noptimizer:\n  lr: 1\n") ==
-        "configs/x.yaml:3: unknown section 'optimizer'; the sections are model, data, train, eval");
+        "configs/x.yaml:3: unknown section 'optimizer'; the sections are model, data, train, eval, dist");
 }
 
 TEST_CASE("wrong types and out-of-range values say what is allowed") {
@@ -196,7 +196,7 @@ TEST_CASE("malformed files") {
   CHECK(error_of("model:\n  depth: 4\ntrain:\n  lr: 0.1\nmodel:\n  heads: 2\n") ==
         "configs/x.yaml:5: section 'model' appears twice (first on line 1)");
   CHECK(error_of("- model\n- train\n") ==
-        "configs/x.yaml:1: expected a mapping of sections (model:, data:, train:, eval:), got [model, train]");
+        "configs/x.yaml:1: expected a mapping of sections (model:, data:, train:, eval:, dist:), got [model, train]");
   CHECK(error_of("model: 6\n") == "configs/x.yaml:1: section 'model' must be a mapping of keys, got '6'");
   std::string e = error_of("model:\n  depth: [4\n  heads: 2\n");
   CHECK(e.rfind("configs/x.yaml:", 0) == 0);

@@ -1,6 +1,7 @@
 #include "trainers/checkpoint.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -88,18 +89,30 @@ std::string save_checkpoint(const std::string& run_dir, const Module& model, con
       {"config_hash", std::to_string(st.config_hash)},
       {"config", st.config_yaml},
       {"ema", ema ? "1" : "0"},
+      {"world_size", std::to_string(st.world_size)},
   };
+  if (!st.rank_rngs.empty()) {
+    std::string r;
+    for (const Generator& g : st.rank_rngs) r += (r.empty() ? "" : ";") + std::to_string(g.seed) + ":" + std::to_string(g.offset);
+    md["rank_rngs"] = r;
+  }
   save_safetensors((tmp / "state.safetensors").string(), tensors, md);
 
-  fs::remove_all(dst);
+  // Rewriting a step that exists (a data-parallel resume with another world size
+  // renumbers the steps): the old folder is moved aside, not deleted, until the new one
+  // is in place, and latest_checkpoint() falls back to it, so no moment lacks a whole one.
+  const fs::path aside = root / (name + ".old");
+  fs::remove_all(aside);
+  if (fs::exists(dst)) fs::rename(dst, aside);
   fs::rename(tmp, dst);
   write_file_atomic((root / "latest").string(), name + "\n");
+  fs::remove_all(aside);
 
   // Keep the newest `keep` checkpoints (the one just written included).
   std::vector<std::string> steps;
   for (auto& e : fs::directory_iterator(root)) {
     std::string n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("step_", 0) == 0 && n.find(".tmp") == std::string::npos) steps.push_back(n);
+    if (e.is_directory() && n.rfind("step_", 0) == 0 && n.find('.') == std::string::npos) steps.push_back(n);
   }
   std::sort(steps.begin(), steps.end());
   for (size_t i = 0; i + keep < steps.size(); ++i)
@@ -113,6 +126,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   std::string name = read_file(latest.string());
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   fs::path dir = fs::path(run_dir) / "checkpoints" / name;
+  if (!name.empty() && !fs::exists(dir) && fs::is_directory(dir.string() + ".old")) dir = dir.string() + ".old";
   PW_CHECK(!name.empty() && name.find('/') == std::string::npos && fs::is_directory(dir), latest.string(),
            ": names checkpoint '", name, "', which does not exist; delete the file to start over or restore the folder");
   return dir.string();
@@ -151,6 +165,28 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
   ck.state.rng.offset = meta_u64(s, "rng_offset");
   ck.state.config_hash = meta_u64(s, "config_hash");
   ck.state.config_yaml = meta(s, "config");
+  // Checkpoints from before data-parallel training: one process.
+  ck.state.world_size = s.metadata.count("world_size") ? meta_int(s, "world_size") : 1;
+  if (s.metadata.count("rank_rngs")) {
+    std::string v = meta(s, "rank_rngs");
+    size_t at = 0;
+    while (at <= v.size()) {
+      size_t end = v.find(';', at);
+      if (end == std::string::npos) end = v.size();
+      std::string item = v.substr(at, end - at);
+      unsigned long long seed = 0, offset = 0;
+      char tail = 0;
+      PW_CHECK(std::sscanf(item.c_str(), "%llu:%llu%c", &seed, &offset, &tail) == 2, state_file.string(),
+               ": training-state entry 'rank_rngs' has '", item, "', not SEED:OFFSET; the checkpoint is corrupted");
+      Generator g(seed);
+      g.offset = offset;
+      ck.state.rank_rngs.push_back(g);
+      at = end + 1;
+    }
+    PW_CHECK((int64_t)ck.state.rank_rngs.size() == ck.state.world_size, state_file.string(), ": holds ",
+             ck.state.rank_rngs.size(), " ranks' RNG states for a world of ", ck.state.world_size,
+             "; the checkpoint is corrupted");
+  }
   auto it = m.metadata.find("patchwork_step");
   PW_CHECK(it != m.metadata.end() && it->second == std::to_string(ck.state.step), model_file.string(),
            ": weights are from a different step than ", state_file.string(), "; the checkpoint folder was mixed up");

@@ -26,6 +26,10 @@ struct TrainState {
   int64_t epoch = 0;   // epoch of the next batch
   int64_t batch = 0;   // index within that epoch of the next batch
   Generator rng;       // the default generator (dropout, drop-path)
+  // Data-parallel runs: the world size that wrote it and every rank's generator, by rank
+  // (the loader position above is the same on every rank). 1 and empty for one process.
+  int64_t world_size = 1;
+  std::vector<Generator> rank_rngs;
   uint64_t config_hash = 0;
   std::string config_yaml;  // the resolved config the run was started with
 };

@@ -11,6 +11,7 @@
 #include "kernels/gemm/gemm.h"
 #include "data/check.h"
 #include "data/dataset.h"
+#include "dist/process_group.h"
 #include "nn/module.h"
 #include "nn/registry.h"
 #include "trainers/bench.h"
@@ -84,7 +85,16 @@ int cmd_train(const Args& a0) {
   TrainOptions o;
   o.out_dir = a.out;
   o.resume_dir = a.resume;
-  TrainResult r = train(cfg, o);
+  TrainResult r;
+  try {
+    r = train(cfg, o);
+  } catch (const std::exception& e) {
+    // One rank failing alone would leave the others waiting: stop them all, naming it.
+    dist::ProcessGroup& pg = dist::process_group();
+    if (pg.world() > 1) pg.abort(std::string("error: ") + e.what());
+    throw;
+  }
+  if (dist::process_group().rank() != 0) return 0;
   std::printf("run folder: %s\n", r.run_dir.c_str());
   if (r.test_top1 >= 0) std::printf("final test top-1: %.2f%%\n", 100 * r.test_top1);
   return 0;
@@ -155,6 +165,14 @@ int cmd_info(const Args& a) {
   std::printf("parameters: %lld (%s)\nFLOPs per image (forward, 2 per multiply-add, GEMM and conv only): %s\n",
               (long long)model->num_parameters(), human((double)model->num_parameters()).c_str(),
               human((double)flops).c_str());
+  const dist::LaunchEnv env = dist::launch_env();
+  const int64_t bs = cfg.get_int("train.batch_size");
+  if (env.world > 1)
+    std::printf("global batch: train.batch_size %lld x %d processes (%s) = %lld images per optimizer step\n",
+                (long long)bs, env.world, env.launcher.c_str(), (long long)(bs * env.world));
+  else
+    std::printf("global batch: %lld (one process; launched by mpirun/srun/torchrun it is train.batch_size x the "
+                "world size)\n", (long long)bs);
   return 0;
 }
 

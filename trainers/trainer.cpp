@@ -19,6 +19,7 @@
 #include "nn/registry.h"
 #include "io/atomic_file.h"
 #include "trainers/checkpoint.h"
+#include "trainers/data_parallel.h"
 #include "trainers/device.h"
 #include "trainers/optim.h"
 
@@ -90,6 +91,8 @@ LoaderConfig loader_config(const Config& cfg, bool train) {
   l.prefetch = (int)cfg.get_int("data.prefetch");
   l.seed = (uint64_t)cfg.get_int("train.seed");
   l.skip_bad = cfg.get_bool("data.skip_bad_files");
+  l.rank = dist::process_group().rank();  // each rank reads its shard (DistributedSampler)
+  l.world = dist::process_group().world();
   return l;
 }
 
@@ -181,6 +184,17 @@ void EvalAccumulator::add(const Tensor& logits, const Tensor& labels) {
     r_.confusion[t * K + arg] += 1;
   }
   r_.n += B;
+}
+
+void EvalAccumulator::reduce(const std::function<void(std::vector<double>&)>& sum) {
+  std::vector<double> v = {(double)r_.n, loss_sum_, (double)top1_, (double)top5_};
+  for (int64_t c : r_.confusion) v.push_back((double)c);
+  sum(v);
+  r_.n = (int64_t)v[0];
+  loss_sum_ = v[1];
+  top1_ = (int64_t)v[2];
+  top5_ = (int64_t)v[3];
+  for (size_t i = 0; i < r_.confusion.size(); ++i) r_.confusion[i] = (int64_t)v[4 + i];
 }
 
 EvalResult EvalAccumulator::result() const {
@@ -278,6 +292,12 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
     if (tta) single.add(plain.detach().cpu(), labels);
   }
   model.train(was_training);
+  dist::ProcessGroup& pg = dist::process_group();  // each rank scored its shard
+  if (pg.world() > 1) {
+    auto sum = [&](std::vector<double>& v) { pg.allreduce_sum(v); };
+    acc.reduce(sum);
+    if (tta) single.reduce(sum);
+  }
   EvalResult r = acc.result();
   if (tta) {
     EvalResult s = single.result();
@@ -365,7 +385,8 @@ EvalSpec EvalSpec::from(const Config& cfg) {
 // --- one step ---
 
 StepOut train_step(Module& model, Optimizer& optim, Ema* ema, const Batch& b, const TrainSpec& spec, double lr,
-                   const std::function<void(const Tensor& loss)>& on_loss) {
+                   const std::function<void(const Tensor& loss)>& on_loss,
+                   const std::function<void()>& after_backward) {
   StepOut out;
   Tensor loss;
   {
@@ -382,6 +403,10 @@ StepOut train_step(Module& model, Optimizer& optim, Ema* ema, const Batch& b, co
   {
     OpProfile::Scope s("backward");
     loss.backward();
+  }
+  if (after_backward) {
+    OpProfile::Scope s("gradient all-reduce");
+    after_backward();
   }
   if (spec.clip_grad > 0) {
     OpProfile::Scope s("clip_grad");
@@ -410,7 +435,8 @@ LoadedCheckpoint open_run(const Config& cfg, const TrainOptions& opt, std::strin
     PW_CHECK(!fs::exists(fs::path(run_dir) / "checkpoints" / "latest"), run_dir,
              ": already holds a run; pass --resume ", run_dir, " to continue it or choose another --out");
     fs::create_directories(run_dir);
-    write_file_atomic((fs::path(run_dir) / "config.yaml").string(), cfg.to_yaml());
+    if (dist::process_group().rank() == 0)
+      write_file_atomic((fs::path(run_dir) / "config.yaml").string(), cfg.to_yaml());
     return ck;
   }
   run_dir = opt.resume_dir;
@@ -524,6 +550,7 @@ struct Checkpointer : TrainObserver {
   const Ema* ema;
   TrainState& st;
   LossBook* losses = nullptr;
+  DataParallel* dp = nullptr;  // gathers every rank's state; only rank 0 writes
   std::string last;  // the last checkpoint folder written (or resumed from)
 
   Checkpointer(const TrainSpec& spec, const std::string& run_dir, const Module& model, const Optimizer& optim,
@@ -532,6 +559,13 @@ struct Checkpointer : TrainObserver {
   void save() {
     losses->flush();  // never checkpoint weights a non-finite loss has touched unseen
     st.rng = default_generator();
+    if (dp) dp->gather_state(st);
+    if (dp && !dp->writes()) {
+      char name[32];
+      std::snprintf(name, sizeof name, "step_%08lld", (long long)st.step);
+      last = (fs::path(run_dir) / "checkpoints" / name).string() + " (written by rank 0)";
+      return;
+    }
     last = save_checkpoint(run_dir, model, optim, ema, st, spec.keep_checkpoints);
   }
   void on_step(const TrainState& s, const StepOut&, double, int64_t) override {
@@ -649,10 +683,13 @@ struct Evaluator : TrainObserver {
 
 // --- training ---
 
-TrainResult train(const Config& cfg, const TrainOptions& opt) {
+TrainResult train(const Config& cfg, const TrainOptions& options) {
   const TrainSpec spec = TrainSpec::from(cfg);
   if (spec.threads > 0) omp_set_num_threads(spec.threads);
-  const Device device = resolve_device(cfg, opt.quiet);
+  const Device device = resolve_device(cfg, options.quiet);
+  DataParallel dp(cfg, device);  // the launcher's processes; one without a launcher
+  TrainOptions opt = options;
+  opt.quiet = opt.quiet || !dp.writes();  // rank 0 speaks
   apply_precision(cfg, device, opt.quiet);
   TrainResult res;
   const LoadedCheckpoint ck = open_run(cfg, opt, res.run_dir);
@@ -674,12 +711,14 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
            " images); lower it");
   const LrSchedule sched = spec.schedule_for(spe);
   TrainState st = start_state(cfg, ck, *model, *optim, ema.get());
+  dp.start(*model, ck, st, spe, opt.resume_dir);  // rank 0's weights everywhere, per-rank RNG
 
   // What watches the loop: losses, progress and metrics, evaluation, checkpoints.
-  MetricsLog metrics((fs::path(res.run_dir) / "metrics.jsonl").string());
+  MetricsLog metrics(dp.writes() ? (fs::path(res.run_dir) / "metrics.jsonl").string() : "/dev/null");
   Checkpointer checkpoints(spec, res.run_dir, *model, *optim, ema.get(), st, ck.dir);
   LossBook losses(metrics, res.losses, checkpoints.last, device == Device::CUDA);
   checkpoints.losses = &losses;
+  checkpoints.dp = &dp;
   ProgressLog progress(spec, metrics, losses, spe, st.step, opt.quiet);
   progress.loader = &loader;
   Evaluator evaluator(spec, cfg, *model, ema.get(), *test_ds, metrics, progress.start, opt.quiet, res.test_top1);
@@ -688,6 +727,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     std::cout << "patchwork: training " << cfg.get_string("model.type") << " (" << model->num_parameters()
               << " parameters) on " << train_ds->name() << " (" << train_ds->size() << " images), " << spec.epochs
               << " epochs x " << spe << " steps, run folder " << res.run_dir << "\n"
+              << (dp.active() ? "patchwork: data parallel, " + dp.describe(spec.batch_size) + "\n" : "")
               << std::flush;
 
   while (st.epoch < spec.epochs) {
@@ -696,10 +736,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     while (batches.next(b)) {
       const double lr = sched.at(st.step);
       const StepOut out = train_step(*model, *optim, ema.get(), b, spec, lr,
-                                     [&](const Tensor& loss) { losses.add(st, b.index, loss); });
+                                     [&](const Tensor& loss) { losses.add(st, b.index, loss); },
+                                     [&] { dp.after_backward(st.step + 1, checkpoints.last); });
       ++st.step;
       st.batch = b.index + 1;
-      for (TrainObserver* o : observers) o->on_step(st, out, lr, b.images.size(0));
+      for (TrainObserver* o : observers) o->on_step(st, out, lr, b.images.size(0) * dp.pg.world());
       if (opt.max_steps >= 0 && st.step >= opt.max_steps) {  // a simulated interruption
         progress.end_line();
         checkpoints.save();
@@ -713,6 +754,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     for (TrainObserver* o : observers) o->on_epoch_end(st);
   }
   res.steps = st.step;
+  if (!opt.quiet && dp.active()) std::cout << "patchwork: " << dp.traffic(st.step - progress.first_step) << "\n";
   if (!opt.quiet) std::cout << "patchwork: done; run folder " << res.run_dir << "\n";
   return res;
 }

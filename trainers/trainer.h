@@ -56,8 +56,11 @@ struct StepOut {
 // zero_grad, backward, gradient clipping (spec.clip_grad), the update at `lr`,
 // the EMA (when `ema`). `on_loss` sees the detached loss before the backward
 // (train() checks it there). Each phase is an OpProfile::Scope.
+// `after_backward` runs between the backward and the clipping/update (data-parallel
+// training averages the gradients there: trainers/data_parallel.h).
 StepOut train_step(Module& model, Optimizer& optim, Ema* ema, const Batch& batch, const TrainSpec& spec, double lr,
-                   const std::function<void(const Tensor& loss)>& on_loss = nullptr);
+                   const std::function<void(const Tensor& loss)>& on_loss = nullptr,
+                   const std::function<void()>& after_backward = nullptr);
 
 struct TrainOptions {
   std::string out_dir;     // new run folder ("" = runs/<config name>-<time>)
@@ -100,6 +103,10 @@ struct EvalAccumulator {
   explicit EvalAccumulator(int64_t num_classes);
   void add(const Tensor& logits, const Tensor& labels);
   EvalResult result() const;
+  // Data-parallel evaluation: `sum` adds a vector element-wise over the ranks; the
+  // counts, loss sums and confusion matrix become the totals of every rank's shard
+  // (exact: sums of counts, not averages of averages).
+  void reduce(const std::function<void(std::vector<double>&)>& sum);
  private:
   EvalResult r_;
   double loss_sum_ = 0;

@@ -1,0 +1,196 @@
+// Data-parallel training end to end: build/patchwork under `mpirun --oversubscribe -np
+// 2|3` over loopback on a tiny synthetic MNIST-format set. 2 and 3 ranks match one
+// process with the same global batch (float32 reduction-order tolerance), two runs with
+// the same world size are bit-identical, a rank killed mid-run stops the others within
+// dist.timeout_s naming it, and --resume then matches an uninterrupted run bit for bit.
+// Skipped (exit 77) when this build has no MPI or mpirun is not on PATH.
+#include <algorithm>
+#include <memory>
+#include <set>
+
+#include "data/loader.h"
+#include "dist_util.h"
+#include "trainers/config.h"
+
+namespace fs = std::filesystem;
+using namespace pw;
+using namespace pw::dist_test;
+
+TEST_CASE("2 and 3 ranks train like one process with the same global batch; same world size is bit-identical") {
+  if (!mpi_ready()) return;
+  const fs::path d = env().dir.path;
+  Run one = launch(0, "train " + write_config("one.yaml", config(48)) + " --out " + (d / "one").string());
+  REQUIRE_MESSAGE(one.rc == 0, one.output);
+  Run two = launch(2, "train " + write_config("two.yaml", config(24)) + " --out " + (d / "two").string());
+  REQUIRE_MESSAGE(two.rc == 0, two.output);
+  CHECK(two.output.find("global batch 24 x 2 = 48") != std::string::npos);
+  Run three = launch(3, "train " + write_config("three.yaml", config(16)) + " --out " + (d / "three").string());
+  REQUIRE_MESSAGE(three.rc == 0, three.output);
+  Run again = launch(2, "train " + (d / "two.yaml").string() + " --out " + (d / "two_again").string());
+  REQUIRE_MESSAGE(again.rc == 0, again.output);
+
+  auto w1 = weights(d / "one"), w2 = weights(d / "two"), w3 = weights(d / "three");
+  // 8 SGD steps; the gradients differ only in float32 summation order.
+  const double diff2 = max_diff(w1, w2), diff3 = max_diff(w1, w3);
+  CAPTURE(diff2);
+  CAPTURE(diff3);
+  CHECK(diff2 < 1e-6);  // measured: 1.5e-8 (weights up to ~1)
+  CHECK(diff3 < 1e-6);  // measured: 1.2e-7
+  CHECK(diff2 > 0);  // really different reduction orders: the comparison is not vacuous
+  CHECK(bit_identical(w2, weights(d / "two_again")));
+  CHECK(!bit_identical(w2, w3));
+  // Only rank 0 wrote: one metrics file, one step line per step (8 steps, log_every 1).
+  int step_lines = 0;
+  std::ifstream f(d / "two" / "metrics.jsonl");
+  for (std::string l; std::getline(f, l);) step_lines += l.find("\"lr\"") != std::string::npos;
+  CHECK(step_lines == 8);
+  // Sharded evaluation of 70 images over 2 and 3 ranks sums to the single-process figures.
+  CHECK(metric(d / "two", "test_top1") == doctest::Approx(metric(d / "one", "test_top1")));
+  CHECK(metric(d / "three", "test_loss") == doctest::Approx(metric(d / "one", "test_loss")).epsilon(1e-4));
+}
+
+TEST_CASE("a rank killed mid-run stops the others within dist.timeout_s, naming it; --resume matches") {
+  if (!mpi_ready()) return;
+  const fs::path d = env().dir.path;
+  // drop_path on: every rank's dropout RNG is in the checkpoint and must resume exactly.
+  std::string text = config(24, "  checkpoint_steps: 2\n") + "dist:\n  timeout_s: 20\n";
+  text.replace(text.find("drop_path: 0.0"), 14, "drop_path: 0.2");
+  const std::string cfg = write_config("fault.yaml", text);
+  Run straight = launch(2, "train " + cfg + " --out " + (d / "straight").string());
+  REQUIRE_MESSAGE(straight.rc == 0, straight.output);
+
+  Run killed = launch(2, "train " + cfg + " --out " + (d / "killed").string(), "PW_DIST_FAULT=1:5:kill");
+  CAPTURE(killed.output);
+  CHECK(killed.rc != 0);
+  CHECK(killed.seconds < 20 + 30);  // the timeout plus start-up on a loaded 2-core machine
+  CHECK(killed.output.find("rank 1") != std::string::npos);
+  // The last whole checkpoint (step 4) is there.
+  CHECK(fs::path(latest_checkpoint((d / "killed").string())).filename() == "step_00000004");
+  // It is mid-epoch (epoch 0 ends after batch 4, but the step checkpoint precedes the
+  // epoch's end): another world size is refused, saying why and what to do.
+  Run other = launch(3, "train --resume " + (d / "killed").string());
+  CHECK(other.rc != 0);
+  CHECK_MESSAGE(other.output.find("can only resume at an epoch boundary") != std::string::npos, other.output);
+  // The same world size resumes and finishes bit for bit like the uninterrupted run.
+  Run resumed = launch(2, "train --resume " + (d / "killed").string());
+  REQUIRE_MESSAGE(resumed.rc == 0, resumed.output);
+  CHECK(bit_identical(weights(d / "straight"), weights(d / "killed")));
+  CHECK(!bit_identical(weights(d / "straight"), weights(d / "two")));  // drop_path made a difference
+
+  // At an epoch boundary another world size is well defined: rank 1 dies in step 6, the
+  // latest checkpoint is the end of epoch 1 (step 4), and 3 ranks finish epoch 2 from it.
+  std::string every = text;
+  every.replace(every.find("checkpoint_every: 0"), 19, "checkpoint_every: 1");
+  const std::string cfg_every = write_config("every.yaml", every);
+  Run killed2 = launch(2, "train " + cfg_every + " --out " + (d / "killed2").string(), "PW_DIST_FAULT=1:6:kill");
+  CHECK(killed2.rc != 0);
+  LoadedCheckpoint at = load_checkpoint(latest_checkpoint((d / "killed2").string()));
+  REQUIRE(at.state.step == 4);
+  CHECK(at.state.epoch == 1);
+  CHECK(at.state.batch == 0);
+  CHECK(at.state.world_size == 2);
+  CHECK(at.state.rank_rngs.size() == 2);
+  Run grown = launch(3, "train --resume " + (d / "killed2").string());
+  REQUIRE_MESSAGE(grown.rc == 0, grown.output);
+  LoadedCheckpoint end = load_checkpoint(latest_checkpoint((d / "killed2").string()));
+  CHECK(end.state.epoch == 2);
+  CHECK(end.state.world_size == 3);
+  CHECK(end.state.rank_rngs.size() == 3);
+  // The step count is re-expressed at the new world size: 2 epochs x (192 / 72 = 2) steps.
+  // (step_00000004 was rewritten: the old folder stayed whole until the new one was in.)
+  CHECK(end.state.step == 4);
+  CHECK(grown.output.find("global batch 24 x 3 = 72") != std::string::npos);
+}
+
+TEST_CASE("a rank that hangs makes the others stop within dist.timeout_s, naming it") {
+  if (!mpi_ready()) return;
+  const fs::path d = env().dir.path;
+  const std::string cfg = write_config("hang.yaml", config(16, "  checkpoint_steps: 2\n") + "dist:\n  timeout_s: 5\n");
+  // Rank 1 stops itself (SIGSTOP) in step 3: ranks 0 and 2 wait 5 s for its gradients.
+  Run hung = launch(3, "train " + cfg + " --out " + (d / "hung").string(), "PW_DIST_FAULT=1:3:hang");
+  CAPTURE(hung.output);
+  CHECK(hung.rc != 0);
+  CHECK(hung.seconds < 5 + 30);
+  CHECK(hung.output.find("rank(s) 1 did not answer within dist.timeout_s = 5 s") != std::string::npos);
+  CHECK(hung.output.find("last whole checkpoint: " + (d / "hung" / "checkpoints" / "step_00000002").string()) !=
+        std::string::npos);
+  CHECK(fs::path(latest_checkpoint((d / "hung").string())).filename() == "step_00000002");
+}
+
+// The distributed sampler in-process (no MPI needed): the ranks' batch b together is the
+// single-process batch b of batch_size x world, augmentations included; the shards of an
+// epoch are disjoint; without drop_last (evaluation) every sample is read exactly once.
+TEST_CASE("distributed sampler: rank shards of the (seed, epoch) order make up the global batch") {
+  write_config("sampler.yaml", config(8));
+  Config cfg = Config::load((env().dir.path / "sampler.yaml").string());
+  std::shared_ptr<Dataset> ds = open_dataset(cfg.section("data"), true);
+  TransformConfig tc;
+  tc.image_size = 28;
+  tc.channels = 1;
+  tc.crop_padding = 2;
+  tc.hflip = 0.5;
+  auto loader = [&](int64_t batch, int rank, int world, bool drop_last) {
+    LoaderConfig l;
+    l.batch_size = batch;
+    l.num_workers = 0;
+    l.seed = 7;
+    l.drop_last = drop_last;
+    l.rank = rank;
+    l.world = world;
+    return std::make_unique<DataLoader>(ds, Transform(tc, true), l);
+  };
+  // One sample as bytes: its label and its augmented pixels.
+  auto samples = [](const Batch& b) {
+    std::vector<std::string> out;
+    const int64_t per = b.images.numel() / b.images.size(0);
+    for (int64_t j = 0; j < b.images.size(0); ++j)
+      out.push_back(std::to_string(b.labels.data<int64_t>()[j]) + ":" +
+                    std::string((const char*)(b.images.data<float>() + j * per), (size_t)per * 4));
+    return out;
+  };
+  for (int world : {2, 3}) {
+    auto single = loader(8 * world, 0, 1, true);
+    std::vector<std::unique_ptr<DataLoader>> ranks;
+    for (int r = 0; r < world; ++r) ranks.push_back(loader(8, r, world, true));
+    CHECK(ranks[0]->num_batches() == single->num_batches());
+    for (int64_t epoch : {0, 3}) {
+      single->set_position(epoch, 0);
+      for (auto& l : ranks) l->set_position(epoch, 0);
+      std::set<std::string> seen;
+      Batch b;
+      while (single->next(b)) {
+        std::vector<std::string> want = samples(b), got;
+        for (auto& l : ranks) {
+          Batch rb;
+          REQUIRE(l->next(rb));
+          CHECK(rb.images.size(0) == 8);
+          for (auto& s : samples(rb)) got.push_back(s);
+        }
+        std::sort(want.begin(), want.end());
+        std::sort(got.begin(), got.end());
+        CHECK(want == got);
+        for (auto& s : got) CHECK(seen.insert(s).second);  // disjoint
+      }
+    }
+  }
+  // Evaluation: the 70 test samples, batch 10, no drop_last, 3 ranks (24, 23, 23): all read once.
+  ds = open_dataset(cfg.section("data"), false);
+  std::multiset<int64_t> labels_all, labels_ranks;
+  {
+    auto one = loader(10, 0, 1, false);
+    Batch b;
+    while (one->next(b))
+      for (int64_t j = 0; j < b.labels.numel(); ++j) labels_all.insert(b.labels.data<int64_t>()[j]);
+  }
+  int64_t n = 0;
+  for (int r = 0; r < 3; ++r) {
+    auto l = loader(10, r, 3, false);
+    Batch b;
+    while (l->next(b)) {
+      n += b.labels.numel();
+      for (int64_t j = 0; j < b.labels.numel(); ++j) labels_ranks.insert(b.labels.data<int64_t>()[j]);
+    }
+  }
+  CHECK(n == 70);
+  CHECK(labels_all == labels_ranks);
+}
