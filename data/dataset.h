@@ -10,15 +10,22 @@
 #include <string>
 #include <vector>
 
+#include "autograd/tensor.h"
 #include "data/image.h"
+#include "data/rng.h"
 #include "io/keys.h"
 #include "runtime/check.h"
 
 namespace pw {
 
 struct Sample {
-  Image image;    // (h,w,c) uint8
-  int64_t label;  // in [0, num_classes)
+  Image image;    // (h,w,c) uint8; empty for feature data sets (audio)
+  int64_t label;  // in [0, num_classes); 0 for sequence-target data sets (tokens)
+  // Feature data sets (audio): the finished model input (C,F,T) F32 on the CPU
+  // (log-mel: (1, n_mels, frames)); the image transforms don't apply to it.
+  // Undefined for image data sets.
+  Tensor features = {};
+  std::vector<int64_t> tokens = {};  // (S) target sequence, ids in [1, V] (CTC); empty if none
 };
 
 class Dataset {
@@ -32,6 +39,16 @@ class Dataset {
   // Label of sample i without decoding its pixels.
   virtual int64_t label(int64_t i) const = 0;
   virtual std::string name() const = 0;  // "fashion_mnist", "cifar10", ...
+
+  // --- feature data sets (audio), whose get() fills Sample::features ---
+  // True: samples are Sample::features, not images (no image transform, no flip TTA).
+  virtual bool has_features() const { return false; }
+  // True: features differ in length along their last axis; the loader pads
+  // batches with 0 and fills Batch::lengths (Module::forward_padded).
+  virtual bool variable_length() const { return false; }
+  // Train-time augmentation of s.features in place (SpecAugment); the loader
+  // calls it with the sample's SampleRng(seed, epoch, index, Sample).
+  virtual void augment(Sample& s, SampleRng& rng) const { (void)s, (void)rng; }
 };
 
 // A sample whose file can't be read or decoded (a truncated JPEG, an empty or

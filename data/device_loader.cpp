@@ -115,6 +115,9 @@ bool DeviceLoader::prefetch(int s) {
   d.images = device_like(h.images, d.images);
   d.labels = device_like(h.labels, d.labels);
   d.soft_targets = device_like(h.soft_targets, d.soft_targets);
+  d.lengths = h.lengths;  // host tensors (Batch): small, read by the model and the loss
+  d.targets = h.targets;
+  d.target_lengths = h.target_lengths;
   d.epoch = h.epoch;
   d.index = h.index;
   // 3. The copy stream waits until the compute stream is done with this slot:

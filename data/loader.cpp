@@ -1,5 +1,6 @@
 #include "data/loader.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <numeric>
@@ -19,6 +20,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, Transform transfo
            cfg_.num_workers, " and ", cfg_.prefetch);
   PW_CHECK(ds_->size() > 0, "DataLoader: data set '", ds_->name(), "' is empty");
   PW_CHECK(!mix_.enabled() || ds_->num_classes() > 0, "DataLoader: mixup needs the number of classes");
+  PW_CHECK(!mix_.enabled() || !ds_->variable_length(), "DataLoader: mixup/cutmix mixes whole inputs and cannot mix the "
+           "padded variable-length samples of '", ds_->name(), "'; set data.mixup_alpha and data.cutmix_alpha to 0");
   if (cfg_.prefetch == 0) cfg_.prefetch = std::max(2, 2 * cfg_.num_workers);
   end_ = num_batches();
   PW_CHECK(end_ > 0, "DataLoader: batch_size ", cfg_.batch_size, " with drop_last leaves no batch of the ",
@@ -158,31 +161,16 @@ Batch DataLoader::build(int64_t b) const {
   const int64_t first = b * cfg_.batch_size;
   const int64_t B = std::min(cfg_.batch_size, n - first);
   // Position in the epoch's order of this rank's j-th sample of the batch.
-  auto pos = [&](int64_t j) { return cfg_.rank + cfg_.world * (first + j); };
+  std::vector<int64_t> pos((size_t)B);
+  for (int64_t j = 0; j < B; ++j) pos[(size_t)j] = cfg_.rank + cfg_.world * (first + j);
   Batch out;
   out.epoch = epoch_;
   out.index = b;
   out.labels = empty({B}, DType::I64);
-  int64_t* labels = out.labels.data<int64_t>();
-  Shape shape;
-  float* dst = nullptr;
-  int64_t per = 0;
-  for (int64_t j = 0; j < B; ++j) {
-    const int64_t idx = order_[(size_t)pos(j)];
-    Sample s = get_at(pos(j));
-    Shape sj = tf_.output_shape(s.image);
-    if (j == 0) {
-      shape = sj;
-      out.images = empty({B, shape[0], shape[1], shape[2]}, DType::F32);
-      dst = out.images.data<float>();
-      per = numel_of(shape);
-    }
-    PW_CHECK(sj == shape, "DataLoader: sample ", idx, " of '", ds_->name(), "' transforms to ", shape_str(sj),
-             " but sample ", order_[(size_t)pos(0)], " of the same batch to ", shape_str(shape),
-             "; set image_size so every image comes out the same size");
-    SampleRng rng(cfg_.seed, (uint64_t)epoch_, (uint64_t)idx, RngStream::Sample);
-    tf_.apply(s.image, rng, dst + j * per);
-    labels[j] = s.label;
+  if (ds_->has_features()) {
+    build_features(out, pos);
+  } else {
+    build_images(out, pos);
   }
   if (mix_.enabled() && tf_.train()) {
     // One stream per (batch, rank): the ranks' halves of a global batch mix independently.
@@ -191,6 +179,86 @@ Batch DataLoader::build(int64_t b) const {
     out.soft_targets = mixup_batch(out.images, out.labels, ds_->num_classes(), mix_, rng);
   }
   return out;
+}
+
+void DataLoader::build_images(Batch& out, const std::vector<int64_t>& pos) const {
+  const int64_t B = (int64_t)pos.size();
+  int64_t* labels = out.labels.data<int64_t>();
+  Shape shape;
+  float* dst = nullptr;
+  int64_t per = 0;
+  for (int64_t j = 0; j < B; ++j) {
+    const int64_t idx = order_[(size_t)pos[(size_t)j]];
+    Sample s = get_at(pos[(size_t)j]);
+    Shape sj = tf_.output_shape(s.image);
+    if (j == 0) {
+      shape = sj;
+      out.images = empty({B, shape[0], shape[1], shape[2]}, DType::F32);
+      dst = out.images.data<float>();
+      per = numel_of(shape);
+    }
+    PW_CHECK(sj == shape, "DataLoader: sample ", idx, " of '", ds_->name(), "' transforms to ", shape_str(sj),
+             " but sample ", order_[(size_t)pos[0]], " of the same batch to ", shape_str(shape),
+             "; set image_size so every image comes out the same size");
+    SampleRng rng(cfg_.seed, (uint64_t)epoch_, (uint64_t)idx, RngStream::Sample);
+    tf_.apply(s.image, rng, dst + j * per);
+    labels[j] = s.label;
+  }
+}
+
+void DataLoader::build_features(Batch& out, const std::vector<int64_t>& pos) const {
+  const int64_t B = (int64_t)pos.size();
+  int64_t* labels = out.labels.data<int64_t>();
+  std::vector<Sample> ss((size_t)B);
+  int64_t C = 0, F = 0, T = 0, S = 0;
+  for (int64_t j = 0; j < B; ++j) {
+    const int64_t idx = order_[(size_t)pos[(size_t)j]];
+    Sample& s = ss[(size_t)j] = get_at(pos[(size_t)j]);
+    PW_CHECK(s.features.defined() && s.features.dim() == 3 && s.features.dtype() == DType::F32, "DataLoader: sample ",
+             idx, " of '", ds_->name(), "' has features ", s.features.defined() ? s.features.str() : "undefined",
+             ", expected (C,F,T) f32");
+    if (j == 0) {
+      C = s.features.size(0);
+      F = s.features.size(1);
+    }
+    PW_CHECK(s.features.size(0) == C && s.features.size(1) == F, "DataLoader: sample ", idx, " of '", ds_->name(),
+             "' has features ", s.features.str(), " but sample ", order_[(size_t)pos[0]], " has (", C, ",", F,
+             ",T); every sample needs the same channels and bins");
+    PW_CHECK(ds_->variable_length() || j == 0 || s.features.size(2) == T, "DataLoader: sample ", idx, " of '",
+             ds_->name(), "' has ", s.features.size(2), " frames but sample ", order_[(size_t)pos[0]], " has ", T,
+             "; a fixed-length data set must give every sample the same length");
+    if (tf_.train()) {  // SpecAugment: the sample's own stream, as the image transforms
+      SampleRng rng(cfg_.seed, (uint64_t)epoch_, (uint64_t)idx, RngStream::Sample);
+      ds_->augment(s, rng);
+    }
+    T = std::max(T, s.features.size(2));
+    S = std::max(S, (int64_t)s.tokens.size());
+    labels[j] = s.label;
+  }
+  // Padded with 0 (the per-utterance mean) past each sample's frames.
+  out.images = zeros({B, C, F, T}, DType::F32);
+  float* dst = out.images.data<float>();
+  for (int64_t j = 0; j < B; ++j) {
+    const Tensor& x = ss[(size_t)j].features;
+    const int64_t Tj = x.size(2);
+    const float* src = x.data<float>();
+    for (int64_t r = 0; r < C * F; ++r) std::memcpy(dst + (j * C * F + r) * T, src + r * Tj, (size_t)Tj * sizeof(float));
+  }
+  if (ds_->variable_length()) {
+    out.lengths = empty({B}, DType::I64);
+    for (int64_t j = 0; j < B; ++j) out.lengths.data<int64_t>()[j] = ss[(size_t)j].features.size(2);
+  }
+  if (S > 0) {
+    out.targets = zeros({B, S}, DType::I64);
+    out.target_lengths = empty({B}, DType::I64);
+    for (int64_t j = 0; j < B; ++j) {
+      const std::vector<int64_t>& tk = ss[(size_t)j].tokens;
+      PW_CHECK(!tk.empty(), "DataLoader: sample ", order_[(size_t)pos[(size_t)j]], " of '", ds_->name(),
+               "' has no target tokens but others of its batch do");
+      std::copy(tk.begin(), tk.end(), out.targets.data<int64_t>() + j * S);
+      out.target_lengths.data<int64_t>()[j] = (int64_t)tk.size();
+    }
+  }
 }
 
 }  // namespace pw

@@ -30,6 +30,9 @@
 
 namespace pw {
 
+// Feature data sets (audio, Dataset::has_features): images holds the features
+// (B,C,F,T_max) padded with 0; lengths, targets and target_lengths stay on the
+// host (DeviceLoader moves images, labels and soft targets only).
 struct Batch {
   Tensor images;        // (B,C,H,W) F32
   Tensor labels;        // (B) I64
@@ -85,6 +88,11 @@ class DataLoader {
  private:
   Batch build(int64_t b) const;  // pure function of (epoch_, b)
   int64_t shard_size() const;    // samples of this rank's shard per epoch
+  // The samples at positions `pos` (B) of the epoch's order into out.images and out.labels:
+  // images through the transform; features (audio) padded along T, with SpecAugment
+  // (Dataset::augment) when training, and lengths/targets where the data set has them.
+  void build_images(Batch& out, const std::vector<int64_t>& pos) const;
+  void build_features(Batch& out, const std::vector<int64_t>& pos) const;
   // Sample `pos` of the epoch's order, or with skip_bad the next one that reads.
   Sample get_at(int64_t pos) const;
   void start();

@@ -10,6 +10,8 @@ pkgs+=(libboost-context-dev python3)
 # Data-parallel training (dist/, docs/distributed.md): OpenMPI's headers and library
 # (-DPW_MPI=AUTO finds them) and mpirun (the tests launch 2 and 3 ranks over loopback).
 pkgs+=(libopenmpi-dev openmpi-bin)
+# The spoken-word data set generator (scripts/make_spoken_words.py) and its test in test_audio.
+pkgs+=(espeak-ng)
 [ "${1:-}" = "--data" ] && pkgs+=(dataset-fashion-mnist)
 [ "${1:-}" = "--sanitize" ] && pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()

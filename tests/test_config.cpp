@@ -168,7 +168,7 @@ TEST_CASE("wrong types and out-of-range values say what is allowed") {
   CHECK(error_of("model:\n  pool: men\n") ==
         "configs/x.yaml:2: model.pool: expected one of cls|mean, got 'men'; did you mean 'mean'?");
   CHECK(error_of("data:\n  dataset: cifar\n") ==
-        "configs/x.yaml:2: data.dataset: expected one of cifar10|cifar100|fashion_mnist|image_folder|mnist, got "
+        "configs/x.yaml:2: data.dataset: expected one of audio_ctc|audio_folder|cifar10|cifar100|fashion_mnist|image_folder|mnist, got "
         "'cifar'; did you mean 'cifar10'?");
   CHECK(error_of("data:\n  hflip: maybe\n") == "configs/x.yaml:2: data.hflip: expected true or false, got 'maybe'");
   CHECK_FALSE(Config::parse("model:\n  qkv_bias: false\n", "x.yaml").get_bool("model.qkv_bias"));
@@ -412,7 +412,7 @@ TEST_CASE("the model type is checked against the registry") {
         "--set model.type=vitt: model.type: expected one of simple_vit|test_stages|vit, got 'vitt'; did you mean "
         "'vit'?");
   CHECK(error_of("data:\n  dataset: svhn\n") ==
-        "configs/x.yaml:2: data.dataset: expected one of cifar10|cifar100|fashion_mnist|image_folder|mnist, got "
+        "configs/x.yaml:2: data.dataset: expected one of audio_ctc|audio_folder|cifar10|cifar100|fashion_mnist|image_folder|mnist, got "
         "'svhn'");
   // An alias names the same data set and brings its keys.
   CHECK(parse("data:\n  dataset: imagenet\n  train_split: /data/in1k/train\n").get_string("data.train_split") ==

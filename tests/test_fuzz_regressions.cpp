@@ -22,7 +22,8 @@ const std::map<std::string, Target> kTargets = {{"fuzz_config", pw::fuzz::config
                                                 {"fuzz_safetensors", pw::fuzz::safetensors},
                                                 {"fuzz_idx", pw::fuzz::idx},
                                                 {"fuzz_cifar", pw::fuzz::cifar},
-                                                {"fuzz_image", pw::fuzz::image}};
+                                                {"fuzz_image", pw::fuzz::image},
+                                                {"fuzz_wav", pw::fuzz::wav}};
 
 // Runs every file of <PW_SOURCE_DIR>/tests/fuzz/<kind>/<target>/; returns how many.
 int replay(const std::string& kind, const std::string& target) {

@@ -262,8 +262,8 @@ std::string EvalResult::to_text(const std::vector<std::string>& names) const {
   return os.str();
 }
 
-Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta, Tensor* single_view) {
-  Tensor logits = model(images);
+Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta, Tensor* single_view, const Tensor& lengths) {
+  Tensor logits = model(images, lengths);
   if (single_view) *single_view = logits;
   if (!hflip_tta) return logits;
   const int64_t W = images.size(-1);
@@ -285,10 +285,13 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   EvalAccumulator acc(ds.num_classes()), single(ds.num_classes());
   Batch b;
   const bool tta = EvalSpec::from(cfg).hflip_tta;
+  if (tta && ds.has_features())
+    cfg.fail("eval.hflip_tta", "mirrors images; data set '" + ds.name() +
+                                   "' gives audio features, where a flip reverses time; set eval.hflip_tta: false");
   while (dl.next(b)) {
     Tensor plain;
     Tensor labels = b.labels.cpu();
-    acc.add(eval_logits(model, b.images, tta, &plain).detach().cpu(), labels);
+    acc.add(eval_logits(model, b.images, tta, &plain, b.lengths).detach().cpu(), labels);
     if (tta) single.add(plain.detach().cpu(), labels);
   }
   model.train(was_training);

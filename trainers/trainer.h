@@ -116,7 +116,9 @@ struct EvalAccumulator {
 // Logits of a batch of images (B,C,H,W) for evaluation. With `hflip_tta` they are the
 // mean of the logits of each image and of its mirror image (left-right), so an image and
 // its mirror get bit-identical logits; `single_view`, if given, receives the plain logits.
-Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta, Tensor* single_view = nullptr);
+// `lengths` (Batch::lengths) goes to Module::forward_padded for padded audio batches.
+Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta, Tensor* single_view = nullptr,
+                   const Tensor& lengths = Tensor());
 
 // Top-1/top-5/loss/per-class/confusion of `model` in eval mode on `ds` (eval.batch_size,
 // eval.hflip_tta).

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "data/cifar.h"
 #include "data/image_folder.h"
 #include "data/mnist.h"
+#include "data/wav.h"
 #include "io/safetensors.h"
 #include "runtime/check.h"
 #include "trainers/config.h"
@@ -108,6 +110,25 @@ inline void image(const uint8_t* data, size_t size) {
     Image img = decode_image_file(path);
     if (img.c != 3 || img.h <= 0 || img.w <= 0 || (int64_t)img.data.size() != img.h * img.w * 3) __builtin_trap();
   } catch (const BadSampleError&) {
+  }
+}
+
+// read_wav, then the result resampled to 16 kHz (the audio data sets' path).
+inline void wav(const uint8_t* data, size_t size) {
+  std::string path = write_input(data, size, "x.wav");
+  try {
+    Audio a = read_wav(path);
+    if (a.channels <= 0 || a.sample_rate <= 0 || a.samples.empty()) __builtin_trap();
+    for (float v : a.samples)
+      if (!std::isfinite(v)) __builtin_trap();
+    // Keep the fuzzer's inputs fast: resampling long clips says nothing new.
+    if (a.samples.size() <= 4096) {
+      std::vector<float> y = resample(a.samples, a.sample_rate, 16000);
+      if ((int64_t)y.size() != (16000 * (int64_t)a.samples.size() + a.sample_rate - 1) / a.sample_rate)
+        __builtin_trap();
+    }
+  } catch (const BadSampleError&) {
+  } catch (const Error&) {
   }
 }
 
