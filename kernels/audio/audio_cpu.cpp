@@ -19,7 +19,9 @@ void log_mel_loop(T* __restrict y, const T* __restrict wave, const T* __restrict
                   int64_t B, int64_t L, int64_t N, int64_t K, int64_t M, int64_t TT, int64_t hop, bool center,
                   T eps) {
   const int64_t pad = center ? N / 2 : 0;
-#pragma omp parallel if (B * TT * N * K > 4 * kParallelGrain)
+  // NOTE: one utterance (about 100 frames a second) runs serially: the data loader calls this
+  // per sample from its worker threads, where a nested OpenMP team only oversubscribes the cores.
+#pragma omp parallel if (B * TT >= 512 && B * TT * N * K > 4 * kParallelGrain)
   {
     std::vector<T> frame((size_t)N), power((size_t)K);
 #pragma omp for
