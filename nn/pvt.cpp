@@ -37,7 +37,8 @@ void PvtOptions::bind(KeyBinder& b) {
   if (variant == "twins_svt")
     b("window_sizes", window_sizes,
       KeySpec::Ints("LSA window side of each stage (even blocks; odd blocks are global sub-sampled attention)").ge(1));
-  b("qkv_bias", qkv_bias, KeySpec::Bool("bias in the query, key/value projections (Twins' GSA and LSA: always)"));
+  if (variant == "pvt")  // Twins' GSA and LSA always have it (timm)
+    b("qkv_bias", qkv_bias, KeySpec::Bool("bias in the query and key/value projections"));
   b("dropout", dropout, KeySpec::Float("dropout after attention and MLP projections and on the embeddings").ge(0).lt(1));
   b("attn_dropout", attn_dropout, KeySpec::Float("dropout on attention weights").ge(0).lt(1));
   b("drop_path", drop_path, KeySpec::Float("stochastic depth rate of the last block (linear from 0 over all blocks)")
