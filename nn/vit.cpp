@@ -35,7 +35,13 @@ void VitOptions::bind(KeyBinder& b) {
   b("init", init, KeySpec::Enum({"torch", "timm", "xavier"},
                                 "Linear init: torch (PyTorch default), timm (trunc-normal .02), xavier"));
   b("pos_embed", pos_embed,
-    KeySpec::Enum({"sincos2d", "learned", "sinusoidal", "none"}, "position embedding added to the patch tokens"));
+    KeySpec::Enum({"sincos2d", "learned", "sinusoidal", "peg", "none"},
+                  "position embedding added to the patch tokens, or peg: CPVT's conditional encoding (a depthwise "
+                  "3x3 conv on the token grid as a residual, class token passed around it) after the blocks in "
+                  "model.peg_after"));
+  b("peg_after", peg_after,
+    KeySpec::Ints("pos_embed peg: 0-based indices of the blocks a PEG follows (CPVT: [0], after the first block)")
+        .ge(0));
   rel_pos.bind(b);
   b("attention", attention,
     KeySpec::Enum({"softmax", "linear_taylor", "linear_elu"},
@@ -65,6 +71,16 @@ void check_vit_options(const Options& m) {
   if (m.get_string("rel_pos") == "rope2d" && m.get_int("dim_head") % 4 != 0)
     m.fail("rel_pos", "rope2d needs a model.dim_head divisible by 4 (dim_head/4 frequencies per axis), got " +
                           std::to_string(m.get_int("dim_head")));
+  if (m.get_string("pos_embed") == "peg") {
+    std::vector<int64_t> after = m.get_ints("peg_after");
+    for (int64_t i : after)
+      if (i >= m.get_int("depth"))
+        m.fail("peg_after", "block index " + std::to_string(i) + " is not below model.depth " +
+                                std::to_string(m.get_int("depth")) + "; indices are 0-based");
+    std::sort(after.begin(), after.end());
+    if (std::adjacent_find(after.begin(), after.end()) != after.end())
+      m.fail("peg_after", "lists a block twice; one PEG per block");
+  }
   if (m.get_string("attention") != "softmax" && m.get_string("rel_pos") != "none")
     m.fail("attention", m.get_string("attention") + " has no attention logits for model.rel_pos " +
                             m.get_string("rel_pos") + " to act on; use attention: softmax or rel_pos: none");
@@ -137,6 +153,15 @@ VisionTransformer::VisionTransformer(const VitOptions& o) : opt(o) {
                                                         o.attn_dropout, dp)));
     blocks.back()->attn->kind = o.attention;
   }
+  if (o.pos_embed == "peg") {
+    pegs.resize(o.depth);
+    for (int64_t i : o.peg_after) {
+      PW_CHECK(i >= 0 && i < o.depth, "VisionTransformer: model.peg_after index ", i, " is not in [0, depth ", o.depth,
+               ")");
+      std::string name = o.peg_after.size() == 1 ? "pos_block" : "pos_block." + std::to_string(i);
+      pegs[i] = add_module(name, std::make_shared<PEG>(o.dim));
+    }
+  }
   for (auto& b : blocks)  // relative positions among the patches; a class token gets none (nn/posenc.h)
     if (auto t = make_rel_pos(o.rel_pos, side, side, o.heads, dh, cls ? 1 : 0)) b->attn->set_term(t);
   norm = add_module("norm", std::make_shared<LayerNorm>(o.dim));
@@ -156,7 +181,11 @@ Tensor VisionTransformer::forward(const Tensor& img) {
   if (cls_token.defined()) x = concat({expand(cls_token, {B, 1, D}), x}, 1);
   if (learned) x = x + pos_embed;
   x = dropout(x, opt.emb_dropout, training());
-  for (auto& b : blocks) x = (*b)(x);
+  const int64_t side = opt.image_size / opt.patch_size;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    x = (*blocks[i])(x);
+    if (!pegs.empty() && pegs[i]) x = pegs[i]->run(x, side, side);  // the class token passes around it
+  }
   x = (*norm)(x);
   x = opt.pool == "cls" ? narrow(x, 1, 0, 1).reshape({B, D}) : mean(x, {1});
   return (*head)(x);

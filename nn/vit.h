@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nn/layers.h"
+#include "nn/peg.h"
 #include "nn/posenc.h"
 #include "nn/registry.h"
 
@@ -30,7 +31,10 @@ struct VitOptions {
   // "Early convolutions help transformers see better": log2(P) 3x3 stride-2 convs with
   // BatchNorm + ReLU, then a 1x1 conv to dim; P must be a power of two)
   std::string patch_embed = "linear";
-  std::string pos_embed = "sincos2d";  // sincos2d | learned | sinusoidal | none
+  std::string pos_embed = "sincos2d";  // sincos2d | learned | sinusoidal | peg | none
+  // pos_embed peg (CPVT, nn/peg.h): a PEG after each of these blocks (0-based); the paper's
+  // default is after the first block.
+  std::vector<int64_t> peg_after = {0};
   std::string init = "torch";          // Linear init: torch | timm | xavier (see init_linears)
   RelPosOptions rel_pos;               // model.rel_pos and its keys (nn/posenc.h); none by default
   std::string attention = "softmax";   // softmax | linear_taylor | linear_elu (Attention::kind)
@@ -65,6 +69,7 @@ struct VisionTransformer : Module {
   Tensor cls_token;   // (1,1,D) when pool == cls
   Tensor pos_embed;   // learned: parameter (1, N(+1), D); fixed: a constant (N, D), moved by to(), not in state_dict
   std::vector<std::shared_ptr<Block>> blocks;
+  std::vector<std::shared_ptr<PEG>> pegs;  // pos_embed peg: pegs[i] runs after blocks[i] (null: none)
   std::shared_ptr<LayerNorm> norm;
   std::shared_ptr<Linear> head;
   explicit VisionTransformer(const VitOptions& o);

@@ -405,11 +405,18 @@ TEST_CASE("each model brings its own keys and defaults") {
                        Error);
 }
 
+// The registered models joined by sep (the list grows as model files are added).
+static std::string models_joined(const std::string& sep) {
+  std::string r;
+  for (const std::string& m : registered_models()) r += (r.empty() ? "" : sep) + m;
+  return r;
+}
+
 TEST_CASE("the model type is checked against the registry") {
   CHECK(error_of("model:\n  type: vitt\n") ==
-        "configs/x.yaml:2: model.type: expected one of simple_vit|test_stages|vit, got 'vitt'; did you mean 'vit'?");
+        "configs/x.yaml:2: model.type: expected one of " + models_joined("|") + ", got 'vitt'; did you mean 'vit'?");
   CHECK(error_of("", {"model.type=vitt"}) ==
-        "--set model.type=vitt: model.type: expected one of simple_vit|test_stages|vit, got 'vitt'; did you mean "
+        "--set model.type=vitt: model.type: expected one of " + models_joined("|") + ", got 'vitt'; did you mean "
         "'vit'?");
   CHECK(error_of("data:\n  dataset: svhn\n") ==
         "configs/x.yaml:2: data.dataset: expected one of audio_ctc|audio_folder|cifar10|cifar100|fashion_mnist|image_folder|mnist, got "
@@ -493,12 +500,12 @@ TEST_CASE("overriding model.type swaps the model's keys and keeps what was set")
 TEST_CASE("patchwork keys lists the core keys; --model and --data a model's or data set's own") {
   auto [rc, core] = cli({"keys"});
   CHECK(rc == 0);
-  CHECK(core.find("model.type: one of simple_vit|test_stages|vit, default vit. model name in the model registry; "
+  CHECK(core.find("model.type: one of " + models_joined("|") + ", default vit. model name in the model registry; "
                   "its own keys: patchwork keys --model NAME\n") != std::string::npos);
   CHECK(core.find("train.lr: a float > 0, default 0.001. peak learning rate, reached after warmup\n") !=
         std::string::npos);
   CHECK(core.find("model.depth") == std::string::npos);  // a model's key, not a core one
-  CHECK(core.find("models (patchwork keys --model NAME): simple_vit, test_stages, vit\n") != std::string::npos);
+  CHECK(core.find("models (patchwork keys --model NAME): " + models_joined(", ") + "\n") != std::string::npos);
 
   auto [rc2, vit] = cli({"keys", "--model", "vit"});
   CHECK(rc2 == 0);
@@ -523,9 +530,8 @@ TEST_CASE("patchwork keys lists the core keys; --model and --data a model's or d
   CHECK(fmnist.find("images: 1 channel, 10 classes\n") != std::string::npos);
 
   CHECK(cli({"keys", "--model", "vitt"}).first == 1);  // "unknown model 'vitt'; did you mean 'vit'? ..."
-  CHECK_THROWS_WITH_AS(Schema::global().describe_variant("model", "vitt"),
-                       doctest::Contains("unknown model 'vitt'; did you mean 'vit'? (the models are simple_vit, "
-                                         "test_stages, vit)"),
+  const std::string unknown = "unknown model 'vitt'; did you mean 'vit'? (the models are " + models_joined(", ") + ")";
+  CHECK_THROWS_WITH_AS(Schema::global().describe_variant("model", "vitt"), doctest::Contains(unknown.c_str()),
                        Error);
 }
 
