@@ -266,3 +266,29 @@ TEST_CASE("a Conformer over image patches classifies images; lengths are refused
   CHECK(y.shape() == Shape{2, 5});
   CHECK_THROWS_AS((*m)(normal({2, 3, 8, 8}, 0, 1), from_indices({4, 4}, {2})), Error);
 }
+
+TEST_CASE("train_step takes CTC for a batch with token targets: mean over samples of loss / target length") {
+  Config cfg = Config::parse(
+      "model:\n  type: conformer\n  image_size: 16\n  channels: 1\n  num_classes: 4\n  dim: 16\n  depth: 1\n"
+      "  heads: 2\n  ff_mult: 2\n  conv_kernel: 5\n  dropout: 0\n  max_frames: 48\n  head: ctc\n  conv_norm: layer\n"
+      "data:\n  dataset: fashion_mnist\n",
+      "ctc.yaml");
+  auto m = build_model(cfg);
+  m->train();
+  Batch b;
+  b.images = normal({2, 1, 16, 40}, 0, 1);
+  b.lengths = from_indices({40, 31}, {2});
+  b.labels = from_indices({0, 0}, {2});
+  b.targets = from_indices({1, 2, 3, 3, 1, 0}, {2, 3});
+  b.target_lengths = from_indices({3, 2}, {2});
+  double expected;
+  {
+    NoGrad ng;
+    Tensor lp = (*m)(b.images, b.lengths);
+    std::vector<double> l = ctc_loss(lp, b.targets, m->output_lengths(b.lengths), b.target_lengths).to_vector();
+    expected = (l[0] / 3 + l[1] / 2) / 2;
+  }
+  AdamW opt(m->parameters(), 0.9, 0.999, 1e-8, 0.0);
+  StepOut out = train_step(*m, opt, nullptr, b, TrainSpec::from(cfg), 1e-3);
+  CHECK(out.loss.to_vector()[0] == doctest::Approx(expected).epsilon(1e-5));
+}
