@@ -292,3 +292,15 @@ TEST_CASE("train_step takes CTC for a batch with token targets: mean over sample
   StepOut out = train_step(*m, opt, nullptr, b, TrainSpec::from(cfg), 1e-3);
   CHECK(out.loss.to_vector()[0] == doctest::Approx(expected).epsilon(1e-5));
 }
+
+TEST_CASE("an evaluation of token targets reports its word error rate (JSON and text), no per-class table") {
+  EvalResult r;  // as evaluate() returns it for CTC batches: num_classes 0
+  r.n = 4;
+  r.loss = 0.5;
+  r.top1 = r.top5 = 0.75;
+  r.wer = 0.125;
+  CHECK(r.to_json().find("\"wer\": 0.125") != std::string::npos);
+  CHECK(r.to_text({}).find("word error rate 12.50%") != std::string::npos);
+  EvalResult c;  // classification: no wer field
+  CHECK(c.to_json().find("wer") == std::string::npos);
+}

@@ -322,10 +322,9 @@ struct CtcEvalAccumulator {
       ++n;
     }
   }
-  EvalResult result(int64_t num_classes) const {
-    EvalResult r;
+  EvalResult result() const {
+    EvalResult r;  // num_classes 0: no per-class recall or confusion matrix for sequences
     r.n = n;
-    r.num_classes = num_classes;
     r.loss = n ? loss_sum / n : 0;
     r.top1 = r.top5 = n ? (double)exact / n : 0;
     r.wer = word_error_rate(refs, hyps);
@@ -358,7 +357,7 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   }
   model.train(was_training);
   // NOTE: CTC figures are not reduced across ranks yet: with world > 1 they are this rank's shard's.
-  if (ctc.n) return ctc.result(ds.num_classes());
+  if (ctc.n) return ctc.result();
   dist::ProcessGroup& pg = dist::process_group();  // each rank scored its shard
   if (pg.world() > 1) {
     auto sum = [&](std::vector<double>& v) { pg.allreduce_sum(v); };
