@@ -39,6 +39,9 @@ class Module {
   // input) as forward(x) and refuses a defined one, naming the model.
   virtual Tensor forward_padded(const Tensor& x, const Tensor& lengths);
   Tensor operator()(const Tensor& x, const Tensor& lengths);
+  // A sequence output's valid frames per sample (CTC's input lengths), (B) I64, from the
+  // input's lengths: models that subsample their input override it; default: unchanged.
+  virtual Tensor output_lengths(const Tensor& lengths) const { return lengths; }
   virtual const char* type_name() const { return "Module"; }
 
   std::vector<Param> parameters() const;  // recursive, registration order

@@ -432,7 +432,7 @@ TEST_CASE("a key the chosen model lacks names the key and the model") {
         "configs/x.yaml:3: unknown key 'model.dephts' for model 'test_stages'; did you mean 'model.depths'?");
   // Another model's key.
   CHECK(error_of("model:\n  type: test_stages\n  heads: 4\n") ==
-        "configs/x.yaml:3: unknown key 'model.heads' for model 'test_stages'; it is a key of model simple_vit, vit, "
+        "configs/x.yaml:3: unknown key 'model.heads' for model 'test_stages'; it is a key of model conformer, simple_vit, vit, "
         "and model.type is 'test_stages'");
   CHECK(error_of("model:\n  type: vit\n  depths: [2, 2]\n") ==
         "configs/x.yaml:3: unknown key 'model.depths' for model 'vit'; did you mean 'model.depth'?");

@@ -16,6 +16,7 @@
 #include "kernels/ops.h"
 #include "data/device_loader.h"
 #include "data/loader.h"
+#include "nn/conformer.h"
 #include "nn/registry.h"
 #include "io/atomic_file.h"
 #include "trainers/checkpoint.h"
@@ -103,7 +104,26 @@ void check_model_matches_data(const Config& cfg, const Dataset& ds) {
                                       " classes; set model.num_classes: " + std::to_string(ds.num_classes()));
 }
 
-Tensor loss_of(const Tensor& logits, const Batch& b, double label_smoothing) {
+// CTC, for batches with token targets (Batch::targets): the model's per-frame log-probabilities
+// (B,T',C), its output lengths from Batch::lengths (all T' without), torch's 'mean' reduction
+// (each sample's loss over its target length, then the batch mean); a sample too short for its
+// targets counts 0 (zero_infinity).   -> per-sample (B) in *per when asked
+Tensor ctc_batch_loss(const Module& model, const Tensor& log_probs, const Batch& b, Tensor* per = nullptr) {
+  PW_CHECK(log_probs.dim() == 3, "CTC: the model must give per-frame log-probabilities (B,T,C) for a data set with "
+                                 "token targets, got ", log_probs.str(), "; set model.head: ctc");
+  const int64_t B = log_probs.size(0);
+  Tensor in_len = b.lengths.defined() ? model.output_lengths(b.lengths)
+                                      : from_indices(std::vector<int64_t>(B, log_probs.size(1)), {B});
+  Tensor l = ctc_loss(log_probs, b.targets, in_len, b.target_lengths, 0, /*zero_infinity=*/true);
+  std::vector<double> tl = b.target_lengths.to_vector();
+  for (double& v : tl) v = std::max(v, 1.0);
+  l = l / from_vector(tl, {B}, log_probs.dtype()).to(log_probs.device());
+  if (per) *per = l.detach();
+  return mean(l);
+}
+
+Tensor loss_of(const Module& model, const Tensor& logits, const Batch& b, double label_smoothing) {
+  if (b.targets.defined()) return ctc_batch_loss(model, logits, b);
   if (b.soft_targets.defined()) return cross_entropy_soft(logits, b.soft_targets);
   return cross_entropy(logits, b.labels, label_smoothing);
 }
@@ -217,6 +237,7 @@ std::string EvalResult::to_json() const {
   std::ostringstream os;
   os << "{\"n\": " << n << ", \"loss\": " << json_num(loss) << ", \"top1\": " << json_num(top1)
      << ", \"top5\": " << json_num(top5);
+  if (wer >= 0) os << ", \"wer\": " << json_num(wer);
   if (hflip_tta)
     os << ", \"hflip_tta\": true, \"single_view_loss\": " << json_num(single_view_loss)
        << ", \"single_view_top1\": " << json_num(single_view_top1);
@@ -238,6 +259,11 @@ std::string EvalResult::to_text(const std::vector<std::string>& names) const {
   std::snprintf(buf, sizeof buf, "images %lld  loss %.4f  top-1 %.2f%%  top-5 %.2f%%\n", (long long)n, loss,
                 100 * top1, 100 * top5);
   os << buf;
+  if (wer >= 0) {
+    std::snprintf(buf, sizeof buf, "word error rate %.2f%% (greedy CTC decoding; top-1 = utterances exactly right)\n",
+                  100 * wer);
+    os << buf;
+  }
   if (hflip_tta) {
     std::snprintf(buf, sizeof buf, "(mean of each image and its mirror image; single view: loss %.4f  top-1 %.2f%%)\n",
                   single_view_loss, 100 * single_view_top1);
@@ -273,6 +299,39 @@ Tensor eval_logits(Module& model, const Tensor& images, bool hflip_tta, Tensor* 
   return (logits + model(mirrored)) * 0.5;
 }
 
+// CTC evaluation (token targets): the mean per-token CTC loss, word error rate of the greedy
+// decoding and the fraction of utterances decoded exactly (reported as top-1).
+struct CtcEvalAccumulator {
+  int64_t n = 0, exact = 0;
+  double loss_sum = 0;
+  std::vector<std::vector<int64_t>> refs, hyps;
+  void add(Module& model, const Batch& b) {
+    Tensor lp = model(b.images, b.lengths), per;
+    ctc_batch_loss(model, lp, b, &per);
+    Tensor in_len = b.lengths.defined() ? model.output_lengths(b.lengths) : Tensor();
+    std::vector<std::vector<int64_t>> hyp = ctc_greedy_decode(lp, in_len);
+    Tensor tg = b.targets.cpu(), tl = b.target_lengths.cpu();
+    const int64_t S = tg.size(1);
+    const std::vector<double> pv = per.to_vector();
+    for (int64_t i = 0; i < (int64_t)hyp.size(); ++i) {
+      const int64_t* row = tg.data<int64_t>() + i * S;
+      refs.emplace_back(row, row + tl.data<int64_t>()[i]);
+      exact += hyp[i] == refs.back();
+      hyps.push_back(std::move(hyp[i]));
+      loss_sum += pv[i];
+      ++n;
+    }
+  }
+  EvalResult result() const {
+    EvalResult r;  // num_classes 0: no per-class recall or confusion matrix for sequences
+    r.n = n;
+    r.loss = n ? loss_sum / n : 0;
+    r.top1 = r.top5 = n ? (double)exact / n : 0;
+    r.wer = word_error_rate(refs, hyps);
+    return r;
+  }
+};
+
 EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   bool was_training = model.training();
   model.eval();
@@ -288,13 +347,20 @@ EvalResult evaluate(Module& model, const Config& cfg, const Dataset& ds) {
   if (tta && ds.has_features())
     cfg.fail("eval.hflip_tta", "mirrors images; data set '" + ds.name() +
                                    "' gives audio features, where a flip reverses time; set eval.hflip_tta: false");
+  CtcEvalAccumulator ctc;
   while (dl.next(b)) {
+    if (b.targets.defined()) {
+      ctc.add(model, b);
+      continue;
+    }
     Tensor plain;
     Tensor labels = b.labels.cpu();
     acc.add(eval_logits(model, b.images, tta, &plain, b.lengths).detach().cpu(), labels);
     if (tta) single.add(plain.detach().cpu(), labels);
   }
   model.train(was_training);
+  // NOTE: CTC figures are not reduced across ranks yet: with world > 1 they are this rank's shard's.
+  if (ctc.n) return ctc.result();
   dist::ProcessGroup& pg = dist::process_group();  // each rank scored its shard
   if (pg.world() > 1) {
     auto sum = [&](std::vector<double>& v) { pg.allreduce_sum(v); };
@@ -395,7 +461,7 @@ StepOut train_step(Module& model, Optimizer& optim, Ema* ema, const Batch& b, co
   {
     OpProfile::Scope s("forward + loss");
     if (OpProfile* prof = OpProfile::current()) prof->mark();
-    loss = loss_of(model(b.images, b.lengths), b, spec.label_smoothing);
+    loss = loss_of(model, model(b.images, b.lengths), b, spec.label_smoothing);
   }
   out.loss = loss.detach();
   if (on_loss) on_loss(out.loss);
@@ -671,6 +737,7 @@ struct Evaluator : TrainObserver {
     if (ema)
       line << ", \"ema_test_loss\": " << json_num(re.loss) << ", \"ema_test_top1\": " << json_num(re.top1)
            << ", \"ema_test_top5\": " << json_num(re.top5);
+    if (r.wer >= 0) line << ", \"test_wer\": " << json_num(r.wer);
     line << ", \"elapsed_s\": " << json_num(elapsed) << "}";
     metrics.write(line.str());
     if (quiet) return;
@@ -678,6 +745,7 @@ struct Evaluator : TrainObserver {
                 100 * r.top5);
     if (r.hflip_tta) std::printf(" with flip TTA (single view: top-1 %.2f%%)", 100 * r.single_view_top1);
     if (ema) std::printf("; EMA weights: top-1 %.2f%%", 100 * re.top1);
+    if (r.wer >= 0) std::printf("; WER %.2f%%", 100 * r.wer);
     std::printf(" (%.0f s)\n", seconds_since(start));
   }
 };

@@ -52,7 +52,8 @@ struct StepOut {
 };
 
 // One optimizer step, the same in train() and `bench train`: forward, loss
-// (cross entropy with label smoothing, or against the batch's soft targets),
+// (cross entropy with label smoothing, or against the batch's soft targets, or CTC when
+// the batch has token targets: Batch::targets),
 // zero_grad, backward, gradient clipping (spec.clip_grad), the update at `lr`,
 // the EMA (when `ema`). `on_loss` sees the detached loss before the backward
 // (train() checks it there). Each phase is an OpProfile::Scope.
@@ -94,6 +95,9 @@ struct EvalResult {
   // plain (single view) logits of the same pass.
   bool hflip_tta = false;
   double single_view_loss = 0, single_view_top1 = 0;
+  // Token targets (CTC): word error rate of the greedy decoding; top1/top5 are then the
+  // utterances decoded exactly, loss the mean per-token CTC loss. -1: not a sequence task.
+  double wer = -1;
   std::string to_json() const;
   std::string to_text(const std::vector<std::string>& class_names) const;
 };

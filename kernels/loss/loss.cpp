@@ -26,6 +26,14 @@ PW_OP_ROW(kCrossEntropySoft, "cross_entropy_soft", "loss", SoftCeFwd, SoftCeBwd,
           PW_CUDA_KERNEL(cross_entropy_soft_forward_cuda), cross_entropy_soft_backward_cpu,
           PW_CUDA_KERNEL(cross_entropy_soft_backward_cuda));
 
+// y = ctc_loss(lp, tgt, in_len, tgt_len).   lp: (B,T,C)  tgt: (B,S)  lengths, y, nll: (B)  alpha: (B,T,2S+1) F64
+using CtcFwd = void(Tensor& y, Tensor& nll, Tensor& alpha, const Tensor& lp, const Tensor& tgt, const Tensor& in_len,
+                    const Tensor& tgt_len, int64_t blank, bool zero_inf);
+using CtcBwd = void(GradBuf dlp, const Tensor& dy, const Tensor& lp, const Tensor& tgt, const Tensor& in_len,
+                    const Tensor& tgt_len, const Tensor& alpha, const Tensor& nll, int64_t blank);
+PW_OP_ROW(kCtcLoss, "ctc_loss", "loss", CtcFwd, CtcBwd, ctc_forward_cpu, PW_CUDA_KERNEL(ctc_forward_cuda),
+          ctc_backward_cpu, PW_CUDA_KERNEL(ctc_backward_cuda));
+
 void check_logits(const char* op, const Tensor& logits) {
   PW_CHECK(logits.dim() == 2, op, ": expected logits of shape (B,C), got ", logits.str());
   PW_CHECK(logits.size(1) > 0, op, ": logits ", logits.str(), " have no classes (C = 0)");
@@ -55,7 +63,62 @@ struct CrossEntropySoftFn final : Node {
   void release() override { logits = q = lse = sum_q = Tensor(); }
 };
 
+// loss[b] = -log p(tgt[b] | lp[b]).   lp: (B,T,C); alpha: (B,T,2S+1) F64, nll: (B) F64 from the forward.
+struct CtcLossFn final : Node {
+  Tensor lp, tgt, in_len, tgt_len, alpha, nll;
+  int64_t blank = 0;
+  const char* name() const override { return "ctc_loss"; }
+  void backward(const Tensor& dy, Grads& g) override {
+    if (!g.needs(0)) return;
+    kCtcLoss.bwd(dy.device())(g.buf(0), dy, lp, tgt, in_len, tgt_len, alpha, nll, blank);
+  }
+  void release() override { lp = tgt = in_len = tgt_len = alpha = nll = Tensor(); }
+};
+
 }  // namespace
+
+Tensor ctc_loss(const Tensor& log_probs, const Tensor& targets, const Tensor& input_lengths,
+                const Tensor& target_lengths, int64_t blank, bool zero_infinity) {
+  const char* op = "ctc_loss";
+  PW_CHECK(log_probs.dim() == 3 && log_probs.size(2) > 0, op, ": expected log_probs of shape (B,T,C) with C > 0, got ",
+           log_probs.str());
+  const int64_t B = log_probs.size(0), T = log_probs.size(1), C = log_probs.size(2);
+  PW_CHECK(targets.dtype() == DType::I64 && targets.dim() == 2 && targets.size(0) == B, op, ": targets ",
+           targets.str(), " must be I64 of shape (B,S) with B = ", B, " (log_probs ", log_probs.str(), ")");
+  for (const Tensor* l : {&input_lengths, &target_lengths})
+    PW_CHECK(l->dtype() == DType::I64 && l->dim() == 1 && l->size(0) == B, op, ": lengths ", l->str(),
+             " must be I64 of shape (B) = [", B, "]");
+  PW_CHECK(blank >= 0 && blank < C, op, ": blank ", blank, " is not a class of log_probs ", log_probs.str());
+  const int64_t S = targets.size(1);
+  // NOTE: on CUDA the lengths and targets are copied to the host to be checked (a sync), so a
+  // bad length is a pw::Error, not an out-of-bounds read in a kernel.
+  const Tensor th = targets.cpu(), ih = input_lengths.cpu(), lh = target_lengths.cpu();
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t il = ih.data<int64_t>()[b], tl = lh.data<int64_t>()[b];
+    PW_CHECK(il >= 0 && il <= T, op, ": input_lengths[", b, "] = ", il, " is outside [0, T = ", T, "]");
+    PW_CHECK(tl >= 0 && tl <= S, op, ": target_lengths[", b, "] = ", tl, " is outside [0, S = ", S, "]");
+    for (int64_t s = 0; s < tl; ++s) {
+      const int64_t v = th.data<int64_t>()[b * S + s];
+      PW_CHECK(v >= 0 && v < C && v != blank, op, ": targets[", b, ", ", s, "] = ", v, " must be a class in [0, ", C,
+               ") other than the blank ", blank);
+    }
+  }
+  const Device d = log_probs.device();
+  Tensor tg = targets.to(d), il = input_lengths.to(d), tl = target_lengths.to(d);
+  Tensor y = empty({B}, log_probs.dtype(), d), nll = empty({B}, DType::F64, d);
+  Tensor alpha = empty({B, T, 2 * S + 1}, DType::F64, d);
+  kCtcLoss.fwd(d)(y, nll, alpha, log_probs, tg, il, tl, blank, zero_infinity);
+  if (auto n = record<CtcLossFn>(y, {log_probs})) {
+    n->lp = log_probs;
+    n->tgt = tg;
+    n->in_len = il;
+    n->tgt_len = tl;
+    n->alpha = alpha;
+    n->nll = nll;
+    n->blank = blank;
+  }
+  return y;
+}
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing) {
   const char* op = "cross_entropy";

@@ -146,4 +146,75 @@ void cross_entropy_soft_backward_cpu(GradBuf dx, GradBuf dq, const Tensor& dy, c
   });
 }
 
+// ---- CTC ----
+
+namespace {
+
+// One sample's forward variables.   lp: (T,C)  tgt: (S)  alpha: (T, Lw) rows of width Lw >= L
+template <class T>
+double ctc_sample_forward(double* alpha, const T* lp, const int64_t* tgt, int64_t Tb, int64_t L, int64_t Lw,
+                          int64_t C, int64_t blank) {
+  if (Tb == 0) return L == 1 ? 0.0 : math::ctc_inf();
+  for (int64_t t = 0; t < Tb; ++t)
+    for (int64_t s = 0; s < L; ++s)
+      alpha[t * Lw + s] = math::ctc_alpha_at(t ? alpha + (t - 1) * Lw : nullptr, lp + t * C, tgt, s, L, blank);
+  const double* last = alpha + (Tb - 1) * Lw;
+  return -(L > 1 ? math::ctc_log_add(last[L - 1], last[L - 2]) : last[0]);
+}
+
+}  // namespace
+
+void ctc_forward_cpu(Tensor& y, Tensor& nll, Tensor& alpha, const Tensor& lp, const Tensor& tgt, const Tensor& in_len,
+                     const Tensor& tgt_len, int64_t blank, bool zero_inf) {
+  dispatch_float(lp.dtype(), "ctc_loss", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t B = lp.size(0), TT = lp.size(1), C = lp.size(2), S = tgt.size(1), Lw = 2 * S + 1;
+    const T* x = lp.data<T>();
+    const int64_t *tg = tgt.data<int64_t>(), *il = in_len.data<int64_t>(), *tl = tgt_len.data<int64_t>();
+    double* a = alpha.data<double>();
+    double* n = nll.data<double>();
+    T* yy = y.data<T>();
+#pragma omp parallel for if (B * TT * Lw > kParallelGrain)
+    for (int64_t b = 0; b < B; ++b) {
+      double v = ctc_sample_forward(a + b * TT * Lw, x + b * TT * C, tg + b * S, il[b], 2 * tl[b] + 1, Lw, C, blank);
+      n[b] = v;
+      yy[b] = (T)(zero_inf && v == math::ctc_inf() ? 0.0 : v);
+    }
+  });
+}
+
+void ctc_backward_cpu(GradBuf dlp, const Tensor& dy, const Tensor& lp, const Tensor& tgt, const Tensor& in_len,
+                      const Tensor& tgt_len, const Tensor& alpha, const Tensor& nll, int64_t blank) {
+  dispatch_float(lp.dtype(), "ctc_loss", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t B = lp.size(0), TT = lp.size(1), C = lp.size(2), S = tgt.size(1), Lw = 2 * S + 1;
+    const T* x = lp.data<T>();
+    const T* g = dy.data<T>();
+    const int64_t *tg = tgt.data<int64_t>(), *il = in_len.data<int64_t>(), *tl = tgt_len.data<int64_t>();
+    const double* a = alpha.data<double>();
+    const double* n = nll.data<double>();
+    T* d = dlp.data<T>();
+    const bool acc = dlp.accumulate;
+#pragma omp parallel for if (B * TT * Lw > kParallelGrain)
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t Tb = il[b], L = 2 * tl[b] + 1;
+      const bool finite = n[b] != math::ctc_inf();
+      std::vector<double> beta(finite ? Tb * L : 0);
+      if (finite)
+        for (int64_t t = Tb - 1; t >= 0; --t)
+          for (int64_t s = 0; s < L; ++s)
+            beta[t * L + s] = math::ctc_beta_at(t + 1 < Tb ? &beta[(t + 1) * L] : nullptr, x + (b * TT + t) * C,
+                                                tg + b * S, s, L, blank);
+      for (int64_t t = 0; t < TT; ++t)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t k = (b * TT + t) * C + c;
+          const T v = finite && t < Tb ? math::ctc_grad_at(a + (b * TT + t) * Lw, &beta[t * L], x + (b * TT + t) * C,
+                                                           tg + b * S, c, L, blank, n[b], (double)g[b])
+                                       : T(0);
+          d[k] = acc ? d[k] + v : v;
+        }
+    }
+  });
+}
+
 }  // namespace pw

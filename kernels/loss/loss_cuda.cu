@@ -180,4 +180,104 @@ void cross_entropy_soft_backward_cuda(GradBuf dx, GradBuf dq, const Tensor& dy, 
   });
 }
 
+// ---- CTC ----
+
+namespace {
+
+constexpr int kCtcBlock = 128;
+
+// grid: (B), block: kCtcBlock; the threads share the states s of one frame, frame after frame.
+//   lp: (B,T,C)  tgt: (B,S)  alpha: (B,T,2S+1)  y, nll: (B)
+template <class T>
+__global__ void ctc_alpha_kernel(T* y, double* nll, double* alpha, const T* __restrict__ lp, const int64_t* tgt,
+                                 const int64_t* in_len, const int64_t* tgt_len, int64_t TT, int64_t C, int64_t S,
+                                 int64_t blank, bool zero_inf) {
+  const int64_t b = blockIdx.x, Lw = 2 * S + 1, Tb = in_len[b], L = 2 * tgt_len[b] + 1;
+  double* a = alpha + b * TT * Lw;
+  const int64_t* tg = tgt + b * S;
+  for (int64_t t = 0; t < Tb; ++t) {
+    for (int64_t s = threadIdx.x; s < L; s += blockDim.x)
+      a[t * Lw + s] = math::ctc_alpha_at(t ? a + (t - 1) * Lw : nullptr, lp + (b * TT + t) * C, tg, s, L, blank);
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    double v;
+    if (Tb == 0) {
+      v = L == 1 ? 0.0 : math::ctc_inf();
+    } else {
+      const double* last = a + (Tb - 1) * Lw;
+      v = -(L > 1 ? math::ctc_log_add(last[L - 1], last[L - 2]) : last[0]);
+    }
+    nll[b] = v;
+    y[b] = (T)(zero_inf && v == math::ctc_inf() ? 0.0 : v);
+  }
+}
+
+// grid: (B), block: kCtcBlock.   beta: (B,T,2S+1)
+template <class T>
+__global__ void ctc_beta_kernel(double* beta, const T* __restrict__ lp, const int64_t* tgt, const int64_t* in_len,
+                                const int64_t* tgt_len, int64_t TT, int64_t C, int64_t S, int64_t blank) {
+  const int64_t b = blockIdx.x, Lw = 2 * S + 1, Tb = in_len[b], L = 2 * tgt_len[b] + 1;
+  double* be = beta + b * TT * Lw;
+  for (int64_t t = Tb - 1; t >= 0; --t) {
+    for (int64_t s = threadIdx.x; s < L; s += blockDim.x)
+      be[t * Lw + s] =
+          math::ctc_beta_at(t + 1 < Tb ? be + (t + 1) * Lw : nullptr, lp + (b * TT + t) * C, tgt + b * S, s, L, blank);
+    __syncthreads();
+  }
+}
+
+// One thread per (b,t,c).   dlp, lp: (B,T,C)  alpha, beta: (B,T,2S+1)  dy, nll: (B)
+template <class T>
+__global__ void ctc_grad_kernel(T* dlp, const T* dy, const T* __restrict__ lp, const int64_t* tgt,
+                                const int64_t* in_len, const int64_t* tgt_len, const double* alpha, const double* beta,
+                                const double* nll, int64_t B, int64_t TT, int64_t C, int64_t S, int64_t blank,
+                                bool acc) {
+  const int64_t Lw = 2 * S + 1;
+  PW_GRID_STRIDE(k, B * TT * C) {
+    const int64_t c = k % C, bt = k / C, t = bt % TT, b = bt / TT;
+    const bool live = t < in_len[b] && nll[b] != math::ctc_inf();
+    const T v = live ? math::ctc_grad_at(alpha + bt * Lw, beta + bt * Lw, lp + bt * C, tgt + b * S, c,
+                                         2 * tgt_len[b] + 1, blank, nll[b], (double)dy[b])
+                     : T(0);
+    if (acc) acc_add(dlp[k], v);
+    else dlp[k] = v;
+  }
+}
+
+}  // namespace
+
+void ctc_forward_cuda(Tensor& y, Tensor& nll, Tensor& alpha, const Tensor& lp, const Tensor& tgt,
+                      const Tensor& in_len, const Tensor& tgt_len, int64_t blank, bool zero_inf) {
+  dispatch_float(lp.dtype(), "ctc_loss", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t B = lp.size(0);
+    check_rows("ctc_loss", B);
+    if (B == 0) return;
+    ctc_alpha_kernel<T><<<(unsigned)B, kCtcBlock, 0, cuda::stream()>>>(
+        y.data<T>(), nll.data<double>(), alpha.data<double>(), lp.data<T>(), tgt.data<int64_t>(),
+        in_len.data<int64_t>(), tgt_len.data<int64_t>(), lp.size(1), lp.size(2), tgt.size(1), blank, zero_inf);
+    PW_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void ctc_backward_cuda(GradBuf dlp, const Tensor& dy, const Tensor& lp, const Tensor& tgt, const Tensor& in_len,
+                       const Tensor& tgt_len, const Tensor& alpha, const Tensor& nll, int64_t blank) {
+  dispatch_float(lp.dtype(), "ctc_loss", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t B = lp.size(0), TT = lp.size(1), C = lp.size(2), S = tgt.size(1);
+    if (B * TT * C == 0) return;
+    Tensor beta = empty(alpha.shape(), DType::F64, Device::CUDA);
+    ctc_beta_kernel<T><<<(unsigned)B, kCtcBlock, 0, cuda::stream()>>>(beta.data<double>(), lp.data<T>(),
+                                                                       tgt.data<int64_t>(), in_len.data<int64_t>(),
+                                                                       tgt_len.data<int64_t>(), TT, C, S, blank);
+    PW_CUDA_LAUNCH_CHECK();
+    ctc_grad_kernel<T><<<cuda::grid_for(B * TT * C), cuda::kBlock, 0, cuda::stream()>>>(
+        dlp.data<T>(), dy.data<T>(), lp.data<T>(), tgt.data<int64_t>(), in_len.data<int64_t>(),
+        tgt_len.data<int64_t>(), alpha.data<double>(), beta.data<double>(), nll.data<double>(), B, TT, C, S, blank,
+        dlp.accumulate);
+    PW_CUDA_LAUNCH_CHECK();
+  });
+}
+
 }  // namespace pw

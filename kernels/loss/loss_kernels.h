@@ -33,4 +33,20 @@ void cross_entropy_soft_backward_cpu(GradBuf dx, GradBuf dq, const Tensor& dy, c
 void cross_entropy_soft_backward_cuda(GradBuf dx, GradBuf dq, const Tensor& dy, const Tensor& x, const Tensor& q,
                                       const Tensor& lse, const Tensor& sum_q, int64_t B, int64_t C);
 
+// ---- CTC (loss_math.h) ----
+// Per sample b: nll[b] = -log sum over the alignments of targets[b, :S_b] in lp[b, :T_b] (inf
+// when T_b frames cannot hold them; 0 then with zero_inf). alpha: (B,T,2S+1) F64 out, the
+// forward variables (rows t >= T_b and states s > 2 S_b left unwritten).
+//   lp: (B,T,C) f32/f64  tgt: (B,S) I64  in_len, tgt_len: (B) I64 (checked)  y: (B) lp's dtype  nll: (B) F64
+void ctc_forward_cpu(Tensor& y, Tensor& nll, Tensor& alpha, const Tensor& lp, const Tensor& tgt, const Tensor& in_len,
+                     const Tensor& tgt_len, int64_t blank, bool zero_inf);
+void ctc_forward_cuda(Tensor& y, Tensor& nll, Tensor& alpha, const Tensor& lp, const Tensor& tgt,
+                      const Tensor& in_len, const Tensor& tgt_len, int64_t blank, bool zero_inf);
+// dlp[b,t,c] (+)= dy[b] * d nll[b] / d lp[b,t,c] (beta by the backward recursion); 0 for t >= T_b
+// and for a sample whose nll is infinite.   dlp, lp: (B,T,C)  dy: (B)
+void ctc_backward_cpu(GradBuf dlp, const Tensor& dy, const Tensor& lp, const Tensor& tgt, const Tensor& in_len,
+                      const Tensor& tgt_len, const Tensor& alpha, const Tensor& nll, int64_t blank);
+void ctc_backward_cuda(GradBuf dlp, const Tensor& dy, const Tensor& lp, const Tensor& tgt, const Tensor& in_len,
+                       const Tensor& tgt_len, const Tensor& alpha, const Tensor& nll, int64_t blank);
+
 }  // namespace pw

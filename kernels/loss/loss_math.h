@@ -3,6 +3,8 @@
 // are reductions and stay per backend.
 #pragma once
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "runtime/hd.h"
 #include "kernels/softmax/softmax_math.h"
@@ -29,5 +31,74 @@ template <class T> PW_HD inline T soft_ce_dx(T x, T q, T lse, T sum_q, T scale) 
   return scale * (sum_q * vexp(x - lse) - q);
 }
 template <class T> PW_HD inline T soft_ce_dq(T x, T lse, T scale) { return scale * (lse - x); }
+
+// ---- CTC (Graves et al. 2006), in log space, double precision ----
+// A sample's extended label sequence l' has L = 2 S + 1 entries: blank, y_1, blank, y_2, ...,
+// y_S, blank. alpha_t(s) and beta_t(s) both include the emission lp[t, l'(s)], so the
+// paths through (t, s) have log probability alpha_t(s) + beta_t(s) - lp[t, l'(s)].
+// -inf marks an unreachable state; +inf is an infeasible sample's loss.
+PW_HD inline double ctc_inf() {  // from its bits: numeric_limits is host-only under nvcc
+  const int64_t bits = 0x7FF0000000000000LL;
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+PW_HD inline double ctc_neg_inf() { return -ctc_inf(); }
+PW_HD inline double ctc_log_add(double a, double b) {
+  if (a == ctc_neg_inf()) return b;
+  if (b == ctc_neg_inf()) return a;
+  const double m = a > b ? a : b, d = a > b ? b - a : a - b;
+  return m + std::log1p(std::exp(d));
+}
+// l'(s): blank on even s, target s/2 on odd s.   tgt: (S) the sample's targets
+PW_HD inline int64_t ctc_ext_label(const int64_t* tgt, int64_t s, int64_t blank) {
+  return (s & 1) ? tgt[s >> 1] : blank;
+}
+// alpha_t(s) from the previous row a_prev (L entries); t = 0 when a_prev is null.
+//   lp_t: (C) the emissions at t
+template <class T>
+PW_HD inline double ctc_alpha_at(const double* a_prev, const T* lp_t, const int64_t* tgt, int64_t s, int64_t L,
+                                 int64_t blank) {
+  const int64_t k = ctc_ext_label(tgt, s, blank);
+  double acc;
+  if (!a_prev) {
+    acc = s < 2 ? 0.0 : ctc_neg_inf();
+  } else {
+    acc = a_prev[s];
+    if (s >= 1) acc = ctc_log_add(acc, a_prev[s - 1]);
+    if (s >= 2 && k != blank && k != ctc_ext_label(tgt, s - 2, blank)) acc = ctc_log_add(acc, a_prev[s - 2]);
+  }
+  return acc == ctc_neg_inf() ? acc : acc + (double)lp_t[k];
+}
+// beta_t(s) from the next row b_next (L entries); t = T_b - 1 when b_next is null.
+template <class T>
+PW_HD inline double ctc_beta_at(const double* b_next, const T* lp_t, const int64_t* tgt, int64_t s, int64_t L,
+                                int64_t blank) {
+  const int64_t k = ctc_ext_label(tgt, s, blank);
+  double acc;
+  if (!b_next) {
+    acc = s >= L - 2 ? 0.0 : ctc_neg_inf();
+  } else {
+    acc = b_next[s];
+    if (s + 1 < L) acc = ctc_log_add(acc, b_next[s + 1]);
+    if (s + 2 < L && k != blank && k != ctc_ext_label(tgt, s + 2, blank)) acc = ctc_log_add(acc, b_next[s + 2]);
+  }
+  return acc == ctc_neg_inf() ? acc : acc + (double)lp_t[k];
+}
+// d nll / d lp[t, c] = -sum_{s: l'(s) = c} exp(alpha_t(s) + beta_t(s) - lp[t, c] + nll), times g = dy[b].
+//   a_t, b_t: (L) this frame's rows; 0 for a label no state at t emits.
+template <class T>
+PW_HD inline T ctc_grad_at(const double* a_t, const double* b_t, const T* lp_t, const int64_t* tgt, int64_t c,
+                           int64_t L, int64_t blank, double nll, double g) {
+  double acc = ctc_neg_inf();
+  if (c == blank) {
+    for (int64_t s = 0; s < L; s += 2) acc = ctc_log_add(acc, a_t[s] + b_t[s]);
+  } else {
+    for (int64_t s = 1; s < L; s += 2)
+      if (tgt[s >> 1] == c) acc = ctc_log_add(acc, a_t[s] + b_t[s]);
+  }
+  if (acc == ctc_neg_inf()) return T(0);
+  return (T)(-g * std::exp(acc - (double)lp_t[c] + nll));
+}
 
 }  // namespace pw::math

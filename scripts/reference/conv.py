@@ -38,6 +38,14 @@ cases = {
                                (2, 4, 11), (6, 2, 3), (6,)),
     "unfold_k23_d21_p11_s22": case(lambda x: F.unfold(x, (2, 3), dilation=(2, 1), padding=(1, 1), stride=(2, 2)),
                                    (2, 3, 6, 7)),
+    # the Conformer's convs (nn/conformer.h): depthwise conv1d with 'same' and causal
+    # (left-only) padding, and the subsampling's 3x3 stride-2 convs on (B,C,F,T)
+    "conv1d_depthwise_same_k7": case(lambda x, w, b: F.conv1d(x, w, b, padding=3, groups=4),
+                                     (2, 4, 12), (4, 1, 7), (4,)),
+    "conv1d_depthwise_causal_k5": case(lambda x, w, b: F.conv1d(F.pad(x, (4, 0)), w, b, groups=4),
+                                       (2, 4, 10), (4, 1, 5), (4,)),
+    "conv2d_subsampling_in": case(lambda x, w, b: F.conv2d(x, w, b, stride=2), (2, 1, 11, 13), (4, 1, 3, 3), (4,)),
+    "conv2d_subsampling_mid": case(lambda x, w, b: F.conv2d(x, w, b, stride=2), (2, 4, 5, 6), (4, 4, 3, 3), (4,)),
 }
 out = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "conv.json")
 with open(out, "w") as f:

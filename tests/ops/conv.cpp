@@ -114,4 +114,32 @@ PW_OP_TEST(OpTest("conv1d", {In({1, 6, 7}), In({6, 1, 4})}, [](X x) { return con
                .parity({In({2, 6, 20}), In({6, 1, 4})})
                .parity_tol(kAt, kRt));
 
+// The Conformer's convs (nn/conformer.h): depthwise 'same' and causal (pad K-1 on the left,
+// then a valid conv: output frame t reads frames t-K+1..t), and the subsampling's 3x3
+// stride-2 convs on (B,C,F,T) log-mel planes.
+PW_OP_TEST(OpTest("conv1d", {In({2, 4, 12}), In({4, 1, 7}), In({4})},
+                  [](X x) { return conv1d(x[0], x[1], x[2], 1, 3, 1, 4); })
+               .variant("depthwise same k7 (Conformer)")
+               .ref("conv", "conv1d_depthwise_same_k7")
+               .parity({In({3, 4, 50}), In({4, 1, 7}), In({4})})
+               .parity_tol(kAt, kRt));
+PW_OP_TEST(OpTest("conv1d", {In({2, 4, 10}), In({4, 1, 5}), In({4})},
+                  [](X x) { return conv1d(pad(x[0], {4, 0}), x[1], x[2], 1, 0, 1, 4); })
+               .variant("depthwise causal k5 (Conformer: left pad, valid conv)")
+               .ref("conv", "conv1d_depthwise_causal_k5")
+               .parity({In({3, 4, 40}), In({4, 1, 5}), In({4})})
+               .parity_tol(kAt, kRt));
+PW_OP_TEST(OpTest("conv2d", {In({2, 1, 11, 13}), In({4, 1, 3, 3}), In({4})},
+                  [](X x) { return conv2d(x[0], x[1], x[2], {2, 2}); })
+               .variant("subsampling 3x3 s2, 1 channel in (Conformer)")
+               .ref("conv", "conv2d_subsampling_in")
+               .parity({In({2, 1, 80, 101}), In({8, 1, 3, 3}), In({8})})
+               .parity_tol(kAt, kRt));
+PW_OP_TEST(OpTest("conv2d", {In({2, 4, 5, 6}), In({4, 4, 3, 3}), In({4})},
+                  [](X x) { return conv2d(x[0], x[1], x[2], {2, 2}); })
+               .variant("subsampling 3x3 s2 (Conformer)")
+               .ref("conv", "conv2d_subsampling_mid")
+               .parity({In({2, 8, 39, 50}), In({8, 8, 3, 3}), In({8})})
+               .parity_tol(kAt, kRt));
+
 }  // namespace pw::test
