@@ -90,9 +90,16 @@ void add_bias_rows(T* s, int64_t ldp, const T* bp, int64_t N) {
 template <class T>
 void attention_forward_loop(T* y, T* p, const T* qkv, const T* bias, const AttnDims& d, T scale) {
   const int64_t N = d.N, HD = d.HD, ld = d.ld(), D = d.D();
+  // Counted once here: the per-head GEMMs below run with the sink off, as some of them run
+  // on worker threads, whose thread-local sink is unset (their share would be lost).
+  count_flops(4 * d.B * d.NH * N * N * HD);
+  struct SinkOff {
+    int64_t* saved = g_flop_sink;
+    SinkOff() { g_flop_sink = nullptr; }
+    ~SinkOff() { g_flop_sink = saved; }
+  } sink_off;
   if constexpr (std::is_same_v<T, float>) {
     if (d.small) {
-      count_flops(4 * d.B * d.NH * N * N * HD);
       for_each_head(d, [&](int64_t it) {
         thread_local std::vector<float> kt;  // k^T: (HD, ldp), columns N..ldp zero
         const int64_t b = it / d.NH, h = it % d.NH;

@@ -17,6 +17,7 @@
 
 #include "autograd/dispatch.h"
 #include "kernels/conv/conv_kernels.h"
+#include "autograd/profile.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/unfold/im2col.h"
 
@@ -454,6 +455,8 @@ void conv_forward_cpu(Tensor& y, const Tensor& x, const Tensor& w, const Tensor&
   dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const T* bias = b.defined() ? b.data<T>() : nullptr;
+    // the dense path's GEMMs count themselves; the depthwise loops count here (2 per multiply-add)
+    if (is_depthwise(s)) count_flops(2 * s.B * s.O * s.g.ohw() * s.g.kk());
     if (is_depthwise(s) && stride1(s)) depthwise_s1_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
     else if (is_depthwise(s)) depthwise_forward_cpu(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
     else conv_forward_loop(y.data<T>(), x.data<T>(), w.data<T>(), bias, s);
