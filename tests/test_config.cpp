@@ -407,9 +407,9 @@ TEST_CASE("each model brings its own keys and defaults") {
 
 TEST_CASE("the model type is checked against the registry") {
   CHECK(error_of("model:\n  type: vitt\n") ==
-        "configs/x.yaml:2: model.type: expected one of simple_vit|test_stages|vit, got 'vitt'; did you mean 'vit'?");
+        "configs/x.yaml:2: model.type: expected one of cvt|localvit|simple_vit|swin|test_stages|vit, got 'vitt'; did you mean 'vit'?");
   CHECK(error_of("", {"model.type=vitt"}) ==
-        "--set model.type=vitt: model.type: expected one of simple_vit|test_stages|vit, got 'vitt'; did you mean "
+        "--set model.type=vitt: model.type: expected one of cvt|localvit|simple_vit|swin|test_stages|vit, got 'vitt'; did you mean "
         "'vit'?");
   CHECK(error_of("data:\n  dataset: svhn\n") ==
         "configs/x.yaml:2: data.dataset: expected one of cifar10|cifar100|fashion_mnist|image_folder|mnist, got "
@@ -425,7 +425,7 @@ TEST_CASE("a key the chosen model lacks names the key and the model") {
         "configs/x.yaml:3: unknown key 'model.dephts' for model 'test_stages'; did you mean 'model.depths'?");
   // Another model's key.
   CHECK(error_of("model:\n  type: test_stages\n  heads: 4\n") ==
-        "configs/x.yaml:3: unknown key 'model.heads' for model 'test_stages'; it is a key of model simple_vit, vit, "
+        "configs/x.yaml:3: unknown key 'model.heads' for model 'test_stages'; it is a key of model cvt, localvit, simple_vit, swin, vit, "
         "and model.type is 'test_stages'");
   CHECK(error_of("model:\n  type: vit\n  depths: [2, 2]\n") ==
         "configs/x.yaml:3: unknown key 'model.depths' for model 'vit'; did you mean 'model.depth'?");
@@ -493,12 +493,12 @@ TEST_CASE("overriding model.type swaps the model's keys and keeps what was set")
 TEST_CASE("patchwork keys lists the core keys; --model and --data a model's or data set's own") {
   auto [rc, core] = cli({"keys"});
   CHECK(rc == 0);
-  CHECK(core.find("model.type: one of simple_vit|test_stages|vit, default vit. model name in the model registry; "
+  CHECK(core.find("model.type: one of cvt|localvit|simple_vit|swin|test_stages|vit, default vit. model name in the model registry; "
                   "its own keys: patchwork keys --model NAME\n") != std::string::npos);
   CHECK(core.find("train.lr: a float > 0, default 0.001. peak learning rate, reached after warmup\n") !=
         std::string::npos);
   CHECK(core.find("model.depth") == std::string::npos);  // a model's key, not a core one
-  CHECK(core.find("models (patchwork keys --model NAME): simple_vit, test_stages, vit\n") != std::string::npos);
+  CHECK(core.find("models (patchwork keys --model NAME): cvt, localvit, simple_vit, swin, test_stages, vit\n") != std::string::npos);
 
   auto [rc2, vit] = cli({"keys", "--model", "vit"});
   CHECK(rc2 == 0);
@@ -524,8 +524,8 @@ TEST_CASE("patchwork keys lists the core keys; --model and --data a model's or d
 
   CHECK(cli({"keys", "--model", "vitt"}).first == 1);  // "unknown model 'vitt'; did you mean 'vit'? ..."
   CHECK_THROWS_WITH_AS(Schema::global().describe_variant("model", "vitt"),
-                       doctest::Contains("unknown model 'vitt'; did you mean 'vit'? (the models are simple_vit, "
-                                         "test_stages, vit)"),
+                       doctest::Contains("unknown model 'vitt'; did you mean 'vit'? (the models are cvt, localvit, "
+                                         "simple_vit, swin, test_stages, vit)"),
                        Error);
 }
 

@@ -276,7 +276,7 @@ TEST_CASE("config mistakes reach the user as one clear sentence") {
                          pw::Error);
   }
   CHECK_THROWS_WITH_AS(Config::parse(tiny_config(), "tiny.yaml", {"model.type=vitt"}),
-                       doctest::Contains("--set model.type=vitt: model.type: expected one of simple_vit|vit, got 'vitt'; "
+                       doctest::Contains("--set model.type=vitt: model.type: expected one of cvt|localvit|simple_vit|swin|vit, got 'vitt'; "
                                          "did you mean 'vit'?"),
                        pw::Error);
 }
