@@ -101,8 +101,11 @@ Tensor Attention::forward(const Tensor& x) {
   const double scale = 1.0 / std::sqrt((double)dim_head);
   Tensor h = (*qkv)(x);  // (B,N,3*NH*HD)
   if (term) h = term->qkv_term(h);
-  // Fused: no dropout on the probabilities and no term on the output.
-  const bool fused = (attn_dropout == 0 || !training()) && !(term && term->has_output_term());
+  // Fused: no dropout on the probabilities and no term on the output; on CUDA, a head
+  // width the flash kernels take (16, 32, 64, 128; LocalViT-T's 48 is composed).
+  const bool cuda_hd = x.device() != Device::CUDA || dim_head == 16 || dim_head == 32 || dim_head == 64 ||
+                       dim_head == 128;
+  const bool fused = (attn_dropout == 0 || !training()) && !(term && term->has_output_term()) && cuda_hd;
   if (fused && (!term || !term->has_logits_term()))  // the fused kernel: no head-split copies
     return dropout((*proj)(attention_qkv(h, heads, scale)), proj_dropout, training());
   if (fused) {  // a plain additive bias runs fused too

@@ -85,25 +85,21 @@ void add_bias_rows(T* s, int64_t ldp, const T* bp, int64_t N) {
   }
 }
 
-// Suspends FLOP counting on this thread while alive: the forward counts its GEMMs once up
-// front, and the per-head GEMMs may run on worker threads, whose thread-local counts would
-// be lost (patchwork info then depended on the thread count).
-namespace {
-struct NoFlopCount {
-  int64_t* prev = g_flop_sink;
-  NoFlopCount() { g_flop_sink = nullptr; }
-  ~NoFlopCount() { g_flop_sink = prev; }
-};
-}  // namespace
-
 // Per head: p = softmax(scale * q k^T + bias) (saved for backward), y = p v.
 // y: (B,N,NH,HD)  p: (B,NH,N,ldp)  qkv: (B,N,3,NH,HD)  bias: (Bb,Hb,N,N) or null
 template <class T>
 void attention_forward_loop(T* y, T* p, const T* qkv, const T* bias, const AttnDims& d, T scale) {
   const int64_t N = d.N, HD = d.HD, ld = d.ld(), D = d.D();
+  // Counted once here: the per-head GEMMs below run with the sink off, as some of them run
+  // on worker threads, whose thread-local sink is unset (their share would be lost).
+  count_flops(4 * d.B * d.NH * N * N * HD);
+  struct SinkOff {
+    int64_t* saved = g_flop_sink;
+    SinkOff() { g_flop_sink = nullptr; }
+    ~SinkOff() { g_flop_sink = saved; }
+  } sink_off;
   if constexpr (std::is_same_v<T, float>) {
     if (d.small) {
-      count_flops(4 * d.B * d.NH * N * N * HD);
       for_each_head(d, [&](int64_t it) {
         thread_local std::vector<float> kt;  // k^T: (HD, ldp), columns N..ldp zero
         const int64_t b = it / d.NH, h = it % d.NH;
@@ -118,9 +114,7 @@ void attention_forward_loop(T* y, T* p, const T* qkv, const T* bias, const AttnD
       return;
     }
   }
-  count_flops(4 * d.B * d.NH * N * N * HD);
   for_each_head(d, [&](int64_t it) {
-    NoFlopCount not_again;
     const int64_t b = it / d.NH, h = it % d.NH;
     const T* q = qkv + d.q_off(b, h);
     const T* k = q + D;
