@@ -7,9 +7,9 @@ namespace pw {
 
 void RelPosOptions::bind(KeyBinder& b) {
   b("rel_pos", kind,
-    KeySpec::Enum({"none", "swin", "alibi", "rope2d", "shaw", "irpe"},
+    KeySpec::Enum({"none", "swin", "alibi", "rope2d", "shaw", "irpe", "xl", "huang"},
                   "relative position encoding inside attention (nn/posenc.h); composes with pos_embed"));
-  b("rel_pos_clip", clip, KeySpec::Int("shaw: clipping distance k per axis (Shaw et al. 2018: 16)").ge(1));
+  b("rel_pos_clip", clip, KeySpec::Int("shaw, huang: clipping distance k per axis (Shaw et al. 2018: 16)").ge(1));
   b("shaw_values", shaw_values, KeySpec::Bool("shaw: also the value-side term sum_j a_ij rV_ij"));
   b("rel_pos_distance", alibi_distance,
     KeySpec::Enum({"euclidean", "manhattan"}, "alibi: the patch distance the head slopes multiply"));
@@ -136,6 +136,21 @@ std::vector<double> rope_axial_angles(int64_t h, int64_t w, int64_t dim_head, do
   return a;
 }
 
+Tensor xl_relative_sinusoid(int64_t n, int64_t dim) {
+  PW_CHECK(dim % 2 == 0 && dim >= 2, "xl_relative_sinusoid: dim must be even, got ", dim);
+  const int64_t half = dim / 2;
+  std::vector<double> e((2 * n - 1) * dim);
+  for (int64_t c = 0; c < 2 * n - 1; ++c) {
+    const double d = (double)(n - 1 - c);
+    for (int64_t m = 0; m < half; ++m) {
+      const double f = 1.0 / std::pow(10000.0, (double)(2 * m) / (double)dim);
+      e[c * dim + m] = std::sin(d * f);
+      e[c * dim + half + m] = std::cos(d * f);
+    }
+  }
+  return from_vector(e, {2 * n - 1, dim});
+}
+
 // ---- terms ----
 
 void RelTableBias::add_table(const std::string& name, RelIndex index, int64_t heads, double init_std) {
@@ -193,6 +208,55 @@ Tensor ShawTerm::output_term(const Tensor& attn, const Tensor& v) {
   return matmul(rel_logits_scatter(attn, index), table_v);  // (B,NH,N,T) (T,HD)
 }
 
+XlTerm::XlTerm(int64_t n, int64_t heads, int64_t dim_head, int64_t skip) : heads(heads), dim_head(dim_head) {
+  const int64_t M = n + skip, D = heads * dim_head;
+  w_r = add_module("w_r", std::make_shared<Linear>(D, D, /*with_bias=*/false));
+  u = add_param("u", zeros({heads, dim_head}), /*decay=*/false);
+  v = add_param("v", zeros({heads, dim_head}), /*decay=*/false);
+  init_trunc_normal(u, 0.02);  // XL's init: N(0, 0.02)
+  init_trunc_normal(v, 0.02);
+  r = add_constant("r", xl_relative_sinusoid(M, D));
+  if (skip > 0) {
+    std::vector<double> m(M * M, 1.0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < M; ++j)
+        if (i < skip || j < skip) m[i * M + j] = 0.0;
+    mask = add_constant("mask", from_vector(m, {M, M}));
+  }
+}
+
+Tensor XlTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const int64_t M = q.size(-2), R = r.size(0);
+  PW_CHECK(M == (R + 1) / 2, "XlTerm: built for ", (R + 1) / 2, " tokens, got q ", q.str(),
+           "; the model's image size or sequence length differs from the one the term was built for");
+  const double scale = 1.0 / std::sqrt((double)dim_head);
+  Tensor rr = r.dtype() == q.dtype() ? r : r.to(q.dtype());
+  Tensor rk = permute((*w_r)(rr).reshape({R, heads, dim_head}), {1, 2, 0});  // (NH,HD,2M-1)
+  Tensor bd = rel_shift(matmul(q + v.reshape({1, heads, 1, dim_head}), rk));  // (B,NH,M,2M-1) -> (B,NH,M,M)
+  if (mask.defined()) bd = bd * (mask.dtype() == q.dtype() ? mask : mask.to(q.dtype()));
+  Tensor c = matmul(u.reshape({1, heads, 1, dim_head}), transpose(k, -2, -1));  // (B,NH,1,M)
+  return (bd + c) * scale;
+}
+
+HuangTerm::HuangTerm(RelIndex idx, RelIndex idx_t, int64_t dim_head) : index(std::move(idx)), index_t(std::move(idx_t)) {
+  table = add_param("table", zeros({index.T, dim_head}), /*decay=*/false);
+  init_trunc_normal(table, 0.02);
+  add_constant("index", index.idx);
+  add_constant("index_inv_off", index.inv_off);
+  add_constant("index_inv_pos", index.inv_pos);
+  add_constant("index_t", index_t.idx);
+  add_constant("index_t_inv_off", index_t.inv_off);
+  add_constant("index_t_inv_pos", index_t.inv_pos);
+}
+
+Tensor HuangTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const double scale = 1.0 / std::sqrt((double)q.size(-1));
+  Tensor pt = transpose(table, 0, 1);                              // (HD,T)
+  Tensor qp = rel_logits_gather(matmul(q, pt), index);             // q_i . p_idx(i,j)      (B,NH,N,N)
+  Tensor kp = rel_logits_gather(matmul(k, pt), index_t);           // [j,i] = k_j . p_idx(i,j)
+  return (qp + transpose(kp, -2, -1)) * scale;
+}
+
 std::shared_ptr<AttentionTerm> make_rel_pos(const RelPosOptions& o, int64_t h, int64_t w, int64_t heads,
                                             int64_t dim_head, int64_t skip) {
   const int64_t N = h * w, M = N + skip;
@@ -231,7 +295,15 @@ std::shared_ptr<AttentionTerm> make_rel_pos(const RelPosOptions& o, int64_t h, i
         RelIndex::build(with_skip(shaw_relative_index(h, w, o.clip), N, skip, -1), M, S * S), dim_head,
         o.shaw_values);
   }
-  PW_FAIL("make_rel_pos: unknown rel_pos '", o.kind, "' (none, swin, alibi, rope2d, shaw, irpe)");
+  if (o.kind == "xl") return std::make_shared<XlTerm>(N, heads, dim_head, skip);
+  if (o.kind == "huang") {
+    const int64_t S = 2 * o.clip + 1;
+    std::vector<int64_t> idx = with_skip(shaw_relative_index(h, w, o.clip), N, skip, -1), idx_t(M * M);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < M; ++j) idx_t[j * M + i] = idx[i * M + j];
+    return std::make_shared<HuangTerm>(RelIndex::build(idx, M, S * S), RelIndex::build(idx_t, M, S * S), dim_head);
+  }
+  PW_FAIL("make_rel_pos: unknown rel_pos '", o.kind, "' (none, swin, alibi, rope2d, shaw, irpe, xl, huang)");
 }
 
 }  // namespace pw

@@ -16,6 +16,16 @@
 //           shared by the heads; the key side adds scale * q_i . rK[idx(i,j)] to the logits,
 //           the value side (shaw_values) adds sum_j a_ij rV[idx(i,j)] to the output.
 //           Composed op by op (contextual).
+//   xl      Transformer-XL (Dai et al. 2019, arXiv 1901.02860): sinusoidal embeddings R of
+//           the relative distance i - j, projected per layer by a learned W_R, and learned
+//           u, v biases per head: logits = q.k + q.W_R R_{i-j} + u.k + v.W_R R_{i-j}
+//           (terms a-d), all scaled by 1/sqrt(HD); the b+d scores against the 2N-1
+//           distances are moved into place by rel_shift. On an image the patches are in
+//           raster order and i - j is their 1D raster distance (row-major); a 1 x N grid is a
+//           plain sequence. Composed op by op (contextual).
+//   huang   Huang et al. 2020 (arXiv 2009.13658, method 4): (q_i + p_ij).(k_j + p_ij) - p_ij.p_ij
+//           = q.k + q_i.p_ij + p_ij.k_j, p_ij a learned (T, HD) table of Shaw's clipped 2D
+//           offsets (model.rel_pos_clip), shared by the heads. Composed op by op.
 //
 // The class token (pool: cls) gets no relative position: its row and column of a bias
 // are 0 (swin, alibi, shaw), RoPE leaves it unrotated, and iRPE gives it its own learned
@@ -33,8 +43,8 @@ namespace pw {
 
 // The model.rel_pos keys (a model's options struct holds one and binds it).
 struct RelPosOptions {
-  std::string kind = "none";  // none | swin | alibi | rope2d | shaw | irpe
-  int64_t clip = 16;          // shaw: clipping distance k per axis (Shaw et al.: 16)
+  std::string kind = "none";  // none | swin | alibi | rope2d | shaw | irpe | xl | huang
+  int64_t clip = 16;          // shaw, huang: clipping distance k per axis (Shaw et al.: 16)
   bool shaw_values = true;    // shaw: also the value-side term
   std::string alibi_distance = "euclidean";  // model.rel_pos_distance (alibi): euclidean | manhattan
   double rope_base = 100;     // rope2d: theta (Heo et al. 2024: 100)
@@ -73,6 +83,11 @@ Tensor alibi_bias_2d(int64_t h, int64_t w, int64_t heads, const std::string& dis
 // 2D axial RoPE angles (N+skip, HD/2): pair m < HD/4 turns by col * f_m, pair HD/4 + m by
 // row * f_m, f_m = base^(-4m/HD); 0 on the skip rows. HD must be a multiple of 4.
 std::vector<double> rope_axial_angles(int64_t h, int64_t w, int64_t dim_head, double base, int64_t skip);
+
+// Transformer-XL's sinusoidal relative embeddings of the distances n-1, n-2, .., -(n-1):
+// (2n-1, dim), row c = [sin(d f_0), .., sin(d f_{dim/2-1}), cos(d f_0), ..], d = n-1-c,
+// f_m = 1 / 10000^(2m/dim) (XL's PositionalEmbedding: the sines, then the cosines).
+Tensor xl_relative_sinusoid(int64_t n, int64_t dim);
 
 // --- the terms ---
 
@@ -113,6 +128,29 @@ struct ShawTerm : AttentionTerm {
   bool has_output_term() const override { return table_v.defined(); }
   Tensor output_term(const Tensor& attn, const Tensor& v) override;  // sum_j a_ij rV -> (B,NH,N,HD)
   const char* type_name() const override { return "ShawTerm"; }
+};
+
+// Transformer-XL's relative terms (b), (c), (d) over M = N + skip tokens in raster order:
+//   scale * (rel_shift((q + v) (R W_R^T)^T) + u . k_j), R: (2M-1, NH*HD) fixed, W_R: (NH*HD, NH*HD).
+// The class-token rows and columns get no (b), (d) (mask); u . k_j is content, kept.
+struct XlTerm : AttentionTerm {
+  std::shared_ptr<Linear> w_r;  // no bias
+  Tensor u, v;                  // (NH,HD): XL's global content and position biases
+  Tensor r;                     // (2M-1, NH*HD) constant
+  Tensor mask;                  // (M,M) constant 0/1 on the class token pairs; undefined without one
+  int64_t heads, dim_head;
+  XlTerm(int64_t n, int64_t heads, int64_t dim_head, int64_t skip);
+  Tensor logits_term(const Tensor& q, const Tensor& k) override;  // -> (B,NH,M,M)
+  const char* type_name() const override { return "XlTerm"; }
+};
+
+// Huang et al.'s method 4: scale * (q_i . p_idx(i,j) + p_idx(i,j) . k_j).   table: (T, HD)
+struct HuangTerm : AttentionTerm {
+  Tensor table;
+  RelIndex index, index_t;  // idx and its transpose (idx_t[j,i] = idx[i,j])
+  HuangTerm(RelIndex index, RelIndex index_t, int64_t dim_head);
+  Tensor logits_term(const Tensor& q, const Tensor& k) override;  // -> (B,NH,N,N)
+  const char* type_name() const override { return "HuangTerm"; }
 };
 
 }  // namespace pw

@@ -5,7 +5,9 @@
 // The ops' gradient checks, PyTorch values and parity are rows in tests/ops/posenc.cpp.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <map>
 #include <string>
 #include <vector>
@@ -138,7 +140,9 @@ TEST_CASE("every relative encoding gives the same logits to a pair under a commo
                                                                              {"irpe", "product"},
                                                                              {"irpe", "euclidean"},
                                                                              {"irpe", "quantized"},
-                                                                             {"irpe", "cross"}}) {
+                                                                             {"irpe", "cross"},
+                                                                             {"xl", ""},
+                                                                             {"huang", ""}}) {
     const std::string kind_ = kind, method_ = method;  // clang < 16 can't capture bindings
     CAPTURE(kind_);
     CAPTURE(method_);
@@ -229,6 +233,104 @@ TEST_CASE("Shaw's key and value terms equal the by-hand sums; the class token ge
   }
 }
 
+TEST_CASE("rel_shift is Transformer-XL's pad/reshape/slice trick and the direct formula x[i, j + N-1-i]") {
+  for (int64_t N : {1, 2, 5}) {
+    CAPTURE(N);
+    Tensor x = normal({2, 3, N, 2 * N - 1}, 0, 1);
+    // XL's _rel_shift: zero column in front, view (2N, N), drop the first row, view (N, 2N-1), first N columns
+    Tensor p = concat({zeros({2, 3, N, 1}), x}, -1).reshape({2, 3, 2 * N, N});
+    Tensor trick = narrow(narrow(p, 2, 1, 2 * N - 1).reshape({2, 3, N, 2 * N - 1}), 3, 0, N);
+    Tensor y = rel_shift(x);
+    CHECK(y.to_vector() == trick.to_vector());
+    std::vector<double> xv = x.to_vector(), yv = y.to_vector();
+    for (int64_t r = 0; r < 6; ++r)
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t j = 0; j < N; ++j)  // column c holds distance N-1-c; distance i-j is c = N-1-i+j
+          CHECK(yv[(r * N + i) * N + j] == xv[(r * N + i) * (2 * N - 1) + (N - 1 - i + j)]);
+  }
+}
+
+TEST_CASE("Transformer-XL's terms (b)+(c)+(d) equal the direct O(N^2) sum; 1D sequences and the class token") {
+  // grids: a 1 x 5 sequence (Conformer's use), a 2 x 3 image, and the same with a class token
+  for (auto [h, w, skip] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 5, 0}, {2, 3, 0}, {2, 3, 1}}) {
+    const int64_t h_ = h, w_ = w, skip_ = skip;
+    CAPTURE(h_);
+    CAPTURE(w_);
+    CAPTURE(skip_);
+    const int64_t NH = 2, HD = 4, D = NH * HD, M = h * w + skip, B = 2;
+    RelPosOptions o = rel("xl");
+    auto t = std::dynamic_pointer_cast<XlTerm>(make_rel_pos(o, h, w, NH, HD, skip));
+    REQUIRE(t);
+    Tensor q = normal({B, NH, M, HD}, 0, 1), k = normal({B, NH, M, HD}, 0, 1);
+    init_uniform(t->u, -1, 1);
+    init_uniform(t->v, -1, 1);
+    std::vector<double> got = t->logits_term(q, k).to_vector();
+    REQUIRE(got.size() == (size_t)(B * NH * M * M));
+    std::vector<double> Q = q.to_vector(), K = k.to_vector(), W = t->w_r->weight.to_vector(), U = t->u.to_vector(),
+                        V = t->v.to_vector();
+    const double scale = 1 / std::sqrt((double)HD);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t hh = 0; hh < NH; ++hh)
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < M; ++j) {
+            // R_{i-j}: sin block then cos block over D, projected: (W_R R)[hh*HD + d]
+            const double dist = (double)(i - j);
+            std::vector<double> R(D), WR(D, 0.0);
+            for (int64_t m = 0; m < D / 2; ++m) {
+              const double f = 1.0 / std::pow(10000.0, 2.0 * m / D);
+              R[m] = std::sin(dist * f);
+              R[D / 2 + m] = std::cos(dist * f);
+            }
+            for (int64_t a = 0; a < D; ++a)
+              for (int64_t c = 0; c < D; ++c) WR[a] += W[a * D + c] * R[c];
+            const bool pos = i >= skip && j >= skip;
+            double s = 0;
+            for (int64_t d = 0; d < HD; ++d) {
+              const double qi = Q[((b * NH + hh) * M + i) * HD + d], kj = K[((b * NH + hh) * M + j) * HD + d];
+              const double wr = WR[hh * HD + d];
+              s += U[hh * HD + d] * kj;                                  // (c)
+              if (pos) s += qi * wr + V[hh * HD + d] * wr;               // (b) + (d)
+            }
+            const double g = got[((b * NH + hh) * M + i) * M + j];
+            if (std::abs(g - s * scale) > 1e-5 * (1 + std::abs(s))) FAIL_CHECK("(", i, ",", j, "): ", g, " vs ", s * scale);
+          }
+    // the weights get gradients
+    Tensor loss = sum(t->logits_term(q, k) * normal({B, NH, M, M}, 0, 1));
+    loss.backward();
+    CHECK(t->w_r->weight.grad().defined());
+    CHECK(t->u.grad().defined());
+    CHECK(t->v.grad().defined());
+  }
+}
+
+TEST_CASE("Huang et al.'s method 4: q.k + term = (q + p_ij).(k + p_ij) - p_ij.p_ij") {
+  const int64_t h = 2, w = 3, N = h * w, M = N + 1, B = 2, NH = 2, HD = 4;
+  RelPosOptions o = rel("huang");
+  o.clip = 1;
+  auto t = std::dynamic_pointer_cast<HuangTerm>(make_rel_pos(o, h, w, NH, HD, 1));
+  REQUIRE(t);
+  init_uniform(t->table, -1, 1);
+  Tensor q = normal({B, NH, M, HD}, 0, 1), k = normal({B, NH, M, HD}, 0, 1);
+  const double scale = 1 / std::sqrt((double)HD);
+  std::vector<double> got = (matmul(q, transpose(k, -2, -1)) * scale + t->logits_term(q, k)).to_vector();
+  std::vector<double> Q = q.to_vector(), K = k.to_vector(), P = t->table.to_vector(), I = t->index.idx.to_vector();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t hh = 0; hh < NH; ++hh)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < M; ++j) {
+          const int64_t r = (int64_t)I[i * M + j];
+          if (i == 0 || j == 0) CHECK(r == -1);  // the class token: no p
+          double s = 0;
+          for (int64_t d = 0; d < HD; ++d) {
+            const double p = r < 0 ? 0.0 : P[r * HD + d];
+            const double qi = Q[((b * NH + hh) * M + i) * HD + d], kj = K[((b * NH + hh) * M + j) * HD + d];
+            s += (qi + p) * (kj + p) - p * p;
+          }
+          const double g = got[((b * NH + hh) * M + i) * M + j];
+          if (std::abs(g - s * scale) > 1e-5 * (1 + std::abs(s))) FAIL_CHECK("(", i, ",", j, "): ", g, " vs ", s * scale);
+        }
+}
+
 TEST_CASE("static encodings run fused with a bias (NH,N,N) or (1,N,N); class token rows are 0 or iRPE's bucket") {
   for (const std::string kind : {"swin", "alibi", "irpe"}) {
     CAPTURE(kind);
@@ -270,7 +372,7 @@ TEST_CASE("every encoding trains: 30 AdamW steps on a tiny ViT and SimpleViT low
   const std::vector<std::pair<std::string, std::string>> kinds = {
       {"none", ""},          {"swin", ""},        {"alibi", ""},           {"rope2d", ""},
       {"shaw", ""},          {"irpe", "product"}, {"irpe", "euclidean"},   {"irpe", "quantized"},
-      {"irpe", "cross"}};
+      {"irpe", "cross"},     {"xl", ""},          {"huang", ""}};
   for (const bool vit : {true, false})
     for (auto [kind, method] : kinds) {
       CAPTURE(vit);
