@@ -18,7 +18,13 @@ void RelPosOptions::bind(KeyBinder& b) {
     KeySpec::Enum({"euclidean", "quantized", "cross", "product"}, "irpe: the 2D bucket method (iRPE's default: product)"));
   b("irpe_ratio", irpe_ratio,
     KeySpec::Float("irpe: alpha = ratio, beta = 2 ratio, gamma = 8 ratio of the piecewise index (iRPE: 1.9)").ge(0.5));
-  b("irpe_shared_head", irpe_shared_head, KeySpec::Bool("irpe: one bias table shared by all heads (iRPE's default)"));
+  b("irpe_shared_head", irpe_shared_head, KeySpec::Bool("irpe: one table shared by all heads (iRPE's default)"));
+  b("irpe_mode", irpe_mode,
+    KeySpec::Enum({"bias", "contextual"}, "irpe: a learned scalar per bucket (bias, fused) or a learned vector per "
+                                          "bucket multiplied by q, k or attention (contextual, op by op)"));
+  b("irpe_on", irpe_on,
+    KeySpec::Enum({"k", "qk", "kv", "qkv"}, "irpe: the sides the encoding acts on (contextual; bias mode: k only); "
+                                            "iRPE's recommended: k"));
 }
 
 // ---- index tables ----
@@ -151,6 +157,75 @@ Tensor xl_relative_sinusoid(int64_t n, int64_t dim) {
   return from_vector(e, {2 * n - 1, dim});
 }
 
+// ---- resolution extrapolation ----
+
+namespace {
+
+Tensor resize_grid(const Tensor& g, int64_t h1, int64_t w1, const std::string& mode) {  // (1,C,h,w)
+  PW_CHECK(mode == "bicubic" || mode == "bilinear", "resize: unknown interpolation '", mode,
+           "' (bicubic or bilinear)");
+  return mode == "bicubic" ? interpolate_bicubic(g, h1, w1) : interpolate_bilinear(g, h1, w1);
+}
+
+int64_t isqrt_exact(int64_t n) {  // s with s*s == n, else -1
+  if (n < 0) return -1;
+  int64_t s = (int64_t)std::llround(std::sqrt((double)n));
+  return s * s == n ? s : -1;
+}
+
+}  // namespace
+
+Tensor resize_pos_embed(const Tensor& pe, int64_t skip, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                        const std::string& mode) {
+  PW_CHECK(pe.dim() == 3 && pe.size(0) == 1 && pe.size(1) == skip + h0 * w0, "resize_pos_embed: expected (1, ", skip,
+           " + ", h0, "*", w0, ", D), got ", pe.str());
+  const int64_t D = pe.size(2);
+  Tensor grid = permute(narrow(pe, 1, skip, h0 * w0).reshape({1, h0, w0, D}), {0, 3, 1, 2});  // (1,D,h0,w0)
+  Tensor out = permute(resize_grid(grid, h1, w1, mode), {0, 2, 3, 1}).reshape({1, h1 * w1, D});
+  return skip > 0 ? concat({narrow(pe, 1, 0, skip), out}, 1) : out;
+}
+
+Tensor resize_rel_table(const Tensor& table, int64_t h0, int64_t w0, int64_t h1, int64_t w1, const std::string& mode) {
+  const int64_t A0 = 2 * h0 - 1, B0 = 2 * w0 - 1, A1 = 2 * h1 - 1, B1 = 2 * w1 - 1;
+  PW_CHECK(table.dim() == 2 && table.size(0) == A0 * B0, "resize_rel_table: expected ((2*", h0, "-1)(2*", w0,
+           "-1), NH), got ", table.str());
+  const int64_t NH = table.size(1);
+  Tensor grid = permute(table.reshape({1, A0, B0, NH}), {0, 3, 1, 2});  // (1,NH,A0,B0)
+  return permute(resize_grid(grid, A1, B1, mode), {0, 2, 3, 1}).reshape({A1 * B1, NH});
+}
+
+std::map<std::string, Tensor> fit_state_dict_to_resolution(const Module& model, std::map<std::string, Tensor> sd,
+                                                           const std::string& mode, std::vector<std::string>* resized) {
+  auto ends_with = [](const std::string& s, const std::string& e) {
+    return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+  };
+  for (const auto& [name, want] : model.state_dict()) {
+    auto it = sd.find(name);
+    if (it == sd.end() || it->second.shape() == want.shape()) continue;
+    const Tensor& have = it->second;
+    Tensor fitted;
+    if ((name == "pos_embed" || ends_with(name, ".pos_embed")) && have.dim() == 3 && want.dim() == 3 &&
+        have.size(2) == want.size(2)) {
+      for (int64_t skip : {1, 0}) {
+        const int64_t s0 = isqrt_exact(have.size(1) - skip), s1 = isqrt_exact(want.size(1) - skip);
+        if (s0 > 0 && s1 > 0) {
+          fitted = resize_pos_embed(have, skip, s0, s0, s1, s1, mode);
+          break;
+        }
+      }
+    } else if (ends_with(name, "term.table") && have.dim() == 2 && want.dim() == 2 && have.size(1) == want.size(1)) {
+      const int64_t a0 = isqrt_exact(have.size(0)), a1 = isqrt_exact(want.size(0));
+      if (a0 > 0 && a1 > 0 && a0 % 2 == 1 && a1 % 2 == 1)
+        fitted = resize_rel_table(have, (a0 + 1) / 2, (a0 + 1) / 2, (a1 + 1) / 2, (a1 + 1) / 2, mode);
+    }
+    if (fitted.defined()) {
+      it->second = fitted.to(have.dtype());
+      if (resized) resized->push_back(name);
+    }
+  }
+  return sd;
+}
+
 // ---- terms ----
 
 void RelTableBias::add_table(const std::string& name, RelIndex index, int64_t heads, double init_std) {
@@ -206,6 +281,83 @@ Tensor ShawTerm::logits_term(const Tensor& q, const Tensor& k) {
 
 Tensor ShawTerm::output_term(const Tensor& attn, const Tensor& v) {
   return matmul(rel_logits_scatter(attn, index), table_v);  // (B,NH,N,T) (T,HD)
+}
+
+IrpeContextTerm::IrpeContextTerm(std::vector<RelIndex> idx, int64_t th, int64_t dim_head, const std::string& on)
+    : indexes(std::move(idx)) {
+  for (size_t p = 0; p < indexes.size(); ++p) {
+    const RelIndex& r = indexes[p];
+    const std::string sfx = indexes.size() > 1 ? "_" + std::to_string(p) : "";
+    // iRPE: zero-initialised tables
+    if (on.find('q') != std::string::npos)
+      table_q.push_back(add_param("table_q" + sfx, zeros({th, dim_head, r.T}), /*decay=*/false));
+    if (on.find('k') != std::string::npos)
+      table_k.push_back(add_param("table_k" + sfx, zeros({th, dim_head, r.T}), /*decay=*/false));
+    if (on.find('v') != std::string::npos)
+      table_v.push_back(add_param("table_v" + sfx, zeros({th, r.T, dim_head}), /*decay=*/false));
+    add_constant("index" + sfx, r.idx);
+    add_constant("index_inv_off" + sfx, r.inv_off);
+    add_constant("index_inv_pos" + sfx, r.inv_pos);
+  }
+}
+
+Tensor IrpeContextTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const double scale = 1.0 / std::sqrt((double)q.size(-1));
+  Tensor out;
+  auto add = [&](const Tensor& t) { out = out.defined() ? out + t : t; };
+  for (size_t p = 0; p < indexes.size(); ++p) {
+    if (!table_k.empty()) add(rel_logits_gather(matmul(q * scale, table_k[p]), indexes[p]));  // (B,NH,N,T) -> [i,j]
+    if (!table_q.empty())  // iRPE's rpe_q(k * scale).transpose: [i,j] = k_j . r^Q_b(j,i)
+      add(transpose(rel_logits_gather(matmul(k * scale, table_q[p]), indexes[p]), -2, -1));
+  }
+  return out;
+}
+
+Tensor IrpeContextTerm::output_term(const Tensor& attn, const Tensor& v) {
+  Tensor out;
+  for (size_t p = 0; p < indexes.size(); ++p) {
+    Tensor t = matmul(rel_logits_scatter(attn, indexes[p]), table_v[p]);  // (B,NH,N,T) (NH|1,T,HD)
+    out = out.defined() ? out + t : t;
+  }
+  return out;
+}
+
+Tensor key_padding_bias(const Tensor& lengths, int64_t n, int64_t skip) {
+  PW_CHECK(lengths.dim() == 1, "key_padding_bias: expected lengths (B), got ", lengths.str());
+  std::vector<double> len = lengths.cpu().to_vector();
+  const int64_t B = (int64_t)len.size();
+  std::vector<double> b(B * n * n, 0.0);
+  for (int64_t s = 0; s < B; ++s) {
+    PW_CHECK(len[s] >= 1 && skip + (int64_t)len[s] <= n, "key_padding_bias: length ", (int64_t)len[s], " of sample ",
+             s, " outside [1, ", n - skip, "] for ", n, " tokens (", skip, " leading)");
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = skip + (int64_t)len[s]; j < n; ++j) b[(s * n + i) * n + j] = -1e9;
+  }
+  return from_vector(b, {B, 1, n, n});
+}
+
+KeyPaddingTerm::KeyPaddingTerm(std::shared_ptr<AttentionTerm> in, int64_t skip) : inner(std::move(in)), skip(skip) {
+  if (inner) add_module("inner", inner);
+}
+
+void KeyPaddingTerm::set_lengths(const Tensor& lengths, int64_t n, Device d) {
+  mask = lengths.defined() ? key_padding_bias(lengths, n, skip).to(d) : Tensor();
+}
+
+Tensor KeyPaddingTerm::static_bias() {
+  if (inner && inner->has_logits_term()) {
+    Tensor b = inner->static_bias();
+    if (!b.defined()) return Tensor();  // the inner term reads q, k: op by op
+    return mask.defined() ? b + mask.to(b.dtype()) : b;
+  }
+  return mask;
+}
+
+Tensor KeyPaddingTerm::logits_term(const Tensor& q, const Tensor& k) {
+  Tensor t = inner && inner->has_logits_term() ? inner->logits_term(q, k) : Tensor();
+  if (!mask.defined()) return t;
+  Tensor m = mask.dtype() == q.dtype() ? mask : mask.to(q.dtype());
+  return t.defined() ? t + m : m;
 }
 
 XlTerm::XlTerm(int64_t n, int64_t heads, int64_t dim_head, int64_t skip) : heads(heads), dim_head(dim_head) {
@@ -270,20 +422,25 @@ std::shared_ptr<AttentionTerm> make_rel_pos(const RelPosOptions& o, int64_t h, i
   if (o.kind == "irpe") {
     const double alpha = o.irpe_ratio, beta = 2 * o.irpe_ratio, gamma = 8 * o.irpe_ratio;
     const int64_t th = o.irpe_shared_head ? 1 : heads;
-    auto t = std::make_shared<RelTableBias>();
-    auto add = [&](const std::string& name, const std::string& method) {
+    auto bucket = [&](const std::string& method) {
       int64_t T = 0;
       std::vector<int64_t> idx = irpe_bucket_index(method, h, w, alpha, beta, gamma, &T);
       // iRPE's skip: one extra bucket for every pair with a class token
       if (skip > 0) idx = with_skip(idx, N, skip, T++);
-      t->add_table(name, RelIndex::build(idx, M, T), th, 0.0);  // iRPE: zero-initialised
+      return RelIndex::build(idx, M, T);
     };
-    if (o.irpe_method == "cross") {
-      add("table_rows", "cross_rows");
-      add("table_cols", "cross_cols");
-    } else {
-      add("table", o.irpe_method);
+    std::vector<std::pair<std::string, std::string>> parts = {{"table", o.irpe_method}};
+    if (o.irpe_method == "cross") parts = {{"table_rows", "cross_rows"}, {"table_cols", "cross_cols"}};
+    if (o.irpe_mode == "contextual") {
+      std::vector<RelIndex> idx;
+      for (auto& [name, method] : parts) idx.push_back(bucket(method));
+      return std::make_shared<IrpeContextTerm>(std::move(idx), th, dim_head, o.irpe_on);
     }
+    PW_CHECK(o.irpe_mode == "bias", "make_rel_pos: unknown model.irpe_mode '", o.irpe_mode, "' (bias or contextual)");
+    PW_CHECK(o.irpe_on == "k", "make_rel_pos: model.irpe_on: ", o.irpe_on, " needs model.irpe_mode: contextual (the "
+             "bias mode is one scalar per bucket on the logits; set irpe_on: k or irpe_mode: contextual)");
+    auto t = std::make_shared<RelTableBias>();
+    for (auto& [name, method] : parts) t->add_table(name, bucket(method), th, 0.0);  // iRPE: zero-initialised
     return t;
   }
   if (o.kind == "alibi") return std::make_shared<FixedBias>(alibi_bias_2d(h, w, heads, o.alibi_distance, skip));

@@ -5,9 +5,13 @@
 //
 //   swin    Swin (Liu et al. 2021): a learned ((2h-1)(2w-1), NH) table gathered by the
 //           relative offset of two patches into a bias (NH,N,N): static, fused attention.
-//   irpe    iRPE bias mode (Wu et al. 2021, arXiv 2107.14222): a learned (buckets, NH or 1)
-//           table gathered by the piecewise bucket of the offset (methods euclidean,
-//           quantized, cross, product): static, fused.
+//   irpe    iRPE (Wu et al. 2021, arXiv 2107.14222), the piecewise bucket of the offset
+//           (methods euclidean, quantized, cross, product) indexing learned tables.
+//           irpe_mode bias: a (buckets, NH or 1) scalar table, on the keys: static, fused.
+//           irpe_mode contextual: (NH or 1, HD, buckets) tables on the sides irpe_on names:
+//           k adds scale q_i . r^K_b(i,j), q adds scale k_j . r^Q_b(j,i) (iRPE's rpe_q(k)^T),
+//           v adds sum_j a_ij r^V_b(i,j) to the output. Composed op by op from
+//           rel_logits_gather / rel_logits_scatter.
 //   alibi   2D ALiBi: -slope_h * |p_i - p_j| (euclidean or manhattan) with ALiBi's head
 //           slopes (Press et al. 2022): a constant bias, fused.
 //   rope2d  2D axial RoPE (Heo et al. 2024): q and k rotated by the column (first half of
@@ -31,6 +35,7 @@
 // are 0 (swin, alibi, shaw), RoPE leaves it unrotated, and iRPE gives it its own learned
 // bucket (iRPE's "skip": one extra table row for every pair with the class token).
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +56,8 @@ struct RelPosOptions {
   std::string irpe_method = "product";  // euclidean | quantized | cross | product
   double irpe_ratio = 1.9;    // alpha = ratio, beta = 2 ratio, gamma = 8 ratio (iRPE's defaults)
   bool irpe_shared_head = true;  // one table for all heads (iRPE's default)
+  std::string irpe_mode = "bias";  // bias | contextual
+  std::string irpe_on = "k";       // contextual: k | qk | kv | qkv (bias: k only)
   void bind(KeyBinder& b);
 };
 
@@ -88,6 +95,31 @@ std::vector<double> rope_axial_angles(int64_t h, int64_t w, int64_t dim_head, do
 // (2n-1, dim), row c = [sin(d f_0), .., sin(d f_{dim/2-1}), cos(d f_0), ..], d = n-1-c,
 // f_m = 1 / 10000^(2m/dim) (XL's PositionalEmbedding: the sines, then the cosines).
 Tensor xl_relative_sinusoid(int64_t n, int64_t dim);
+
+// --- resolution extrapolation (patchwork eval --image-size) ---
+//
+// A model built for another image size than its checkpoint: learned absolute tables are
+// interpolated (bicubic by default, bilinear as an option; DeiT and PVT), Swin's relative
+// bias table ((2h-1)(2w-1), NH) is interpolated as a (2h-1) x (2w-1) grid (Swin's
+// fine-tuning recipe); fixed tables (sincos2d, sinusoidal, alibi, rope2d, XL's R) and the
+// index tables are constants the model rebuilds for its grid; the other relative tables
+// (iRPE buckets, Shaw/Huang clipped offsets, XL's W_R, u, v) and PEG's conv do not
+// depend on the grid and load as they are.
+
+// pe: (1, skip + h0*w0, D) -> (1, skip + h1*w1, D): the patch rows as an h0 x w0 grid,
+// interpolated (torch's align_corners=False), the first `skip` rows (class token) kept.
+// mode: bicubic | bilinear.
+Tensor resize_pos_embed(const Tensor& pe, int64_t skip, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                        const std::string& mode);
+// Swin's table ((2h0-1)(2w0-1), NH) -> ((2h1-1)(2w1-1), NH), as a grid of offsets.
+Tensor resize_rel_table(const Tensor& table, int64_t h0, int64_t w0, int64_t h1, int64_t w1, const std::string& mode);
+// The checkpoint tensors `sd` fitted to `model` (square grids): each one whose shape differs
+// from the model's tensor of that name is resized if it is a learned pos_embed (1, skip+s0^2, D)
+// or a Swin table ((2 s0-1)^2, NH); the rest is left for load_state_dict to check.
+// `resized` (optional) gets the names it resized.
+std::map<std::string, Tensor> fit_state_dict_to_resolution(const Module& model, std::map<std::string, Tensor> sd,
+                                                           const std::string& mode,
+                                                           std::vector<std::string>* resized = nullptr);
 
 // --- the terms ---
 
@@ -128,6 +160,41 @@ struct ShawTerm : AttentionTerm {
   bool has_output_term() const override { return table_v.defined(); }
   Tensor output_term(const Tensor& attn, const Tensor& v) override;  // sum_j a_ij rV -> (B,NH,N,HD)
   const char* type_name() const override { return "ShawTerm"; }
+};
+
+// iRPE's contextual mode: per bucket index (one; two for cross), tables on the key,
+// query and value sides (any of them; the others empty).
+//   table_k[p], table_q[p]: (NH or 1, HD, T_p)   table_v[p]: (NH or 1, T_p, HD)
+struct IrpeContextTerm : AttentionTerm {
+  std::vector<RelIndex> indexes;
+  std::vector<Tensor> table_q, table_k, table_v;
+  IrpeContextTerm(std::vector<RelIndex> indexes, int64_t th, int64_t dim_head, const std::string& on);
+  bool has_logits_term() const override { return !table_q.empty() || !table_k.empty(); }
+  Tensor logits_term(const Tensor& q, const Tensor& k) override;  // -> (B,NH,N,N)
+  bool has_output_term() const override { return !table_v.empty(); }
+  Tensor output_term(const Tensor& attn, const Tensor& v) override;  // -> (B,NH,N,HD)
+  const char* type_name() const override { return "IrpeContextTerm"; }
+};
+
+// A key-padding mask around another term (or none): keys at or past skip + lengths[b]
+// get -1e9 on every logit (no attention after the softmax); everything else is the
+// inner term's. set_lengths before each forward of a padded batch (Conformer's
+// forward_padded); undefined lengths = no mask. The mask has no gradient.
+//   lengths: (B) I64, the valid tokens after the `skip` leading ones
+Tensor key_padding_bias(const Tensor& lengths, int64_t n, int64_t skip = 0);  // -> (B,1,n,n) float32
+struct KeyPaddingTerm : AttentionTerm {
+  std::shared_ptr<AttentionTerm> inner;  // may be null
+  Tensor mask;                           // (B,1,N,N) or undefined
+  int64_t skip;
+  explicit KeyPaddingTerm(std::shared_ptr<AttentionTerm> inner, int64_t skip = 0);
+  void set_lengths(const Tensor& lengths, int64_t n, Device d);
+  Tensor static_bias() override;
+  Tensor logits_term(const Tensor& q, const Tensor& k) override;
+  bool has_logits_term() const override { return mask.defined() || (inner && inner->has_logits_term()); }
+  Tensor qkv_term(const Tensor& qkv) override { return inner ? inner->qkv_term(qkv) : qkv; }
+  bool has_output_term() const override { return inner && inner->has_output_term(); }
+  Tensor output_term(const Tensor& attn, const Tensor& v) override { return inner->output_term(attn, v); }
+  const char* type_name() const override { return "KeyPaddingTerm"; }
 };
 
 // Transformer-XL's relative terms (b), (c), (d) over M = N + skip tokens in raster order:

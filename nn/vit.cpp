@@ -65,6 +65,9 @@ void check_vit_options(const Options& m) {
   if (m.get_string("rel_pos") == "rope2d" && m.get_int("dim_head") % 4 != 0)
     m.fail("rel_pos", "rope2d needs a model.dim_head divisible by 4 (dim_head/4 frequencies per axis), got " +
                           std::to_string(m.get_int("dim_head")));
+  if (m.get_string("rel_pos") == "irpe" && m.get_string("irpe_mode") == "bias" && m.get_string("irpe_on") != "k")
+    m.fail("irpe_on", m.get_string("irpe_on") + " needs model.irpe_mode: contextual (bias mode is one scalar per "
+                          "bucket on the logits); use irpe_on: k or irpe_mode: contextual");
   if (m.get_string("attention") != "softmax" && m.get_string("rel_pos") != "none")
     m.fail("attention", m.get_string("attention") + " has no attention logits for model.rel_pos " +
                             m.get_string("rel_pos") + " to act on; use attention: softmax or rel_pos: none");

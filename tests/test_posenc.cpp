@@ -47,9 +47,15 @@ Tensor stack_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
   return concat({q.reshape(s), k.reshape(s), v.reshape(s)}, 0);
 }
 
+// kind "irpe_ctx": irpe, contextual on q, k and v
 RelPosOptions rel(const std::string& kind, const std::string& irpe_method = "product") {
   RelPosOptions o;
   o.kind = kind;
+  if (kind == "irpe_ctx") {
+    o.kind = "irpe";
+    o.irpe_mode = "contextual";
+    o.irpe_on = "qkv";
+  }
   o.irpe_method = irpe_method;
   o.clip = 2;
   o.irpe_shared_head = false;
@@ -142,7 +148,9 @@ TEST_CASE("every relative encoding gives the same logits to a pair under a commo
                                                                              {"irpe", "quantized"},
                                                                              {"irpe", "cross"},
                                                                              {"xl", ""},
-                                                                             {"huang", ""}}) {
+                                                                             {"huang", ""},
+                                                                             {"irpe_ctx", "product"},
+                                                                             {"irpe_ctx", "cross"}}) {
     const std::string kind_ = kind, method_ = method;  // clang < 16 can't capture bindings
     CAPTURE(kind_);
     CAPTURE(method_);
@@ -331,6 +339,63 @@ TEST_CASE("Huang et al.'s method 4: q.k + term = (q + p_ij).(k + p_ij) - p_ij.p_
         }
 }
 
+TEST_CASE("iRPE contextual on q, k and v equals the by-hand sums (iRPE's rpe_k(q), rpe_q(k)^T, rpe_v(attn))") {
+  for (const std::string method : {"product", "cross"}) {
+    CAPTURE(method);
+    const int64_t h = 2, w = 3, N = h * w, M = N + 1, B = 2, NH = 2, HD = 4, D = 8;
+    RelPosOptions o = rel("irpe_ctx", method);
+    o.irpe_ratio = 0.5;  // small buckets: offsets up to 2 are told apart
+    Attention attn(D, NH, HD, true);
+    auto t = std::dynamic_pointer_cast<IrpeContextTerm>(make_rel_pos(o, h, w, NH, HD, 1));
+    REQUIRE(t);
+    REQUIRE(t->table_q.size() == (method == "cross" ? 2u : 1u));
+    for (const Param& p : t->parameters()) init_uniform(const_cast<Tensor&>(p.tensor), -1, 1);
+    attn.set_term(t);
+    Tensor x = normal({B, M, D}, 0, 1);
+    Tensor qkv = linear(x, attn.qkv->weight, attn.qkv->bias);  // (B,M,3,NH,HD)
+    std::vector<double> Q = qkv.to_vector();
+    auto at = [&](int64_t b, int64_t n, int64_t part, int64_t hh, int64_t d) {
+      return Q[(((b * M + n) * 3 + part) * NH + hh) * HD + d];
+    };
+    const double scale = 1 / std::sqrt((double)HD);
+    std::vector<double> out(B * M * NH * HD, 0.0);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t hh = 0; hh < NH; ++hh)
+        for (int64_t i = 0; i < M; ++i) {
+          std::vector<double> l(M);
+          double mx = -1e300, z = 0;
+          for (int64_t j = 0; j < M; ++j) {
+            double s = 0;
+            for (int64_t d = 0; d < HD; ++d) s += at(b, i, 0, hh, d) * at(b, j, 1, hh, d);
+            for (size_t p = 0; p < t->indexes.size(); ++p) {
+              const std::vector<double> I = t->indexes[p].idx.to_vector(), TK = t->table_k[p].to_vector(),
+                                        TQ = t->table_q[p].to_vector();
+              const int64_t T = t->indexes[p].T, bij = (int64_t)I[i * M + j], bji = (int64_t)I[j * M + i];
+              for (int64_t d = 0; d < HD; ++d)  // tables (NH, HD, T): per head here (shared_head false)
+                s += at(b, i, 0, hh, d) * TK[(hh * HD + d) * T + bij] + at(b, j, 1, hh, d) * TQ[(hh * HD + d) * T + bji];
+            }
+            l[j] = s * scale;
+            mx = std::max(mx, l[j]);
+          }
+          for (auto& e : l) z += (e = std::exp(e - mx));
+          for (int64_t j = 0; j < M; ++j)
+            for (int64_t d = 0; d < HD; ++d) {
+              double val = at(b, j, 2, hh, d);
+              for (size_t p = 0; p < t->indexes.size(); ++p) {
+                const int64_t T = t->indexes[p].T, bij = (int64_t)t->indexes[p].idx.to_vector()[i * M + j];
+                val += t->table_v[p].to_vector()[(hh * T + bij) * HD + d];
+              }
+              out[((b * M + i) * NH + hh) * HD + d] += l[j] / z * val;
+            }
+        }
+    Tensor ref = linear(from_vector(out, {B, M, NH * HD}), attn.proj->weight, attn.proj->bias);
+    check_close(attn(x).to_vector(), ref.to_vector(), 1e-5, 1e-4, "irpe contextual attention");
+  }
+  // bias mode on q or v is refused at config time
+  CHECK_THROWS_WITH_AS(Config::parse("model:\n  type: vit\n  rel_pos: irpe\n  irpe_on: qk\n", "r.yaml"),
+                       doctest::Contains("needs model.irpe_mode: contextual"), pw::Error);
+}
+
 TEST_CASE("static encodings run fused with a bias (NH,N,N) or (1,N,N); class token rows are 0 or iRPE's bucket") {
   for (const std::string kind : {"swin", "alibi", "irpe"}) {
     CAPTURE(kind);
@@ -372,7 +437,8 @@ TEST_CASE("every encoding trains: 30 AdamW steps on a tiny ViT and SimpleViT low
   const std::vector<std::pair<std::string, std::string>> kinds = {
       {"none", ""},          {"swin", ""},        {"alibi", ""},           {"rope2d", ""},
       {"shaw", ""},          {"irpe", "product"}, {"irpe", "euclidean"},   {"irpe", "quantized"},
-      {"irpe", "cross"},     {"xl", ""},          {"huang", ""}};
+      {"irpe", "cross"},     {"xl", ""},          {"huang", ""},           {"irpe_ctx", "product"},
+      {"irpe_ctx", "cross"}};
   for (const bool vit : {true, false})
     for (auto [kind, method] : kinds) {
       CAPTURE(vit);
@@ -412,4 +478,114 @@ TEST_CASE("every encoding trains: 30 AdamW steps on a tiny ViT and SimpleViT low
           CHECK(p.tensor.grad().defined());
         }
     }
+}
+
+TEST_CASE("resolution extrapolation: a model built at 28 loads and runs at 32 and 36; same-size resizing is the identity") {
+  // same size: bicubic and bilinear (align_corners=False) sample the grid points themselves
+  for (const std::string mode : {"bicubic", "bilinear"}) {
+    CAPTURE(mode);
+    Tensor pe = normal({1, 1 + 7 * 7, 12}, 0, 1);
+    check_close(resize_pos_embed(pe, 1, 7, 7, 7, 7, mode).to_vector(), pe.to_vector(), 1e-6, 1e-6, "pos_embed");
+    Tensor tb = normal({13 * 13, 3}, 0, 1);
+    check_close(resize_rel_table(tb, 7, 7, 7, 7, mode).to_vector(), tb.to_vector(), 1e-6, 1e-6, "swin table");
+    // a constant table stays constant at another size; the class token row is kept
+    Tensor c = resize_pos_embed(concat({narrow(pe, 1, 0, 1), full({1, 49, 12}, 0.25)}, 1), 1, 7, 7, 9, 9, mode);
+    CHECK(c.shape() == Shape{1, 82, 12});
+    std::vector<double> v = c.to_vector();
+    for (int64_t d = 0; d < 12; ++d) CHECK(v[d] == pe.to_vector()[d]);
+    for (size_t e = 12; e < v.size(); ++e) CHECK(v[e] == doctest::Approx(0.25).epsilon(1e-6));
+  }
+  const std::vector<std::pair<std::string, std::string>> kinds = {
+      {"learned", "none"}, {"sincos2d", "none"}, {"sinusoidal", "none"}, {"none", "swin"},  {"none", "irpe"},
+      {"none", "alibi"},   {"none", "rope2d"},   {"none", "shaw"},       {"none", "xl"},    {"none", "huang"}};
+  for (const bool vit : {true, false})
+    for (auto [pe, kind] : kinds) {
+      const std::string pe_ = pe, kind_ = kind;
+      CAPTURE(vit);
+      CAPTURE(pe_);
+      CAPTURE(kind_);
+      auto opts = [&](int64_t size) {
+        VitOptions o = vit ? VitOptions::vit() : VitOptions::simple_vit();
+        o.image_size = size;
+        o.patch_size = 4;
+        o.channels = 1;
+        o.num_classes = 3;
+        o.dim = 16;
+        o.depth = 1;
+        o.heads = 2;
+        o.dim_head = 8;
+        o.mlp_dim = 16;
+        o.pos_embed = pe_;
+        o.rel_pos = rel(kind_);
+        return o;
+      };
+      manual_seed(3);
+      VisionTransformer m28(opts(28));
+      std::map<std::string, Tensor> sd;
+      for (auto& [n, t] : m28.state_dict()) sd[n] = t;
+      for (int64_t size : {32, 36}) {
+        CAPTURE(size);
+        VisionTransformer m(opts(size));
+        std::vector<std::string> resized;
+        std::map<std::string, Tensor> fitted = fit_state_dict_to_resolution(m, sd, "bicubic", &resized);
+        m.load_state_dict(fitted);
+        if (pe_ == "learned" || kind_ == "swin") CHECK(resized.size() == 1u);
+        else CHECK(resized.empty());
+        m.eval();
+        Tensor y = m(normal({2, 1, size, size}, 0, 1));
+        CHECK(y.shape() == Shape{2, 3});
+        for (double e : y.to_vector()) CHECK(std::isfinite(e));
+      }
+      // at the same size nothing is resized and the weights load unchanged
+      VisionTransformer same(opts(28));
+      std::vector<std::string> resized;
+      same.load_state_dict(fit_state_dict_to_resolution(same, sd, "bicubic", &resized));
+      CHECK(resized.empty());
+      Tensor x = normal({2, 1, 28, 28}, 0, 1);
+      m28.eval();
+      same.eval();
+      CHECK(same(x).to_vector() == m28(x).to_vector());
+    }
+}
+
+TEST_CASE("key padding: padded keys get no attention and the valid tokens' outputs equal the unpadded sequence's") {
+  // 1D sequences (a 1 x N grid, as Conformer uses them), every relative encoding that runs on one
+  const int64_t N = 6, L = 4, D = 16, NH = 2, HD = 8;
+  for (const std::string kind : {"none", "alibi", "rope2d", "shaw", "huang", "xl", "irpe", "irpe_ctx", "swin"}) {
+    CAPTURE(kind);
+    RelPosOptions o = rel(kind);
+    auto make = [&](int64_t n) {
+      auto a = std::make_shared<Attention>(D, NH, HD, true);
+      a->set_term(std::make_shared<KeyPaddingTerm>(make_rel_pos(o, 1, n, NH, HD, 0)));
+      return a;
+    };
+    manual_seed(11);
+    auto full_attn = make(N);
+    for (const Param& p : full_attn->term->parameters()) init_uniform(const_cast<Tensor&>(p.tensor), -1, 1);
+    auto padded = std::dynamic_pointer_cast<KeyPaddingTerm>(full_attn->term);
+    REQUIRE(padded);
+    padded->set_lengths(from_vector({(double)L, (double)N}, {2}, DType::I64), N, Device::CPU);
+    Tensor x = normal({2, N, D}, 0, 1);
+    std::vector<double> y = (*full_attn)(x).to_vector();
+    // the same sequence with other values in its padding: the valid outputs do not move
+    Tensor x2 = concat({narrow(x, 1, 0, L), normal({2, N - L, D}, 0, 1)}, 1);
+    x2 = concat({narrow(x2, 0, 0, 1), narrow(x, 0, 1, 1)}, 0);
+    std::vector<double> y2 = (*full_attn)(x2).to_vector();
+    for (int64_t e = 0; e < L * D; ++e) CHECK(y2[e] == doctest::Approx(y[e]).epsilon(1e-6));
+    // against the unpadded sequence of length L with the same weights (Swin's table depends
+    // on the grid: skip it there; its index tables are checked above)
+    if (kind != "swin") {
+      auto short_attn = make(L);
+      std::map<std::string, Tensor> sd;
+      for (auto& [n, t] : full_attn->state_dict()) sd[n] = t;
+      short_attn->load_state_dict(sd);
+      std::vector<double> ys = (*short_attn)(narrow(narrow(x, 0, 0, 1), 1, 0, L)).to_vector();
+      check_close(std::vector<double>(y.begin(), y.begin() + L * D), ys, 1e-5, 1e-5, "valid outputs");
+    }
+    // the full-length sample is the unmasked attention
+    padded->set_lengths(Tensor(), N, Device::CPU);
+    std::vector<double> yu = (*full_attn)(x).to_vector();
+    check_close(std::vector<double>(y.begin() + N * D, y.end()), std::vector<double>(yu.begin() + N * D, yu.end()),
+                1e-5, 1e-5, "unmasked sample");
+  }
 }
