@@ -19,7 +19,7 @@
 #   scripts/compare_pos_enc.sh                         # the full budget (vit.yaml's 20 epochs;
 #                                                      # hours per encoding on a 2-core CPU: use a GPU)
 #   scripts/compare_pos_enc.sh --smoke                 # a tiny budget that proves the pipeline:
-#       2 epochs on 2048 training / 1000 test images, a 2-block model (--set keys below)
+#       2 epochs on 1024 training / 500 test images (32 steps), a 2-block model (--set keys below)
 #   scripts/compare_pos_enc.sh --epochs 5 --train-subset 10000 --set model.depth=4 ...
 #
 # Options: --build DIR  --out DIR (run folders; default /tmp/pos_enc_grid)  --eval-size S (36)
@@ -51,8 +51,8 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ $SMOKE == 1 ]]; then
   EPOCHS=${EPOCHS:-2}
-  [[ $TRAIN_SUBSET == 0 ]] && TRAIN_SUBSET=2048
-  [[ $TEST_SUBSET == 0 ]] && TEST_SUBSET=1000
+  [[ $TRAIN_SUBSET == 0 ]] && TRAIN_SUBSET=1024
+  [[ $TEST_SUBSET == 0 ]] && TEST_SUBSET=500
   SETS=(model.depth=2 model.dim=64 model.heads=4 model.dim_head=16 model.mlp_dim=128 train.batch_size=64
         train.warmup_epochs=0.2 train.threads=2 data.num_workers=1 "${SETS[@]}")
 fi
