@@ -22,6 +22,8 @@ void RelPosOptions::bind(KeyBinder& b) {
   b("irpe_mode", irpe_mode,
     KeySpec::Enum({"bias", "contextual"}, "irpe: a learned scalar per bucket (bias, fused) or a learned vector per "
                                           "bucket multiplied by q, k or attention (contextual, op by op)"));
+  b("sasa_kernel", sasa_kernel,
+    KeySpec::Int("attention: sasa: the side k of the local k x k window, odd (SASA: 7)").ge(1));
   b("irpe_on", irpe_on,
     KeySpec::Enum({"k", "qk", "kv", "qkv"}, "irpe: the sides the encoding acts on (contextual; bias mode: k only); "
                                             "iRPE's recommended: k"));
@@ -358,6 +360,46 @@ Tensor KeyPaddingTerm::logits_term(const Tensor& q, const Tensor& k) {
   if (!mask.defined()) return t;
   Tensor m = mask.dtype() == q.dtype() ? mask : mask.to(q.dtype());
   return t.defined() ? t + m : m;
+}
+
+SasaTerm::SasaTerm(int64_t h, int64_t w, int64_t dim_head, int64_t K, int64_t skip) {
+  PW_CHECK(K % 2 == 1, "SasaTerm: model.sasa_kernel must be odd (a window centred on its patch), got ", K);
+  PW_CHECK(dim_head % 2 == 0, "SasaTerm: model.dim_head must be even (half for row, half for column offsets), got ",
+           dim_head);
+  const int64_t N = h * w, M = N + skip, r = K / 2;
+  std::vector<int64_t> ir(M * M, -1), ic(M * M, -1);
+  std::vector<double> m(M * M, 0.0);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      const int64_t dr = j / w - i / w, dc = j % w - i % w, e = (i + skip) * M + j + skip;
+      if (std::abs(dr) <= r && std::abs(dc) <= r) {
+        ir[e] = dr + r;
+        ic[e] = dc + r;
+      } else {
+        m[e] = -1e9;
+      }
+    }
+  index_row = RelIndex::build(ir, M, K);
+  index_col = RelIndex::build(ic, M, K);
+  row = add_param("row", zeros({K, dim_head / 2}), /*decay=*/false);
+  col = add_param("col", zeros({K, dim_head / 2}), /*decay=*/false);
+  init_trunc_normal(row, 0.02);
+  init_trunc_normal(col, 0.02);
+  add_constant("index_row", index_row.idx);
+  add_constant("index_row_inv_off", index_row.inv_off);
+  add_constant("index_row_inv_pos", index_row.inv_pos);
+  add_constant("index_col", index_col.idx);
+  add_constant("index_col_inv_off", index_col.inv_off);
+  add_constant("index_col_inv_pos", index_col.inv_pos);
+  mask = add_constant("mask", from_vector(m, {M, M}));
+}
+
+Tensor SasaTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const int64_t half = q.size(-1) / 2;
+  Tensor qs = q * (1.0 / std::sqrt((double)q.size(-1)));
+  Tensor a = rel_logits_gather(matmul(narrow(qs, 3, 0, half), transpose(row, 0, 1)), index_row);     // (B,NH,M,M)
+  Tensor b = rel_logits_gather(matmul(narrow(qs, 3, half, half), transpose(col, 0, 1)), index_col);  // (B,NH,M,M)
+  return a + b + (mask.dtype() == q.dtype() ? mask : mask.to(q.dtype()));
 }
 
 XlTerm::XlTerm(int64_t n, int64_t heads, int64_t dim_head, int64_t skip) : heads(heads), dim_head(dim_head) {

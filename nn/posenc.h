@@ -58,6 +58,7 @@ struct RelPosOptions {
   bool irpe_shared_head = true;  // one table for all heads (iRPE's default)
   std::string irpe_mode = "bias";  // bias | contextual
   std::string irpe_on = "k";       // contextual: k | qk | kv | qkv (bias: k only)
+  int64_t sasa_kernel = 7;         // model.attention: sasa: the k x k window (SASA: 7)
   void bind(KeyBinder& b);
 };
 
@@ -195,6 +196,22 @@ struct KeyPaddingTerm : AttentionTerm {
   bool has_output_term() const override { return inner && inner->has_output_term(); }
   Tensor output_term(const Tensor& attn, const Tensor& v) override { return inner->output_term(attn, v); }
   const char* type_name() const override { return "KeyPaddingTerm"; }
+};
+
+// SASA (Ramachandran et al. 2019, arXiv 1906.05909): each patch attends to the patches of
+// the k x k window centred on it (keys outside the window, or past the image border, get
+// -1e9: no attention), with factorised relative embeddings: logits += scale *
+// (q[:HD/2] . r_row[dr] + q[HD/2:] . r_col[dc]), (dr, dc) = p_j - p_i in [-k/2, k/2]^2.
+// Composed op by op over the full N x N logits (O(N^2), not the O(N k^2) of an unfolded
+// window: fine for the small grids here). A class token attends to and is attended by
+// every token, with no relative embedding.   row, col: (k, HD/2)
+struct SasaTerm : AttentionTerm {
+  Tensor row, col;
+  RelIndex index_row, index_col;  // dr + k/2, dc + k/2 inside the window, else -1
+  Tensor mask;                    // (M,M): 0 inside the window, -1e9 outside
+  SasaTerm(int64_t h, int64_t w, int64_t dim_head, int64_t kernel, int64_t skip);
+  Tensor logits_term(const Tensor& q, const Tensor& k) override;  // -> (B,NH,M,M)
+  const char* type_name() const override { return "SasaTerm"; }
 };
 
 // Transformer-XL's relative terms (b), (c), (d) over M = N + skip tokens in raster order:

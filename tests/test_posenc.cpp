@@ -51,6 +51,7 @@ Tensor stack_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
 RelPosOptions rel(const std::string& kind, const std::string& irpe_method = "product") {
   RelPosOptions o;
   o.kind = kind;
+  if (kind == "sasa") o.kind = "none";  // model.attention: sasa (the tests set it)
   if (kind == "irpe_ctx") {
     o.kind = "irpe";
     o.irpe_mode = "contextual";
@@ -438,7 +439,7 @@ TEST_CASE("every encoding trains: 30 AdamW steps on a tiny ViT and SimpleViT low
       {"none", ""},          {"swin", ""},        {"alibi", ""},           {"rope2d", ""},
       {"shaw", ""},          {"irpe", "product"}, {"irpe", "euclidean"},   {"irpe", "quantized"},
       {"irpe", "cross"},     {"xl", ""},          {"huang", ""},           {"irpe_ctx", "product"},
-      {"irpe_ctx", "cross"}};
+      {"irpe_ctx", "cross"}, {"sasa", ""}};
   for (const bool vit : {true, false})
     for (auto [kind, method] : kinds) {
       CAPTURE(vit);
@@ -457,6 +458,10 @@ TEST_CASE("every encoding trains: 30 AdamW steps on a tiny ViT and SimpleViT low
       o.mlp_dim = 32;
       o.rel_pos = rel(kind, method.empty() ? "product" : method);
       o.rel_pos.irpe_shared_head = true;
+      if (kind_ == "sasa") {
+        o.attention = "sasa";
+        o.rel_pos.sasa_kernel = 3;
+      }
       manual_seed(7);
       VisionTransformer m(o);
       Tensor x = normal({8, 1, 8, 8}, 0, 1), y = from_vector({0, 1, 2, 3, 0, 1, 2, 3}, {8}, DType::I64);
@@ -497,7 +502,8 @@ TEST_CASE("resolution extrapolation: a model built at 28 loads and runs at 32 an
   }
   const std::vector<std::pair<std::string, std::string>> kinds = {
       {"learned", "none"}, {"sincos2d", "none"}, {"sinusoidal", "none"}, {"none", "swin"},  {"none", "irpe"},
-      {"none", "alibi"},   {"none", "rope2d"},   {"none", "shaw"},       {"none", "xl"},    {"none", "huang"}};
+      {"none", "alibi"},   {"none", "rope2d"},   {"none", "shaw"},       {"none", "xl"},    {"none", "huang"},
+      {"none", "sasa"}};
   for (const bool vit : {true, false})
     for (auto [pe, kind] : kinds) {
       const std::string pe_ = pe, kind_ = kind;
@@ -517,6 +523,7 @@ TEST_CASE("resolution extrapolation: a model built at 28 loads and runs at 32 an
         o.mlp_dim = 16;
         o.pos_embed = pe_;
         o.rel_pos = rel(kind_);
+        if (kind_ == "sasa") o.attention = "sasa";
         return o;
       };
       manual_seed(3);
@@ -588,4 +595,62 @@ TEST_CASE("key padding: padded keys get no attention and the valid tokens' outpu
     check_close(std::vector<double>(y.begin() + N * D, y.end()), std::vector<double>(yu.begin() + N * D, yu.end()),
                 1e-5, 1e-5, "unmasked sample");
   }
+}
+
+TEST_CASE("SASA: the window's logits are the factorised embeddings, and a token outside the window has no effect") {
+  const int64_t h = 5, w = 5, N = h * w, NH = 2, HD = 8, D = 16, K = 3;
+  for (const int64_t skip : {0, 1}) {
+    CAPTURE(skip);
+    const int64_t M = N + skip;
+    auto t = std::make_shared<SasaTerm>(h, w, HD, K, skip);
+    init_uniform(t->row, -1, 1);
+    init_uniform(t->col, -1, 1);
+    Tensor q = normal({1, NH, M, HD}, 0, 1), k = normal({1, NH, M, HD}, 0, 1);
+    std::vector<double> got = t->logits_term(q, k).to_vector(), Q = q.to_vector(), R = t->row.to_vector(),
+                        C = t->col.to_vector();
+    const double scale = 1 / std::sqrt((double)HD);
+    for (int64_t hh = 0; hh < NH; ++hh)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < M; ++j) {
+          double want = 0;
+          if (i >= skip && j >= skip) {
+            const int64_t pi = i - skip, pj = j - skip, dr = pj / w - pi / w, dc = pj % w - pi % w;
+            if (std::abs(dr) > K / 2 || std::abs(dc) > K / 2) {
+              want = -1e9;
+            } else {
+              for (int64_t d = 0; d < HD / 2; ++d)
+                want += Q[(hh * M + i) * HD + d] * R[(dr + K / 2) * (HD / 2) + d] +
+                        Q[(hh * M + i) * HD + HD / 2 + d] * C[(dc + K / 2) * (HD / 2) + d];
+              want *= scale;
+            }
+          }
+          const double g = got[(hh * M + i) * M + j];
+          if (std::abs(g - want) > 1e-5 * (1 + std::abs(want))) FAIL_CHECK("(", i, ",", j, "): ", g, " vs ", want);
+        }
+    // property: the output of patch (2,2) does not move when a patch outside its 3x3 window changes,
+    // and does when one inside it changes
+    Attention attn(D, NH, HD, true);
+    attn.set_term(t);
+    Tensor x = normal({1, M, D}, 0, 1);
+    const int64_t centre = skip + 2 * w + 2, outside = skip + 0 * w + 4, inside = skip + 1 * w + 3;
+    auto out_at = [&](const Tensor& xx, int64_t n) {
+      std::vector<double> y = attn(xx).to_vector();
+      return std::vector<double>(y.begin() + n * D, y.begin() + (n + 1) * D);
+    };
+    auto perturb = [&](int64_t n) {
+      std::vector<double> v = x.to_vector();
+      for (int64_t d = 0; d < D; ++d) v[n * D + d] += 3.0;
+      return from_vector(v, {1, M, D});
+    };
+    const std::vector<double> base = out_at(x, centre), far = out_at(perturb(outside), centre),
+                              near = out_at(perturb(inside), centre);
+    for (int64_t d = 0; d < D; ++d) CHECK(far[d] == doctest::Approx(base[d]).epsilon(1e-6));
+    double moved = 0;
+    for (int64_t d = 0; d < D; ++d) moved = std::max(moved, std::abs(near[d] - base[d]));
+    CHECK(moved > 1e-3);
+  }
+  CHECK_THROWS_WITH_AS(Config::parse("model:\n  type: vit\n  attention: sasa\n  rel_pos: xl\n", "r.yaml"),
+                       doctest::Contains("sasa brings its own relative embeddings"), pw::Error);
+  CHECK_THROWS_WITH_AS(Config::parse("model:\n  type: vit\n  attention: sasa\n  sasa_kernel: 4\n", "r.yaml"),
+                       doctest::Contains("odd model.sasa_kernel"), pw::Error);
 }
