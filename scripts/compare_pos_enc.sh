@@ -25,12 +25,14 @@
 # Options: --build DIR  --out DIR (run folders; default /tmp/pos_enc_grid)  --eval-size S (36)
 #   --epochs E  --train-subset N --test-subset N (first N images; 0 = all)  --only a,b,c
 #   --set k=v (repeatable; added to every run)  --doc PATH (docs/pos_enc.md)  --smoke
+#   --keep-results (add to $OUT/results.jsonl instead of starting it afresh: runs an encoding
+#   left out before with --only, the doc lists every command)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 ORIG_CMD="scripts/compare_pos_enc.sh $*"
 
-BUILD="" OUT=/tmp/pos_enc_grid EVAL_SIZE=36 EPOCHS="" TRAIN_SUBSET=0 TEST_SUBSET=0 ONLY="" SMOKE=0
+BUILD="" OUT=/tmp/pos_enc_grid EVAL_SIZE=36 EPOCHS="" TRAIN_SUBSET=0 TEST_SUBSET=0 ONLY="" SMOKE=0 KEEP=0
 DOC=docs/pos_enc.md
 SETS=()
 while [[ $# -gt 0 ]]; do
@@ -45,6 +47,7 @@ while [[ $# -gt 0 ]]; do
     --set) SETS+=("$2"); shift 2 ;;
     --doc) DOC=$2; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
+    --keep-results) KEEP=1; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "compare_pos_enc.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -103,13 +106,15 @@ ENCODINGS=(
   "shaw|model.pos_embed=none model.rel_pos=shaw"
   "xl|model.pos_embed=none model.rel_pos=xl"
   "huang|model.pos_embed=none model.rel_pos=huang"
+  "sasa|model.pos_embed=none model.attention=sasa model.sasa_kernel=7"
   "linear_elu+learned|model.pos_embed=learned model.attention=linear_elu"
 )
 # PEG (CPVT) when this build has it
 if "$PW" keys --model vit 2>/dev/null | grep -q "peg"; then ENCODINGS+=("peg|model.pos_embed=peg"); fi
 
 RESULTS=$OUT/results.jsonl
-: > "$RESULTS"
+if [[ $KEEP == 0 ]]; then : > "$RESULTS"; : > "$OUT/commands.txt"; fi
+echo "$ORIG_CMD" >> "$OUT/commands.txt"
 for e in "${ENCODINGS[@]}"; do
   name=${e%%|*}
   keys=${e#*|}
@@ -147,9 +152,10 @@ done
 
 # the doc and the plot
 "$PY" - "$RESULTS" "$DOC" "$EVAL_SIZE" "$SMOKE" "${EPOCHS:-vit.yaml}" "$TRAIN_SUBSET" "$TEST_SUBSET" \
-  "$(printf '%s ' "${SETS[@]}")" "$ORIG_CMD" <<'EOF'
+  "$(printf '%s ' "${SETS[@]}")" "$OUT/commands.txt" <<'EOF'
 import datetime, json, os, sys
-res_path, doc, S, smoke, epochs, ntr, nte, sets, cmd = sys.argv[1:10]
+res_path, doc, S, smoke, epochs, ntr, nte, sets, cmds = sys.argv[1:10]
+cmd = "`, then `".join(l.strip() for l in open(cmds) if l.strip())
 rows = [json.loads(l) for l in open(res_path)]
 png = os.path.splitext(doc)[0] + ".png"
 plot_note = ""
@@ -177,10 +183,12 @@ if smoke == "1":
     lines += ["**SMOKE BUDGET — these numbers do not rank the encodings.** This table comes from a tiny run "
               "that only proves the pipeline (training, evaluation at two sizes, table and plot) works end to end "
               "on a shared 2-core CPU: a 2-block model, "
-              f"{epochs} epochs on the first {ntr} training images, tested on the first {nte} test images. "
+              f"{epochs} epochs on the first {ntr} training images ({int(ntr) * int(epochs) // 64} steps of 64), tested on "
+              f"the first {nte} test images, on a shared 2-core machine under heavy load (so images/s is not a speed "
+              "measurement either). "
               "Differences of a few points are noise at this budget. Run the full grid on a GPU "
               "(`scripts/compare_pos_enc.sh` without --smoke) for numbers that mean something.", ""]
-lines += [f"Command: `{cmd.strip()}` (run {now}).", "",
+lines += [f"Command: `{cmd}` (finished {now}; the train, eval and info outputs are in the --out folder).", "",
           f"Backbone: configs/fashion_mnist/vit.yaml (ViT, patch 4, class token) with `{sets.strip()}` on every run; "
           "seed 0 for all. Relative encodings run without an absolute one (pos_embed: none). "
           f"\"top-1 @{S}\" is `patchwork eval --image-size {S}`: the test images resized to {S}x{S} (a 9x9 grid), "
