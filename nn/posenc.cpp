@@ -420,11 +420,14 @@ XlTerm::XlTerm(int64_t n, int64_t heads, int64_t dim_head, int64_t skip) : heads
 }
 
 Tensor XlTerm::logits_term(const Tensor& q, const Tensor& k) {
-  const int64_t M = q.size(-2), R = r.size(0);
-  PW_CHECK(M == (R + 1) / 2, "XlTerm: built for ", (R + 1) / 2, " tokens, got q ", q.str(),
-           "; the model's image size or sequence length differs from the one the term was built for");
+  const int64_t M = q.size(-2), built = (r.size(0) + 1) / 2;
+  // without a class token any length works (XL on sequences of another length: R recomputed)
+  PW_CHECK(M == built || !mask.defined(), "XlTerm: built for ", built, " tokens with a class token, got q ", q.str(),
+           "; the model's image size differs from the one the term was built for");
+  const int64_t R = 2 * M - 1;
   const double scale = 1.0 / std::sqrt((double)dim_head);
-  Tensor rr = r.dtype() == q.dtype() ? r : r.to(q.dtype());
+  Tensor rr = M == built ? r : xl_relative_sinusoid(M, heads * dim_head).to(q.device());
+  if (rr.dtype() != q.dtype()) rr = rr.to(q.dtype());
   Tensor rk = permute((*w_r)(rr).reshape({R, heads, dim_head}), {1, 2, 0});  // (NH,HD,2M-1)
   Tensor bd = rel_shift(matmul(q + v.reshape({1, heads, 1, dim_head}), rk));  // (B,NH,M,2M-1) -> (B,NH,M,M)
   if (mask.defined()) bd = bd * (mask.dtype() == q.dtype() ? mask : mask.to(q.dtype()));

@@ -217,6 +217,8 @@ struct SasaTerm : AttentionTerm {
 // Transformer-XL's relative terms (b), (c), (d) over M = N + skip tokens in raster order:
 //   scale * (rel_shift((q + v) (R W_R^T)^T) + u . k_j), R: (2M-1, NH*HD) fixed, W_R: (NH*HD, NH*HD).
 // The class-token rows and columns get no (b), (d) (mask); u . k_j is content, kept.
+// Without a class token the term takes any number of tokens (R recomputed for another
+// length: variable-length sequences).
 struct XlTerm : AttentionTerm {
   std::shared_ptr<Linear> w_r;  // no bias
   Tensor u, v;                  // (NH,HD): XL's global content and position biases

@@ -588,6 +588,12 @@ TEST_CASE("key padding: padded keys get no attention and the valid tokens' outpu
       short_attn->load_state_dict(sd);
       std::vector<double> ys = (*short_attn)(narrow(narrow(x, 0, 0, 1), 1, 0, L)).to_vector();
       check_close(std::vector<double>(y.begin(), y.begin() + L * D), ys, 1e-5, 1e-5, "valid outputs");
+      if (kind == "xl") {  // XL takes any length: the term built for N on the L tokens
+        padded->set_lengths(Tensor(), N, Device::CPU);
+        std::vector<double> yl = (*full_attn)(narrow(narrow(x, 0, 0, 1), 1, 0, L)).to_vector();
+        check_close(yl, ys, 1e-5, 1e-5, "xl built for N, run on L tokens");
+        padded->set_lengths(from_vector({(double)L, (double)N}, {2}, DType::I64), N, Device::CPU);
+      }
     }
     // the full-length sample is the unmasked attention
     padded->set_lengths(Tensor(), N, Device::CPU);
