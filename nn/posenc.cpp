@@ -7,9 +7,9 @@ namespace pw {
 
 void RelPosOptions::bind(KeyBinder& b) {
   b("rel_pos", kind,
-    KeySpec::Enum({"none", "swin", "alibi", "rope2d", "shaw", "irpe"},
+    KeySpec::Enum({"none", "swin", "alibi", "rope2d", "shaw", "irpe", "xl", "huang"},
                   "relative position encoding inside attention (nn/posenc.h); composes with pos_embed"));
-  b("rel_pos_clip", clip, KeySpec::Int("shaw: clipping distance k per axis (Shaw et al. 2018: 16)").ge(1));
+  b("rel_pos_clip", clip, KeySpec::Int("shaw, huang: clipping distance k per axis (Shaw et al. 2018: 16)").ge(1));
   b("shaw_values", shaw_values, KeySpec::Bool("shaw: also the value-side term sum_j a_ij rV_ij"));
   b("rel_pos_distance", alibi_distance,
     KeySpec::Enum({"euclidean", "manhattan"}, "alibi: the patch distance the head slopes multiply"));
@@ -18,7 +18,15 @@ void RelPosOptions::bind(KeyBinder& b) {
     KeySpec::Enum({"euclidean", "quantized", "cross", "product"}, "irpe: the 2D bucket method (iRPE's default: product)"));
   b("irpe_ratio", irpe_ratio,
     KeySpec::Float("irpe: alpha = ratio, beta = 2 ratio, gamma = 8 ratio of the piecewise index (iRPE: 1.9)").ge(0.5));
-  b("irpe_shared_head", irpe_shared_head, KeySpec::Bool("irpe: one bias table shared by all heads (iRPE's default)"));
+  b("irpe_shared_head", irpe_shared_head, KeySpec::Bool("irpe: one table shared by all heads (iRPE's default)"));
+  b("irpe_mode", irpe_mode,
+    KeySpec::Enum({"bias", "contextual"}, "irpe: a learned scalar per bucket (bias, fused) or a learned vector per "
+                                          "bucket multiplied by q, k or attention (contextual, op by op)"));
+  b("sasa_kernel", sasa_kernel,
+    KeySpec::Int("attention: sasa: the side k of the local k x k window, odd (SASA: 7)").ge(1));
+  b("irpe_on", irpe_on,
+    KeySpec::Enum({"k", "qk", "kv", "qkv"}, "irpe: the sides the encoding acts on (contextual; bias mode: k only); "
+                                            "iRPE's recommended: k"));
 }
 
 // ---- index tables ----
@@ -136,6 +144,90 @@ std::vector<double> rope_axial_angles(int64_t h, int64_t w, int64_t dim_head, do
   return a;
 }
 
+Tensor xl_relative_sinusoid(int64_t n, int64_t dim) {
+  PW_CHECK(dim % 2 == 0 && dim >= 2, "xl_relative_sinusoid: dim must be even, got ", dim);
+  const int64_t half = dim / 2;
+  std::vector<double> e((2 * n - 1) * dim);
+  for (int64_t c = 0; c < 2 * n - 1; ++c) {
+    const double d = (double)(n - 1 - c);
+    for (int64_t m = 0; m < half; ++m) {
+      const double f = 1.0 / std::pow(10000.0, (double)(2 * m) / (double)dim);
+      e[c * dim + m] = std::sin(d * f);
+      e[c * dim + half + m] = std::cos(d * f);
+    }
+  }
+  return from_vector(e, {2 * n - 1, dim});
+}
+
+// ---- resolution extrapolation ----
+
+namespace {
+
+Tensor resize_grid(const Tensor& g, int64_t h1, int64_t w1, const std::string& mode) {  // (1,C,h,w)
+  PW_CHECK(mode == "bicubic" || mode == "bilinear", "resize: unknown interpolation '", mode,
+           "' (bicubic or bilinear)");
+  return mode == "bicubic" ? interpolate_bicubic(g, h1, w1) : interpolate_bilinear(g, h1, w1);
+}
+
+int64_t isqrt_exact(int64_t n) {  // s with s*s == n, else -1
+  if (n < 0) return -1;
+  int64_t s = (int64_t)std::llround(std::sqrt((double)n));
+  return s * s == n ? s : -1;
+}
+
+}  // namespace
+
+Tensor resize_pos_embed(const Tensor& pe, int64_t skip, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                        const std::string& mode) {
+  PW_CHECK(pe.dim() == 3 && pe.size(0) == 1 && pe.size(1) == skip + h0 * w0, "resize_pos_embed: expected (1, ", skip,
+           " + ", h0, "*", w0, ", D), got ", pe.str());
+  const int64_t D = pe.size(2);
+  Tensor grid = permute(narrow(pe, 1, skip, h0 * w0).reshape({1, h0, w0, D}), {0, 3, 1, 2});  // (1,D,h0,w0)
+  Tensor out = permute(resize_grid(grid, h1, w1, mode), {0, 2, 3, 1}).reshape({1, h1 * w1, D});
+  return skip > 0 ? concat({narrow(pe, 1, 0, skip), out}, 1) : out;
+}
+
+Tensor resize_rel_table(const Tensor& table, int64_t h0, int64_t w0, int64_t h1, int64_t w1, const std::string& mode) {
+  const int64_t A0 = 2 * h0 - 1, B0 = 2 * w0 - 1, A1 = 2 * h1 - 1, B1 = 2 * w1 - 1;
+  PW_CHECK(table.dim() == 2 && table.size(0) == A0 * B0, "resize_rel_table: expected ((2*", h0, "-1)(2*", w0,
+           "-1), NH), got ", table.str());
+  const int64_t NH = table.size(1);
+  Tensor grid = permute(table.reshape({1, A0, B0, NH}), {0, 3, 1, 2});  // (1,NH,A0,B0)
+  return permute(resize_grid(grid, A1, B1, mode), {0, 2, 3, 1}).reshape({A1 * B1, NH});
+}
+
+std::map<std::string, Tensor> fit_state_dict_to_resolution(const Module& model, std::map<std::string, Tensor> sd,
+                                                           const std::string& mode, std::vector<std::string>* resized) {
+  auto ends_with = [](const std::string& s, const std::string& e) {
+    return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+  };
+  for (const auto& [name, want] : model.state_dict()) {
+    auto it = sd.find(name);
+    if (it == sd.end() || it->second.shape() == want.shape()) continue;
+    const Tensor& have = it->second;
+    Tensor fitted;
+    if ((name == "pos_embed" || ends_with(name, ".pos_embed")) && have.dim() == 3 && want.dim() == 3 &&
+        have.size(2) == want.size(2)) {
+      for (int64_t skip : {1, 0}) {
+        const int64_t s0 = isqrt_exact(have.size(1) - skip), s1 = isqrt_exact(want.size(1) - skip);
+        if (s0 > 0 && s1 > 0) {
+          fitted = resize_pos_embed(have, skip, s0, s0, s1, s1, mode);
+          break;
+        }
+      }
+    } else if (ends_with(name, "term.table") && have.dim() == 2 && want.dim() == 2 && have.size(1) == want.size(1)) {
+      const int64_t a0 = isqrt_exact(have.size(0)), a1 = isqrt_exact(want.size(0));
+      if (a0 > 0 && a1 > 0 && a0 % 2 == 1 && a1 % 2 == 1)
+        fitted = resize_rel_table(have, (a0 + 1) / 2, (a0 + 1) / 2, (a1 + 1) / 2, (a1 + 1) / 2, mode);
+    }
+    if (fitted.defined()) {
+      it->second = fitted.to(have.dtype());
+      if (resized) resized->push_back(name);
+    }
+  }
+  return sd;
+}
+
 // ---- terms ----
 
 void RelTableBias::add_table(const std::string& name, RelIndex index, int64_t heads, double init_std) {
@@ -193,6 +285,175 @@ Tensor ShawTerm::output_term(const Tensor& attn, const Tensor& v) {
   return matmul(rel_logits_scatter(attn, index), table_v);  // (B,NH,N,T) (T,HD)
 }
 
+IrpeContextTerm::IrpeContextTerm(std::vector<RelIndex> idx, int64_t th, int64_t dim_head, const std::string& on)
+    : indexes(std::move(idx)) {
+  for (size_t p = 0; p < indexes.size(); ++p) {
+    const RelIndex& r = indexes[p];
+    const std::string sfx = indexes.size() > 1 ? "_" + std::to_string(p) : "";
+    // iRPE: zero-initialised tables
+    if (on.find('q') != std::string::npos)
+      table_q.push_back(add_param("table_q" + sfx, zeros({th, dim_head, r.T}), /*decay=*/false));
+    if (on.find('k') != std::string::npos)
+      table_k.push_back(add_param("table_k" + sfx, zeros({th, dim_head, r.T}), /*decay=*/false));
+    if (on.find('v') != std::string::npos)
+      table_v.push_back(add_param("table_v" + sfx, zeros({th, r.T, dim_head}), /*decay=*/false));
+    add_constant("index" + sfx, r.idx);
+    add_constant("index_inv_off" + sfx, r.inv_off);
+    add_constant("index_inv_pos" + sfx, r.inv_pos);
+  }
+}
+
+Tensor IrpeContextTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const double scale = 1.0 / std::sqrt((double)q.size(-1));
+  Tensor out;
+  auto add = [&](const Tensor& t) { out = out.defined() ? out + t : t; };
+  for (size_t p = 0; p < indexes.size(); ++p) {
+    if (!table_k.empty()) add(rel_logits_gather(matmul(q * scale, table_k[p]), indexes[p]));  // (B,NH,N,T) -> [i,j]
+    if (!table_q.empty())  // iRPE's rpe_q(k * scale).transpose: [i,j] = k_j . r^Q_b(j,i)
+      add(transpose(rel_logits_gather(matmul(k * scale, table_q[p]), indexes[p]), -2, -1));
+  }
+  return out;
+}
+
+Tensor IrpeContextTerm::output_term(const Tensor& attn, const Tensor& v) {
+  Tensor out;
+  for (size_t p = 0; p < indexes.size(); ++p) {
+    Tensor t = matmul(rel_logits_scatter(attn, indexes[p]), table_v[p]);  // (B,NH,N,T) (NH|1,T,HD)
+    out = out.defined() ? out + t : t;
+  }
+  return out;
+}
+
+Tensor key_padding_bias(const Tensor& lengths, int64_t n, int64_t skip) {
+  PW_CHECK(lengths.dim() == 1, "key_padding_bias: expected lengths (B), got ", lengths.str());
+  std::vector<double> len = lengths.cpu().to_vector();
+  const int64_t B = (int64_t)len.size();
+  std::vector<double> b(B * n * n, 0.0);
+  for (int64_t s = 0; s < B; ++s) {
+    PW_CHECK(len[s] >= 1 && skip + (int64_t)len[s] <= n, "key_padding_bias: length ", (int64_t)len[s], " of sample ",
+             s, " outside [1, ", n - skip, "] for ", n, " tokens (", skip, " leading)");
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = skip + (int64_t)len[s]; j < n; ++j) b[(s * n + i) * n + j] = -1e9;
+  }
+  return from_vector(b, {B, 1, n, n});
+}
+
+KeyPaddingTerm::KeyPaddingTerm(std::shared_ptr<AttentionTerm> in, int64_t skip) : inner(std::move(in)), skip(skip) {
+  if (inner) add_module("inner", inner);
+}
+
+void KeyPaddingTerm::set_lengths(const Tensor& lengths, int64_t n, Device d) {
+  mask = lengths.defined() ? key_padding_bias(lengths, n, skip).to(d) : Tensor();
+}
+
+Tensor KeyPaddingTerm::static_bias() {
+  if (inner && inner->has_logits_term()) {
+    Tensor b = inner->static_bias();
+    if (!b.defined()) return Tensor();  // the inner term reads q, k: op by op
+    return mask.defined() ? b + mask.to(b.dtype()) : b;
+  }
+  return mask;
+}
+
+Tensor KeyPaddingTerm::logits_term(const Tensor& q, const Tensor& k) {
+  Tensor t = inner && inner->has_logits_term() ? inner->logits_term(q, k) : Tensor();
+  if (!mask.defined()) return t;
+  Tensor m = mask.dtype() == q.dtype() ? mask : mask.to(q.dtype());
+  return t.defined() ? t + m : m;
+}
+
+SasaTerm::SasaTerm(int64_t h, int64_t w, int64_t dim_head, int64_t K, int64_t skip) {
+  PW_CHECK(K % 2 == 1, "SasaTerm: model.sasa_kernel must be odd (a window centred on its patch), got ", K);
+  PW_CHECK(dim_head % 2 == 0, "SasaTerm: model.dim_head must be even (half for row, half for column offsets), got ",
+           dim_head);
+  const int64_t N = h * w, M = N + skip, r = K / 2;
+  std::vector<int64_t> ir(M * M, -1), ic(M * M, -1);
+  std::vector<double> m(M * M, 0.0);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      const int64_t dr = j / w - i / w, dc = j % w - i % w, e = (i + skip) * M + j + skip;
+      if (std::abs(dr) <= r && std::abs(dc) <= r) {
+        ir[e] = dr + r;
+        ic[e] = dc + r;
+      } else {
+        m[e] = -1e9;
+      }
+    }
+  index_row = RelIndex::build(ir, M, K);
+  index_col = RelIndex::build(ic, M, K);
+  row = add_param("row", zeros({K, dim_head / 2}), /*decay=*/false);
+  col = add_param("col", zeros({K, dim_head / 2}), /*decay=*/false);
+  init_trunc_normal(row, 0.02);
+  init_trunc_normal(col, 0.02);
+  add_constant("index_row", index_row.idx);
+  add_constant("index_row_inv_off", index_row.inv_off);
+  add_constant("index_row_inv_pos", index_row.inv_pos);
+  add_constant("index_col", index_col.idx);
+  add_constant("index_col_inv_off", index_col.inv_off);
+  add_constant("index_col_inv_pos", index_col.inv_pos);
+  mask = add_constant("mask", from_vector(m, {M, M}));
+}
+
+Tensor SasaTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const int64_t half = q.size(-1) / 2;
+  Tensor qs = q * (1.0 / std::sqrt((double)q.size(-1)));
+  Tensor a = rel_logits_gather(matmul(narrow(qs, 3, 0, half), transpose(row, 0, 1)), index_row);     // (B,NH,M,M)
+  Tensor b = rel_logits_gather(matmul(narrow(qs, 3, half, half), transpose(col, 0, 1)), index_col);  // (B,NH,M,M)
+  return a + b + (mask.dtype() == q.dtype() ? mask : mask.to(q.dtype()));
+}
+
+XlTerm::XlTerm(int64_t n, int64_t heads, int64_t dim_head, int64_t skip) : heads(heads), dim_head(dim_head) {
+  const int64_t M = n + skip, D = heads * dim_head;
+  w_r = add_module("w_r", std::make_shared<Linear>(D, D, /*with_bias=*/false));
+  u = add_param("u", zeros({heads, dim_head}), /*decay=*/false);
+  v = add_param("v", zeros({heads, dim_head}), /*decay=*/false);
+  init_trunc_normal(u, 0.02);  // XL's init: N(0, 0.02)
+  init_trunc_normal(v, 0.02);
+  r = add_constant("r", xl_relative_sinusoid(M, D));
+  if (skip > 0) {
+    std::vector<double> m(M * M, 1.0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < M; ++j)
+        if (i < skip || j < skip) m[i * M + j] = 0.0;
+    mask = add_constant("mask", from_vector(m, {M, M}));
+  }
+}
+
+Tensor XlTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const int64_t M = q.size(-2), built = (r.size(0) + 1) / 2;
+  // without a class token any length works (XL on sequences of another length: R recomputed)
+  PW_CHECK(M == built || !mask.defined(), "XlTerm: built for ", built, " tokens with a class token, got q ", q.str(),
+           "; the model's image size differs from the one the term was built for");
+  const int64_t R = 2 * M - 1;
+  const double scale = 1.0 / std::sqrt((double)dim_head);
+  Tensor rr = M == built ? r : xl_relative_sinusoid(M, heads * dim_head).to(q.device());
+  if (rr.dtype() != q.dtype()) rr = rr.to(q.dtype());
+  Tensor rk = permute((*w_r)(rr).reshape({R, heads, dim_head}), {1, 2, 0});  // (NH,HD,2M-1)
+  Tensor bd = rel_shift(matmul(q + v.reshape({1, heads, 1, dim_head}), rk));  // (B,NH,M,2M-1) -> (B,NH,M,M)
+  if (mask.defined()) bd = bd * (mask.dtype() == q.dtype() ? mask : mask.to(q.dtype()));
+  Tensor c = matmul(u.reshape({1, heads, 1, dim_head}), transpose(k, -2, -1));  // (B,NH,1,M)
+  return (bd + c) * scale;
+}
+
+HuangTerm::HuangTerm(RelIndex idx, RelIndex idx_t, int64_t dim_head) : index(std::move(idx)), index_t(std::move(idx_t)) {
+  table = add_param("table", zeros({index.T, dim_head}), /*decay=*/false);
+  init_trunc_normal(table, 0.02);
+  add_constant("index", index.idx);
+  add_constant("index_inv_off", index.inv_off);
+  add_constant("index_inv_pos", index.inv_pos);
+  add_constant("index_t", index_t.idx);
+  add_constant("index_t_inv_off", index_t.inv_off);
+  add_constant("index_t_inv_pos", index_t.inv_pos);
+}
+
+Tensor HuangTerm::logits_term(const Tensor& q, const Tensor& k) {
+  const double scale = 1.0 / std::sqrt((double)q.size(-1));
+  Tensor pt = transpose(table, 0, 1);                              // (HD,T)
+  Tensor qp = rel_logits_gather(matmul(q, pt), index);             // q_i . p_idx(i,j)      (B,NH,N,N)
+  Tensor kp = rel_logits_gather(matmul(k, pt), index_t);           // [j,i] = k_j . p_idx(i,j)
+  return (qp + transpose(kp, -2, -1)) * scale;
+}
+
 std::shared_ptr<AttentionTerm> make_rel_pos(const RelPosOptions& o, int64_t h, int64_t w, int64_t heads,
                                             int64_t dim_head, int64_t skip) {
   const int64_t N = h * w, M = N + skip;
@@ -206,20 +467,25 @@ std::shared_ptr<AttentionTerm> make_rel_pos(const RelPosOptions& o, int64_t h, i
   if (o.kind == "irpe") {
     const double alpha = o.irpe_ratio, beta = 2 * o.irpe_ratio, gamma = 8 * o.irpe_ratio;
     const int64_t th = o.irpe_shared_head ? 1 : heads;
-    auto t = std::make_shared<RelTableBias>();
-    auto add = [&](const std::string& name, const std::string& method) {
+    auto bucket = [&](const std::string& method) {
       int64_t T = 0;
       std::vector<int64_t> idx = irpe_bucket_index(method, h, w, alpha, beta, gamma, &T);
       // iRPE's skip: one extra bucket for every pair with a class token
       if (skip > 0) idx = with_skip(idx, N, skip, T++);
-      t->add_table(name, RelIndex::build(idx, M, T), th, 0.0);  // iRPE: zero-initialised
+      return RelIndex::build(idx, M, T);
     };
-    if (o.irpe_method == "cross") {
-      add("table_rows", "cross_rows");
-      add("table_cols", "cross_cols");
-    } else {
-      add("table", o.irpe_method);
+    std::vector<std::pair<std::string, std::string>> parts = {{"table", o.irpe_method}};
+    if (o.irpe_method == "cross") parts = {{"table_rows", "cross_rows"}, {"table_cols", "cross_cols"}};
+    if (o.irpe_mode == "contextual") {
+      std::vector<RelIndex> idx;
+      for (auto& [name, method] : parts) idx.push_back(bucket(method));
+      return std::make_shared<IrpeContextTerm>(std::move(idx), th, dim_head, o.irpe_on);
     }
+    PW_CHECK(o.irpe_mode == "bias", "make_rel_pos: unknown model.irpe_mode '", o.irpe_mode, "' (bias or contextual)");
+    PW_CHECK(o.irpe_on == "k", "make_rel_pos: model.irpe_on: ", o.irpe_on, " needs model.irpe_mode: contextual (the "
+             "bias mode is one scalar per bucket on the logits; set irpe_on: k or irpe_mode: contextual)");
+    auto t = std::make_shared<RelTableBias>();
+    for (auto& [name, method] : parts) t->add_table(name, bucket(method), th, 0.0);  // iRPE: zero-initialised
     return t;
   }
   if (o.kind == "alibi") return std::make_shared<FixedBias>(alibi_bias_2d(h, w, heads, o.alibi_distance, skip));
@@ -231,7 +497,15 @@ std::shared_ptr<AttentionTerm> make_rel_pos(const RelPosOptions& o, int64_t h, i
         RelIndex::build(with_skip(shaw_relative_index(h, w, o.clip), N, skip, -1), M, S * S), dim_head,
         o.shaw_values);
   }
-  PW_FAIL("make_rel_pos: unknown rel_pos '", o.kind, "' (none, swin, alibi, rope2d, shaw, irpe)");
+  if (o.kind == "xl") return std::make_shared<XlTerm>(N, heads, dim_head, skip);
+  if (o.kind == "huang") {
+    const int64_t S = 2 * o.clip + 1;
+    std::vector<int64_t> idx = with_skip(shaw_relative_index(h, w, o.clip), N, skip, -1), idx_t(M * M);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < M; ++j) idx_t[j * M + i] = idx[i * M + j];
+    return std::make_shared<HuangTerm>(RelIndex::build(idx, M, S * S), RelIndex::build(idx_t, M, S * S), dim_head);
+  }
+  PW_FAIL("make_rel_pos: unknown rel_pos '", o.kind, "' (none, swin, alibi, rope2d, shaw, irpe, xl, huang)");
 }
 
 }  // namespace pw

@@ -44,10 +44,11 @@ void VitOptions::bind(KeyBinder& b) {
         .ge(0));
   rel_pos.bind(b);
   b("attention", attention,
-    KeySpec::Enum({"softmax", "linear_taylor", "linear_elu"},
+    KeySpec::Enum({"softmax", "linear_taylor", "linear_elu", "sasa"},
                   "token mixing: softmax attention, or linear attention (Katharopoulos et al. 2020) with the "
                   "feature map [1, x/|x|] (1 + q^.k^, first-order Taylor) or elu(x)+1; O(N) in the tokens, "
-                  "attn_dropout unused"));
+                  "attn_dropout unused; or sasa: softmax attention in a local model.sasa_kernel window with "
+                  "SASA's factorised row/column relative embeddings (nn/posenc.h)"));
 }
 
 VitOptions VitOptions::from(const Options& model) {
@@ -81,6 +82,15 @@ void check_vit_options(const Options& m) {
     if (std::adjacent_find(after.begin(), after.end()) != after.end())
       m.fail("peg_after", "lists a block twice; one PEG per block");
   }
+  if (m.get_string("rel_pos") == "irpe" && m.get_string("irpe_mode") == "bias" && m.get_string("irpe_on") != "k")
+    m.fail("irpe_on", m.get_string("irpe_on") + " needs model.irpe_mode: contextual (bias mode is one scalar per "
+                          "bucket on the logits); use irpe_on: k or irpe_mode: contextual");
+  if (m.get_string("attention") == "sasa" && m.get_string("rel_pos") != "none")
+    m.fail("attention", "sasa brings its own relative embeddings; it does not combine with model.rel_pos " +
+                            m.get_string("rel_pos") + " (set rel_pos: none)");
+  if (m.get_string("attention") == "sasa" && (m.get_int("sasa_kernel") % 2 == 0 || m.get_int("dim_head") % 2 != 0))
+    m.fail("sasa_kernel", "sasa needs an odd model.sasa_kernel (got " + std::to_string(m.get_int("sasa_kernel")) +
+                              ") and an even model.dim_head (got " + std::to_string(m.get_int("dim_head")) + ")");
   if (m.get_string("attention") != "softmax" && m.get_string("rel_pos") != "none")
     m.fail("attention", m.get_string("attention") + " has no attention logits for model.rel_pos " +
                             m.get_string("rel_pos") + " to act on; use attention: softmax or rel_pos: none");
@@ -151,7 +161,7 @@ VisionTransformer::VisionTransformer(const VitOptions& o) : opt(o) {
     blocks.push_back(add_module("blocks." + std::to_string(i),
                                 std::make_shared<Block>(o.dim, o.heads, dh, o.mlp_dim, o.qkv_bias, o.dropout,
                                                         o.attn_dropout, dp)));
-    blocks.back()->attn->kind = o.attention;
+    blocks.back()->attn->kind = o.attention == "sasa" ? "softmax" : o.attention;
   }
   if (o.pos_embed == "peg") {
     pegs.resize(o.depth);
@@ -162,8 +172,10 @@ VisionTransformer::VisionTransformer(const VitOptions& o) : opt(o) {
       pegs[i] = add_module(name, std::make_shared<PEG>(o.dim));
     }
   }
-  for (auto& b : blocks)  // relative positions among the patches; a class token gets none (nn/posenc.h)
-    if (auto t = make_rel_pos(o.rel_pos, side, side, o.heads, dh, cls ? 1 : 0)) b->attn->set_term(t);
+  for (auto& b : blocks) {  // relative positions among the patches; a class token gets none (nn/posenc.h)
+    if (o.attention == "sasa") b->attn->set_term(std::make_shared<SasaTerm>(side, side, dh, o.rel_pos.sasa_kernel, cls ? 1 : 0));
+    else if (auto t = make_rel_pos(o.rel_pos, side, side, o.heads, dh, cls ? 1 : 0)) b->attn->set_term(t);
+  }
   norm = add_module("norm", std::make_shared<LayerNorm>(o.dim));
   head = add_module("head", std::make_shared<Linear>(o.dim, o.num_classes));
   if (o.init != "timm") init_linears(*this, o.init);  // Linear's own init is timm's

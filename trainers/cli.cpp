@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "dist/process_group.h"
 #include "nn/module.h"
+#include "nn/posenc.h"
 #include "nn/registry.h"
 #include "trainers/bench.h"
 #include "trainers/checkpoint.h"
@@ -30,6 +31,7 @@ const char* kUsage =
     "  patchwork train CONFIG [--set section.key=value]... [--out RUN_DIR]\n"
     "  patchwork train [CONFIG] --resume RUN_DIR     (CONFIG defaults to RUN_DIR/config.yaml)\n"
     "  patchwork eval CONFIG --checkpoint PATH [--split test|train] [--ema] [--json] [--set k=v]...\n"
+    "                [--image-size S [--interpolate bicubic|bilinear]]   evaluate at another image size\n"
     "  patchwork info CONFIG [--set k=v]...          layers, output shapes, parameters, FLOPs per image\n"
     "  patchwork bench gemm                          float32 GEMM GFLOP/s at ViT shapes\n"
     "  patchwork bench train CONFIG [--steps N] [--threads T] [--device cpu|cuda|auto] [--set k=v]...\n"
@@ -42,6 +44,8 @@ const char* kUsage =
 
 struct Args {
   std::string config, out, resume, checkpoint, split = "test";
+  int64_t image_size = 0;              // eval: evaluate at this size (0: the config's)
+  std::string interpolate = "bicubic";  // eval --image-size: how learned tables resize
   std::vector<std::string> sets;
   bool json = false;
   bool ema = false;  // eval: the checkpoint's EMA weights instead of the live ones
@@ -61,6 +65,13 @@ Args parse(const std::vector<std::string>& a, size_t from) {
     else if (s == "--resume") r.resume = value(i);
     else if (s == "--checkpoint") r.checkpoint = value(i);
     else if (s == "--split") r.split = value(i);
+    else if (s == "--image-size") {
+      const std::string v = value(i);
+      PW_CHECK(!v.empty() && v.find_first_not_of("0123456789") == std::string::npos && std::stoll(v) > 0,
+               "--image-size: expected a positive integer (pixels), got '", v, "'");
+      r.image_size = std::stoll(v);
+    }
+    else if (s == "--interpolate") r.interpolate = value(i);
     else if (s == "--json") r.json = true;
     else if (s == "--ema") r.ema = true;
     else if (s.rfind("--", 0) == 0) PW_FAIL("unknown option ", s, "\n", kUsage);
@@ -100,7 +111,13 @@ int cmd_train(const Args& a0) {
   return 0;
 }
 
-int cmd_eval(const Args& a) {
+int cmd_eval(const Args& a0) {
+  Args a = a0;
+  PW_CHECK(a.interpolate == "bicubic" || a.interpolate == "bilinear", "--interpolate: expected bicubic or bilinear, "
+           "got '", a.interpolate, "'");
+  // --image-size S: the model is built for S and the eval transform resizes to S; the
+  // checkpoint's grid-sized tables are fitted to it (nn/posenc.h, resolution extrapolation)
+  if (a.image_size > 0) a.sets.push_back("model.image_size=" + std::to_string(a.image_size));
   Config cfg = load_config(a);
   PW_CHECK(!a.checkpoint.empty(), "eval needs --checkpoint PATH (a run folder, a checkpoint folder or a .safetensors file)");
   PW_CHECK(a.split == "test" || a.split == "train", "--split: expected test or train, got '", a.split, "'");
@@ -110,7 +127,16 @@ int cmd_eval(const Args& a) {
     PW_CHECK(!ck.ema.empty(), a.checkpoint, ": holds no EMA weights (the run had train.ema_decay: 0, or this is a ",
              "weights-only file); evaluate it without --ema");
   try {
-    model->load_state_dict(a.ema ? std::map<std::string, Tensor>(ck.ema.begin(), ck.ema.end()) : ck.model);
+    std::map<std::string, Tensor> sd =
+        a.ema ? std::map<std::string, Tensor>(ck.ema.begin(), ck.ema.end()) : ck.model;
+    if (a.image_size > 0) {
+      std::vector<std::string> resized;
+      sd = fit_state_dict_to_resolution(*model, std::move(sd), a.interpolate, &resized);
+      for (const std::string& n : resized)
+        std::fprintf(stderr, "eval --image-size %lld: %s interpolated (%s)\n", (long long)a.image_size, n.c_str(),
+                     a.interpolate.c_str());
+    }
+    model->load_state_dict(sd);
   } catch (const Error& e) {
     PW_FAIL(a.checkpoint, ": does not fit the model of ", a.config, ": ", e.what());
   }

@@ -55,6 +55,11 @@ PW_OP_ROW(kRelLogitsScatter, "rel_logits_scatter", "posenc", RelRowsFwd, RelRows
           PW_CUDA_KERNEL(rel_logits_scatter_forward_cuda), rel_logits_scatter_backward_cpu,
           PW_CUDA_KERNEL(rel_logits_scatter_backward_cuda));
 
+using ShiftFwd = void(Tensor& y, const Tensor& x);
+using ShiftBwd = void(GradBuf dx, const Tensor& dy);
+PW_OP_ROW(kRelShift, "rel_shift", "posenc", ShiftFwd, ShiftBwd, rel_shift_forward_cpu,
+          PW_CUDA_KERNEL(rel_shift_forward_cuda), rel_shift_backward_cpu, PW_CUDA_KERNEL(rel_shift_backward_cuda));
+
 using RopeFwd = void(Tensor& y, const Tensor& qkv, const Tensor& cos, const Tensor& sin, int64_t NH);
 using RopeBwd = void(GradBuf dqkv, const Tensor& dy, const Tensor& cos, const Tensor& sin, int64_t NH);
 PW_OP_ROW(kRopeQkv, "rope_qkv", "posenc", RopeFwd, RopeBwd, rope_qkv_forward_cpu, PW_CUDA_KERNEL(rope_qkv_forward_cuda),
@@ -76,6 +81,14 @@ struct RelRowsFn final : Node {
   const char* name() const override { return row->info.name; }
   void backward(const Tensor& dy, Grads& g) override {
     if (g.needs(0)) row->bwd(dy.device())(g.buf(0), dy, r);
+  }
+};
+
+// y = rel_shift(x); input x.
+struct RelShiftFn final : Node {
+  const char* name() const override { return "rel_shift"; }
+  void backward(const Tensor& dy, Grads& g) override {
+    if (g.needs(0)) kRelShift.bwd(dy.device())(g.buf(0), dy);
   }
 };
 
@@ -131,6 +144,17 @@ Tensor rel_logits_gather(const Tensor& x, const RelIndex& index) {
 }
 Tensor rel_logits_scatter(const Tensor& p, const RelIndex& index) {
   return rel_rows(kRelLogitsScatter, p, index, index.N, index.T);
+}
+
+Tensor rel_shift(const Tensor& x) {
+  PW_CHECK(x.dim() >= 2 && x.size(-1) == 2 * x.size(-2) - 1 && x.size(-2) > 0, "rel_shift: expected x (...,N,2N-1) "
+           "(per query, the scores of the 2N-1 distances N-1 .. -(N-1)), got ", x.str());
+  Shape ys = x.shape();
+  ys.back() = x.size(-2);
+  Tensor y = empty(ys, x.dtype(), x.device());
+  kRelShift.fwd(x.device())(y, x);
+  record<RelShiftFn>(y, {x});
+  return y;
 }
 
 Tensor rope_qkv(const Tensor& qkv, const Tensor& cos, const Tensor& sin, int64_t heads) {

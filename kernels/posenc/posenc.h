@@ -3,6 +3,7 @@
 //                       bias (Swin's relative position bias, iRPE's bias mode)
 //   rel_logits_gather   per-row gather of query-table products into logits (Shaw's key side)
 //   rel_logits_scatter  its transpose: probabilities summed per table row (Shaw's value side)
+//   rel_shift           Transformer-XL's shift of query-by-distance scores into logits
 //   rope_qkv            rotary embedding of q and k inside a packed qkv (2D axial RoPE)
 // CPU kernels in posenc_cpu.cpp, CUDA in posenc_cuda.cu: gather-style on both (every
 // output element or row is owned by one thread; no atomics, deterministic).
@@ -39,6 +40,12 @@ Tensor rel_logits_gather(const Tensor& x, const RelIndex& index);
 // y[...,i,t] = sum of p[...,i,j] over the j with idx[i,j] = t.   p: (...,N,N) -> y: (...,N,T)
 // Shaw's value side: y r = sum_j p_ij r_idx(i,j). The transpose of rel_logits_gather.
 Tensor rel_logits_scatter(const Tensor& p, const RelIndex& index);
+
+// Transformer-XL's rel_shift (Dai et al. 2019, appendix B), bidirectional: x holds, per
+// query i, scores against the 2N-1 relative distances N-1, N-2, .., -(N-1) (column c is
+// distance N-1-c); y[...,i,j] = x[...,i, j + N-1-i], the score of distance i - j.
+// The same values as XL's pad/reshape/slice trick, as one gather.   x: (...,N,2N-1) -> y: (...,N,N)
+Tensor rel_shift(const Tensor& x);
 
 // Rotary embedding of the q and k parts of a packed qkv: every pair (2m, 2m+1) of a head's
 // q and k at token n is rotated by the angle with cosine cos[n,m] and sine sin[n,m]; v is

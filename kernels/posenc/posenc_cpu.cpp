@@ -133,6 +133,38 @@ void rel_logits_scatter_backward_cpu(GradBuf dp, const Tensor& dy, const RelInde
   });
 }
 
+void rel_shift_forward_cpu(Tensor& y, const Tensor& x) {
+  const int64_t N = x.size(-2), M = 2 * N - 1, R = x.numel() / (N * M);
+  dispatch_float(x.dtype(), "rel_shift", [&](auto tag) {
+    using T = decltype(tag);
+    T* out = y.data<T>();
+    const T* in = x.data<T>();
+#pragma omp parallel for if (R * N * N > kParallelGrain)
+    for (int64_t row = 0; row < R * N; ++row) {
+      const int64_t i = row % N;
+      for (int64_t j = 0; j < N; ++j) out[row * N + j] = in[row * M + math::rel_shift_col(i, j, N)];
+    }
+  });
+}
+void rel_shift_backward_cpu(GradBuf dx, const Tensor& dy) {
+  const int64_t N = dy.size(-1), M = 2 * N - 1, R = dy.numel() / (N * N);
+  dispatch_float(dy.dtype(), "rel_shift", [&](auto tag) {
+    using T = decltype(tag);
+    T* out = dx.data<T>();
+    const T* in = dy.data<T>();
+    const bool acc = dx.accumulate;
+#pragma omp parallel for if (R * N * M > kParallelGrain)
+    for (int64_t row = 0; row < R * N; ++row) {
+      const int64_t i = row % N;
+      for (int64_t c = 0; c < M; ++c) {
+        const int64_t j = math::rel_shift_key(i, c, N);
+        const T v = j >= 0 && j < N ? in[row * N + j] : T(0);
+        out[row * M + c] = acc ? out[row * M + c] + v : v;
+      }
+    }
+  });
+}
+
 void rope_qkv_forward_cpu(Tensor& y, const Tensor& qkv, const Tensor& cos, const Tensor& sin, int64_t NH) {
   const int64_t B = qkv.size(0), N = qkv.size(1), HD = qkv.size(2) / (3 * NH);
   dispatch_float(qkv.dtype(), "rope_qkv", [&](auto tag) {

@@ -55,6 +55,23 @@ __global__ void scatter_rows_kernel(T* out, const T* __restrict__ in, const int6
       if (ix[j] >= 0) y[ix[j]] += x[j];
   }
 }
+// One thread per element of y (fwd: (R,N,N) from x (R,N,2N-1)) or dx (bwd: (R,N,2N-1) from dy).
+template <class T>
+__global__ void rel_shift_kernel(T* out, const T* __restrict__ in, int64_t R, int64_t N, bool bwd, bool acc) {
+  const int64_t M = 2 * N - 1, W = bwd ? M : N;
+  PW_GRID_STRIDE(e, R * N * W) {
+    const int64_t row = e / W, c = e - row * W, i = row % N;
+    T v;
+    if (bwd) {
+      const int64_t j = math::rel_shift_key(i, c, N);
+      v = j >= 0 && j < N ? in[row * N + j] : T(0);
+    } else {
+      v = in[row * M + math::rel_shift_col(i, c, N)];
+    }
+    out[e] = acc ? out[e] + v : v;
+  }
+}
+
 // One thread per pair (b, n, g, m) of q/k heads g < 2NH, and per v element.
 // y, x: (B,N,3,NH,HD)  cs, sn: (N,HD/2)
 template <class T>
@@ -152,6 +169,27 @@ void rel_logits_scatter_backward_cuda(GradBuf dp, const Tensor& dy, const RelInd
     using T = decltype(tag);
     gather_rows<T>(dp.data<T>(), dy.data<T>(), r, dy.numel() / (r.N * r.T), dp.accumulate);
   });
+}
+
+void rel_shift_forward_cuda(Tensor& y, const Tensor& x) {
+  const int64_t N = x.size(-2), n = y.numel();
+  if (n == 0) return;
+  dispatch_float(x.dtype(), "rel_shift", [&](auto tag) {
+    using T = decltype(tag);
+    rel_shift_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(y.data<T>(), x.data<T>(),
+                                                                               n / (N * N), N, false, false);
+  });
+  PW_CUDA_LAUNCH_CHECK();
+}
+void rel_shift_backward_cuda(GradBuf dx, const Tensor& dy) {
+  const int64_t N = dy.size(-1), n = dx->numel();
+  if (n == 0) return;
+  dispatch_float(dy.dtype(), "rel_shift", [&](auto tag) {
+    using T = decltype(tag);
+    rel_shift_kernel<T><<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(
+        dx.data<T>(), dy.data<T>(), n / (N * (2 * N - 1)), N, true, dx.accumulate);
+  });
+  PW_CUDA_LAUNCH_CHECK();
 }
 
 void rope_qkv_forward_cuda(Tensor& y, const Tensor& qkv, const Tensor& cos, const Tensor& sin, int64_t NH) {

@@ -33,6 +33,13 @@ void rel_logits_scatter_forward_cuda(Tensor& y, const Tensor& p, const RelIndex&
 void rel_logits_scatter_backward_cpu(GradBuf dp, const Tensor& dy, const RelIndex& r);
 void rel_logits_scatter_backward_cuda(GradBuf dp, const Tensor& dy, const RelIndex& r);
 
+// y[r,i,j] = x[r,i,j+N-1-i].   x: (R,N,2N-1)  y: (R,N,N)
+void rel_shift_forward_cpu(Tensor& y, const Tensor& x);
+void rel_shift_forward_cuda(Tensor& y, const Tensor& x);
+// Forward was rel_shift: dx[r,i,c] (+)= dy[r,i,c-(N-1)+i] where that key is in [0,N), else 0.
+void rel_shift_backward_cpu(GradBuf dx, const Tensor& dy);
+void rel_shift_backward_cuda(GradBuf dx, const Tensor& dy);
+
 // Rotates the pairs (2m, 2m+1) of q and k by (cos, sin)[n,m]; copies v.
 // y, qkv: (B,N,3,NH,HD)  cos, sin: (N,HD/2)
 void rope_qkv_forward_cpu(Tensor& y, const Tensor& qkv, const Tensor& cos, const Tensor& sin, int64_t NH);

@@ -6,6 +6,8 @@ relative position encodings (kernels/posenc), forward and backward:
   rel_logits_gather   torch.gather along the last dim: x (B,NH,N,T) -> (B,NH,N,N)
   rel_logits_scatter  scatter_add along the last dim (its transpose): p (B,NH,N,N) -> (B,NH,N,T)
   rope_qkv            RoPE-ViT's apply_rotary_emb (complex pairs) on q and k of a packed qkv
+  rel_shift           Transformer-XL's _rel_shift trick (zero pad, view, drop a row, view),
+                      bidirectional: x (B,NH,N,2N-1) -> (B,NH,N,N)
 
 The index input is stored as index + 1 in [0, T] (0 = a pair with no term, -1 in
 patchwork), as the test rows in tests/ops/posenc.cpp read it. Inputs are float64 with
@@ -65,6 +67,12 @@ def rope_qkv(qkv, cos, sin, heads):
     return torch.stack([rot(q), rot(k), v], 2).reshape(B, N, C3)
 
 
+def rel_shift(x):
+    *b, N, M = x.shape  # M = 2N-1: distances N-1 .. -(N-1)
+    xp = torch.cat([torch.zeros(*b, N, 1, dtype=x.dtype), x], -1).view(*b, M + 1, N)
+    return xp[..., 1:, :].reshape(*b, N, M)[..., :N]
+
+
 def case(fn, inputs, grad_mask):
     xs = [x.clone().requires_grad_(g) for x, g in zip(inputs, grad_mask)]
     y = fn(*xs)
@@ -91,6 +99,7 @@ cases["rel_logits_scatter"] = case(lambda p, i: rel_logits_scatter(p, i, 9), [rn
 ang = rnd(5, 2) * 2
 cases["rope_qkv"] = case(lambda x, c, s: rope_qkv(x, c, s, 3), [rnd(2, 5, 36), ang.cos(), ang.sin()],
                          [True, False, False])
+cases["rel_shift"] = case(rel_shift, [rnd(2, 3, 5, 9)], [True])
 
 out = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "pos_enc.json")
 with open(out, "w") as f:

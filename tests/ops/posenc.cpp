@@ -1,5 +1,5 @@
 // Test rows of the posenc family (tests/op_test.h): rel_bias_gather, rel_logits_gather,
-// rel_logits_scatter, rope_qkv. PyTorch values: tests/fixtures/pos_enc.json
+// rel_logits_scatter, rope_qkv, rel_shift. PyTorch values: tests/fixtures/pos_enc.json
 // (scripts/reference/pos_enc.py).
 //
 // The index input is drawn in [0, T] and shifted down by one, so -1 (a pair without
@@ -65,5 +65,13 @@ PW_OP_TEST(OpTest("rope_qkv", {In({2, 5, 36}), In({5, 2}).no_grad(), In({5, 2}).
 PW_OP_TEST(OpTest("rope_qkv", {In({3, 4, 24}), In({4, 4}).no_grad(), In({4, 4}).no_grad()}, rope(1))
                .variant("one head of 8")
                .parity({In({1, 65, 3 * 64}), In({65, 32}).no_grad(), In({65, 32}).no_grad()}));
+
+PW_OP_TEST(OpTest("rel_shift", {In({2, 3, 5, 9})}, [](X x) { return rel_shift(x[0]); })
+               .variant("(B,NH,N,2N-1)")
+               .ref("pos_enc", "rel_shift")
+               .parity({In({2, 4, 65, 129})}));
+PW_OP_TEST(OpTest("rel_shift", {In({1, 1})}, [](X x) { return rel_shift(x[0]); })
+               .variant("N = 1 (2D)")
+               .parity({In({7, 13})}));
 
 }  // namespace pw::test
