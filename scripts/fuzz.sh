@@ -17,7 +17,7 @@ BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
 out=${FUZZ_OUT:-fuzz-out}
 scripts/install_deps.sh --sanitize
 CC=${CC:-clang-14} CXX=${CXX:-clang++-14} cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DPW_CUDA=OFF -DPW_SANITIZE=address,undefined -DPW_FUZZ=ON >/dev/null
+  -DPW_CUDA=EMU -DPW_SANITIZE=address,undefined -DPW_FUZZ=ON >/dev/null
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for f in tests/fuzz/fuzz_*.cpp; do targets+=("$(basename "$f" .cpp)"); done

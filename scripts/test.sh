@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds (Release, -j2) and runs the
-# whole suite with ctest; then builds the CUDA sources for the CPU execution
-# backend (PW_CUDA=EMU, into build-emu) and runs every gpu-labelled suite there,
-# so the CUDA kernels are executed and checked on every change, not skipped.
-# With SANITIZE=1, last, the whole suite again under ASan+UBSan and each fuzz
-# target for FUZZ_SECONDS (docs/sanitizers.md). Off by default for now: the
-# sanitizer build adds ~10-15 min on 2 cores, more than CI's budget holds beside
-# the other two builds; the fuzz corpora and regressions replay in every build
-# (test_fuzz_regressions).
-# Exits non-zero on any failure, and when an EMU suite reports itself skipped.
+# The test command (CI: .ci/run). Installs what is missing, builds (Release, -j2) and
+# runs the whole suite with ctest (the gpu suites skip there: no GPU); then
+#   scripts/sanitize.sh  builds everything again with clang under ASan+UBSan, with the
+#                        CUDA sources compiled for the CPU execution backend
+#                        (PW_CUDA=EMU), and runs the whole suite there: the CPU code
+#                        sanitized, and every gpu-labelled suite executing the CUDA
+#                        kernels (a suite that reports itself skipped fails the run);
+#   scripts/fuzz.sh N    each libFuzzer target for N = FUZZ_SECONDS (20) seconds.
+# SANITIZE=0 replaces those two by a plain g++ EMU build running the gpu suites (faster,
+# for development). Exits non-zero on any failure. docs/sanitizers.md, docs/cuda.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
 scripts/build.sh
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "${JOBS:-2}")
+
+if [ "${SANITIZE:-1}" != 0 ]; then
+  scripts/sanitize.sh
+  scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+  exit 0
+fi
 
 EMU_DIR=${EMU_BUILD_DIR:-build-emu}
 cmake -S . -B "$EMU_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPW_CUDA=EMU >/dev/null
@@ -32,9 +38,4 @@ if grep -q "(Skipped)" "$log"; then
   echo "test.sh: a gpu suite reported 'skipped' under PW_CUDA=EMU, where cuda::available() is true" >&2
   exit 1
 fi
-[ "$rc" -eq 0 ] || exit "$rc"
-cd - >/dev/null
-if [ "${SANITIZE:-0}" != 0 ]; then
-  scripts/sanitize.sh
-  scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
-fi
+exit "$rc"
