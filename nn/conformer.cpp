@@ -39,11 +39,7 @@ void ConformerOptions::bind(KeyBinder& b) {
 
 ConformerOptions ConformerOptions::from(const Options& model) {
   ConformerOptions o;
-  o.image_size = model.get_int("image_size");
-  o.channels = model.get_int("channels");
-  o.num_classes = model.get_int("num_classes");
-  KeyBinder read(model);
-  o.bind(read);
+  read_model_options(o, model);
   return o;
 }
 
@@ -327,12 +323,7 @@ void check_conformer(const Options& m) {
 PW_REGISTER_MODEL({"conformer",
                    "Conformer (Gulati et al. 2020): FF/2, MHSA with relative positions, conv module, FF/2, LN; conv "
                    "subsampling for log-mel input or patch tokens for images; classify or CTC head",
-                   [](KeySet& k) {
-                     KeyBinder b(k, "model");
-                     ConformerOptions defaults;
-                     defaults.bind(b);
-                     k.add_check(check_conformer);
-                   },
+                   declare_model_keys(ConformerOptions{}, check_conformer),
                    [](const Options& model) -> std::shared_ptr<Module> {
                      return std::make_shared<Conformer>(ConformerOptions::from(model));
                    }});

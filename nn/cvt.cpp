@@ -26,11 +26,7 @@ void CvtOptions::bind(KeyBinder& b) {
 
 CvtOptions CvtOptions::from(const Options& model) {
   CvtOptions o;
-  o.image_size = model.get_int("image_size");
-  o.channels = model.get_int("channels");
-  o.num_classes = model.get_int("num_classes");
-  KeyBinder read(model);
-  o.bind(read);
+  read_model_options(o, model);
   return o;
 }
 
@@ -197,11 +193,7 @@ std::shared_ptr<Module> make(const Options& model) {
 PW_REGISTER_MODEL({"cvt",
                    "CvT (Wu et al. 2021): conv token embedding per stage, depthwise-conv + BatchNorm q/k/v "
                    "projections (k/v stride 2), class token in the last stage, no position embedding",
-                   [](KeySet& k) {
-                     KeyBinder b(k, "model");
-                     CvtOptions{}.bind(b);
-                     k.add_check(check_cvt_options);
-                   },
+                   declare_model_keys(CvtOptions{}, check_cvt_options),
                    make});
 
 }  // namespace pw

@@ -19,11 +19,7 @@ void LocalVitOptions::bind(KeyBinder& b) {
 
 LocalVitOptions LocalVitOptions::from(const Options& model) {
   LocalVitOptions o;
-  o.image_size = model.get_int("image_size");
-  o.channels = model.get_int("channels");
-  o.num_classes = model.get_int("num_classes");
-  KeyBinder read(model);
-  o.bind(read);
+  read_model_options(o, model);
   return o;
 }
 
@@ -123,11 +119,7 @@ std::shared_ptr<Module> make(const Options& model) {
 PW_REGISTER_MODEL({"localvit",
                    "LocalViT (Li et al. 2021): DeiT with a convolutional feed-forward on the token grid "
                    "(1x1, depthwise 3x3, Hardswish, SE, 1x1, BatchNorm); official parameter names",
-                   [](KeySet& k) {
-                     KeyBinder b(k, "model");
-                     LocalVitOptions{}.bind(b);
-                     k.add_check(check_localvit_options);
-                   },
+                   declare_model_keys(LocalVitOptions{}, check_localvit_options),
                    make});
 
 }  // namespace pw

@@ -55,11 +55,7 @@ void PvtOptions::bind(KeyBinder& b) {
 PvtOptions PvtOptions::from(const Options& model) {
   const std::string type = model.get_string("type");
   PvtOptions o = type == "twins_svt" ? twins_svt() : type == "twins_pcpvt" ? twins_pcpvt() : pvt();
-  o.image_size = model.get_int("image_size");
-  o.channels = model.get_int("channels");
-  o.num_classes = model.get_int("num_classes");
-  KeyBinder read(model);
-  o.bind(read);
+  read_model_options(o, model);
   return o;
 }
 
@@ -291,11 +287,6 @@ Tensor PyramidTransformer::forward(const Tensor& img) {
 }
 
 namespace {
-void declare(KeySet& keys, PvtOptions defaults) {
-  KeyBinder b(keys, "model");
-  defaults.bind(b);
-  keys.add_check(check_pvt_options);
-}
 std::shared_ptr<Module> make(const Options& model) {
   return std::make_shared<PyramidTransformer>(PvtOptions::from(model));
 }
@@ -304,14 +295,14 @@ std::shared_ptr<Module> make(const Options& model) {
 PW_REGISTER_MODEL({"pvt",
                    "PVT v1 (Wang et al. 2021): pyramid stages, spatial-reduction attention, learned positions per "
                    "stage, class token in the last stage; defaults PVT-Tiny",
-                   [](KeySet& k) { declare(k, PvtOptions::pvt()); }, make});
+                   declare_model_keys(PvtOptions::pvt(), check_pvt_options), make});
 PW_REGISTER_MODEL({"twins_pcpvt",
                    "Twins-PCPVT (Chu et al. 2021): PVT with a PEG after each stage's first block, mean pooling; "
                    "defaults Twins-PCPVT-S",
-                   [](KeySet& k) { declare(k, PvtOptions::twins_pcpvt()); }, make});
+                   declare_model_keys(PvtOptions::twins_pcpvt(), check_pvt_options), make});
 PW_REGISTER_MODEL({"twins_svt",
                    "Twins-SVT (Chu et al. 2021): alternating locally-grouped (windows) and global sub-sampled "
                    "attention, PEG after each stage's first block; defaults Twins-SVT-S",
-                   [](KeySet& k) { declare(k, PvtOptions::twins_svt()); }, make});
+                   declare_model_keys(PvtOptions::twins_svt(), check_pvt_options), make});
 
 }  // namespace pw

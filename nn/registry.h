@@ -42,6 +42,28 @@ std::vector<std::string> registered_models();  // sorted
 // naming the registered ones.
 std::shared_ptr<Module> create_model(const Options& model);
 
+// Fills a model's options struct from its resolved model: section: the core keys
+// (image_size, channels, num_classes) and the model's own, through o.bind(KeyBinder&).
+template <class O>
+void read_model_options(O& o, const Options& model) {
+  o.image_size = model.get_int("image_size");
+  o.channels = model.get_int("channels");
+  o.num_classes = model.get_int("num_classes");
+  KeyBinder read(model);
+  o.bind(read);
+}
+
+// A ModelSpec::declare from an options struct: its keys, with the values in `defaults`
+// as the defaults, and the model's check over several keys (nullptr: none).
+template <class O>
+std::function<void(KeySet&)> declare_model_keys(O defaults, void (*check)(const Options&)) {
+  return [defaults, check](KeySet& k) mutable {
+    KeyBinder b(k, "model");
+    defaults.bind(b);
+    if (check) k.add_check(check);
+  };
+}
+
 namespace detail {
 struct ModelRegistrar {
   explicit ModelRegistrar(ModelSpec spec) { register_model(std::move(spec)); }

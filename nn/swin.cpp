@@ -22,11 +22,7 @@ void SwinOptions::bind(KeyBinder& b) {
 
 SwinOptions SwinOptions::from(const Options& model) {
   SwinOptions o;
-  o.image_size = model.get_int("image_size");
-  o.channels = model.get_int("channels");
-  o.num_classes = model.get_int("num_classes");
-  KeyBinder read(model);
-  o.bind(read);
+  read_model_options(o, model);
   return o;
 }
 
@@ -243,11 +239,7 @@ std::shared_ptr<Module> make(const Options& model) {
 PW_REGISTER_MODEL({"swin",
                    "Swin Transformer (Liu et al. 2021): shifted-window attention with relative position bias, "
                    "patch merging between stages; timm's parameter names",
-                   [](KeySet& k) {
-                     KeyBinder b(k, "model");
-                     SwinOptions{}.bind(b);
-                     k.add_check(check_swin_options);
-                   },
+                   declare_model_keys(SwinOptions{}, check_swin_options),
                    make});
 
 }  // namespace pw

@@ -53,11 +53,7 @@ void VitOptions::bind(KeyBinder& b) {
 
 VitOptions VitOptions::from(const Options& model) {
   VitOptions o;
-  o.image_size = model.get_int("image_size");
-  o.channels = model.get_int("channels");
-  o.num_classes = model.get_int("num_classes");
-  KeyBinder read(model);
-  o.bind(read);
+  read_model_options(o, model);
   return o;
 }
 
@@ -205,11 +201,6 @@ Tensor VisionTransformer::forward(const Tensor& img) {
 
 namespace {
 // SimpleViT and ViT: one class, one list of keys, two sets of defaults.
-void declare(KeySet& keys, VitOptions defaults) {
-  KeyBinder b(keys, "model");
-  defaults.bind(b);
-  keys.add_check(check_vit_options);
-}
 std::shared_ptr<Module> make(const Options& model) {
   return std::make_shared<VisionTransformer>(VitOptions::from(model));
 }
@@ -217,8 +208,8 @@ std::shared_ptr<Module> make(const Options& model) {
 
 PW_REGISTER_MODEL({"simple_vit",
                    "SimpleViT (Beyer et al. 2022): mean pooling, 2D sin-cos positions, linear patches, no qkv bias",
-                   [](KeySet& k) { declare(k, VitOptions::simple_vit()); }, make});
+                   declare_model_keys(VitOptions::simple_vit(), check_vit_options), make});
 PW_REGISTER_MODEL({"vit", "ViT (Dosovitskiy et al. 2021): cls token, learned positions, conv patches, qkv bias, timm init",
-                   [](KeySet& k) { declare(k, VitOptions::vit()); }, make});
+                   declare_model_keys(VitOptions::vit(), check_vit_options), make});
 
 }  // namespace pw
