@@ -84,7 +84,9 @@ TEST_CASE("WAV: every encoding, plain and extensible, mono and stereo, decodes t
   for (auto& v : x) v = std::max(-1.f, std::min(0.999f, nd(gen)));
   const std::pair<WavEncoding, double> steps[] = {{WavEncoding::S16, 1.0 / 32768}, {WavEncoding::S24, 1.0 / 8388608},
                                                   {WavEncoding::S32, 1e-7}, {WavEncoding::F32, 0}, {WavEncoding::F64, 0}};
-  for (auto [e, step] : steps) {
+  for (const auto& es : steps) {  // not a structured binding: clang 14 can't capture one (CAPTURE does)
+    const WavEncoding e = es.first;
+    const double step = es.second;
     CAPTURE(enc_name(e));
     write_wav(dir / "y.wav", x, 1, 16000, e);
     Audio a = read_wav(dir / "y.wav");

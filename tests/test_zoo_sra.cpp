@@ -60,7 +60,9 @@ TEST_CASE("the ImageNet configs have the official implementations' parameter cou
                                                              {"twins_pcpvt_s", 24106216},
                                                              {"twins_svt_s", 24060776},
                                                              {"cpvt_ti", 5681512}};
-  for (auto& [name, count] : want) {
+  for (const auto& nc : want) {  // not a structured binding: clang 14 can't capture one (CAPTURE does)
+    const std::string& name = nc.first;
+    const int64_t count = nc.second;
     CAPTURE(name);
     Config c = Config::load(std::string(PW_SOURCE_DIR) + "/configs/imagenet/" + name + ".yaml");
     auto m = build_model(c);

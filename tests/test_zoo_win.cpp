@@ -117,7 +117,8 @@ TEST_CASE("Swin: the shifted-window mask blocks exactly the reference's pairs") 
   // Larger maps: a pair is allowed iff both tokens come from the same side of the cyclic
   // seam in each axis (the rolled-in last s rows/columns vs the rest), which is what the
   // reference's three regions per axis amount to inside one window.
-  for (auto [Hp, Wp, M, s] : std::vector<std::array<int64_t, 4>>{{8, 8, 4, 2}, {12, 8, 4, 2}, {14, 7, 7, 3}}) {
+  for (const auto& g : std::vector<std::array<int64_t, 4>>{{8, 8, 4, 2}, {12, 8, 4, 2}, {14, 7, 7, 3}}) {
+    const int64_t Hp = g[0], Wp = g[1], M = g[2], s = g[3];  // not a binding: clang 14 can't capture one
     CAPTURE(Hp);
     CAPTURE(Wp);
     std::vector<double> mk = swin_shift_mask(Hp, Wp, M, s);
@@ -173,7 +174,8 @@ TEST_CASE("Swin: attention stays inside the (shifted) windows") {
     REQUIRE(blk.Hp == 8);
     blk.eval();
     Tensor x = normal({2, 6, 6, C}, 0, 1);
-    for (auto [r, c] : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {3, 4}, {5, 1}, {2, 5}}) {
+    for (const auto& rc : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {3, 4}, {5, 1}, {2, 5}}) {
+      const int64_t r = rc.first, c = rc.second;  // not a binding: clang 14 can't capture one
       CAPTURE(r);
       CAPTURE(c);
       std::vector<bool> ch = changed_tokens(blk, x, r, c);
