@@ -16,6 +16,7 @@ shift || true
 BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
 out=${FUZZ_OUT:-fuzz-out}
 scripts/install_deps.sh --sanitize
+export PATH=/usr/lib/llvm-14/bin:$PATH  # llvm-symbolizer: reports name functions, suppressions match
 CC=${CC:-clang-14} CXX=${CXX:-clang++-14} cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DPW_CUDA=EMU -DPW_SANITIZE=address,undefined -DPW_FUZZ=ON >/dev/null
 targets=("$@")

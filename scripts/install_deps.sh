@@ -13,7 +13,9 @@ pkgs+=(libopenmpi-dev openmpi-bin)
 # The spoken-word data set generator (scripts/make_spoken_words.py) and its test in test_audio.
 pkgs+=(espeak-ng)
 [ "${1:-}" = "--data" ] && pkgs+=(dataset-fashion-mnist)
-[ "${1:-}" = "--sanitize" ] && pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev)
+# llvm-14: llvm-symbolizer, without which the sanitizers cannot name functions and their
+# suppression files (tests/sanitizers/) match nothing.
+[ "${1:-}" = "--sanitize" ] && pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev llvm-14)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
 scripts/install_deps.sh --sanitize
+export PATH=/usr/lib/llvm-14/bin:$PATH  # llvm-symbolizer: reports name functions, suppressions match
 CC=${CC:-clang-14} CXX=${CXX:-clang++-14} cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DPW_CUDA=EMU -DPW_SANITIZE=address,undefined -DPW_FUZZ=ON "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j "${JOBS:-2}"
