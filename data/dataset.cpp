@@ -1,5 +1,8 @@
 #include "data/dataset.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <map>
 
 #include "runtime/check.h"
@@ -104,6 +107,23 @@ Normalization normalization_for(const std::string& name) {
   PW_CHECK(e && !e->spec.norm.mean.empty(), "normalization_for: no statistics for data set '", name, "'; use one of ",
            known(), ", or give mean/std explicitly");
   return e->spec.norm;
+}
+
+std::vector<uint8_t> read_sample_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr)
+    throw BadSampleError(path, std::string("cannot open it (") + std::strerror(errno) +
+                                   "); check that it exists and is readable");
+  std::vector<uint8_t> bytes;
+  std::fseek(f, 0, SEEK_END);
+  long size = std::ftell(f);
+  std::fseek(f, 0, SEEK_SET);
+  if (size > 0) {
+    bytes.resize((size_t)size);
+    bytes.resize(std::fread(bytes.data(), 1, bytes.size(), f));
+  }
+  std::fclose(f);
+  return bytes;
 }
 
 }  // namespace pw

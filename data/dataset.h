@@ -63,6 +63,10 @@ struct BadSampleError : Error {
   std::string reason;  // why, one sentence without the path
 };
 
+// The whole file at `path`, for readers that decode samples from memory (images, WAV);
+// a file that can't be opened is a BadSampleError saying so.
+std::vector<uint8_t> read_sample_file(const std::string& path);
+
 // Per-channel mean and std of a data set's training images, in [0,1] units.
 struct Normalization {
   std::vector<float> mean, std;  // (C)

@@ -164,21 +164,7 @@ Image decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& p
 }
 
 Image decode_image_file(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr)
-    throw BadSampleError(path, std::string("cannot open it (") + std::strerror(errno) +
-                                   "); check that it exists and is readable");
-  std::vector<uint8_t> bytes;
-  std::fseek(f, 0, SEEK_END);
-  long size = std::ftell(f);
-  std::fseek(f, 0, SEEK_SET);
-  if (size > 0) {
-    bytes.resize((size_t)size);
-    size_t got = std::fread(bytes.data(), 1, bytes.size(), f);
-    bytes.resize(got);
-  }
-  std::fclose(f);
-  return decode_image_bytes(bytes, path);
+  return decode_image_bytes(read_sample_file(path), path);
 }
 
 namespace {

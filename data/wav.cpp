@@ -150,20 +150,7 @@ Audio decode_wav_bytes(const std::vector<uint8_t>& b, const std::string& path) {
 }
 
 Audio read_wav(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr)
-    throw BadSampleError(path, std::string("cannot open it (") + std::strerror(errno) +
-                                   "); check that it exists and is readable");
-  std::vector<uint8_t> bytes;
-  std::fseek(f, 0, SEEK_END);
-  long size = std::ftell(f);
-  std::fseek(f, 0, SEEK_SET);
-  if (size > 0) {
-    bytes.resize((size_t)size);
-    bytes.resize(std::fread(bytes.data(), 1, bytes.size(), f));
-  }
-  std::fclose(f);
-  return decode_wav_bytes(bytes, path);
+  return decode_wav_bytes(read_sample_file(path), path);
 }
 
 void write_wav(const std::string& path, const std::vector<float>& x, int channels, int64_t sample_rate,
