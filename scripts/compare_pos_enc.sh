@@ -72,21 +72,7 @@ mkdir -p "$OUT"
 
 # A subset: the first N images of each split, as IDX .gz files in $OUT/data.
 if [[ $TRAIN_SUBSET != 0 || $TEST_SUBSET != 0 ]]; then
-  "$PY" - "$DATA" "$OUT/data" "$TRAIN_SUBSET" "$TEST_SUBSET" <<'EOF'
-import gzip, os, struct, sys
-src, dst, ntr, nte = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-os.makedirs(dst, exist_ok=True)
-for split, n in (("train", ntr), ("t10k", nte)):
-    for kind, hdr in (("images-idx3", 16), ("labels-idx1", 8)):
-        name = f"{split}-{kind}-ubyte.gz"
-        b = gzip.open(os.path.join(src, name)).read()
-        total = struct.unpack(">I", b[4:8])[0]
-        k = total if n == 0 else min(n, total)
-        per = 28 * 28 if kind.startswith("images") else 1
-        out = b[:4] + struct.pack(">I", k) + b[8:hdr] + b[hdr:hdr + k * per]
-        with gzip.open(os.path.join(dst, name), "wb") as f:
-            f.write(out)
-EOF
+  python3 scripts/fmnist_subset.py "$DATA" "$OUT/data" "$TRAIN_SUBSET" "$TEST_SUBSET"
   SETS+=("data.root=$OUT/data")
 fi
 [[ -n $EPOCHS ]] && SETS+=("train.epochs=$EPOCHS")
