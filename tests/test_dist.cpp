@@ -49,6 +49,60 @@ TEST_CASE("2 and 3 ranks train like one process with the same global batch; same
   CHECK(metric(d / "three", "test_loss") == doctest::Approx(metric(d / "one", "test_loss")).epsilon(1e-4));
 }
 
+// The tiny SimpleViT with the convolutional stem: two 3x3 stride-2 convs, each with a
+// BatchNorm (28 -> 14 -> 7), so the batch statistics matter.
+std::string stem_config(int64_t batch, bool sync_bn) {
+  std::string c = config(batch);
+  c.replace(c.find("  patch_size: 7\n"), 16, "  patch_size: 4\n  patch_embed: conv_stem\n");
+  return c + "dist:\n  sync_bn: " + (sync_bn ? "true" : "false") + "\n";
+}
+// Largest |a - b| over the BatchNorm running statistics only.
+double running_diff(const std::map<std::string, Tensor>& a, const std::map<std::string, Tensor>& b) {
+  std::map<std::string, Tensor> ra, rb;
+  for (auto& [n, t] : a)
+    if (n.find("running_") != std::string::npos) {
+      ra[n] = t;
+      rb[n] = b.at(n);
+    }
+  REQUIRE(ra.size() == 4);  // two BatchNorms x (mean, var)
+  return max_diff(ra, rb);
+}
+
+TEST_CASE("SyncBN: 2 ranks x batch 24 with dist.sync_bn train like one process with batch 48; local BN does not") {
+  if (!mpi_ready()) return;
+  const fs::path d = env().dir.path;
+  auto run = [&](int np, int64_t batch, bool sync, const std::string& name) {
+    Run r = launch(np, "train " + write_config(name + ".yaml", stem_config(batch, sync)) + " --out " +
+                           (d / name).string());
+    REQUIRE_MESSAGE(r.rc == 0, r.output);
+    return r;
+  };
+  run(0, 48, false, "bn_one");
+  run(0, 48, true, "bn_one_sync");
+  Run two = run(2, 24, true, "bn_two_sync");
+  CHECK(two.output.find("global batch 24 x 2 = 48, SyncBN") != std::string::npos);
+  run(2, 24, false, "bn_two_local");
+  run(2, 24, true, "bn_two_sync_again");
+  auto one = weights(d / "bn_one"), sync = weights(d / "bn_two_sync"), local = weights(d / "bn_two_local");
+  // One process: dist.sync_bn changes nothing (there is nobody to synchronise with).
+  CHECK(bit_identical(one, weights(d / "bn_one_sync")));
+  // 8 SGD steps: weights and running statistics agree to float32 summation-order noise.
+  const double dw = max_diff(one, sync), dr = running_diff(one, sync);
+  const double lw = max_diff(one, local), lr = running_diff(one, local);
+  CAPTURE(dw);
+  CAPTURE(dr);
+  CAPTURE(lw);
+  CAPTURE(lr);
+  CHECK(dw < 1e-5);
+  CHECK(dr < 1e-5);
+  // Per-rank statistics (24 images each) are really different: the check is not vacuous.
+  CHECK(lw > 100 * dw);
+  CHECK(lr > 100 * dr);
+  CHECK(lr > 1e-4);
+  // Deterministic: the same world size gives the same bits.
+  CHECK(bit_identical(sync, weights(d / "bn_two_sync_again")));
+}
+
 TEST_CASE("a rank killed mid-run stops the others within dist.timeout_s, naming it; --resume matches") {
   if (!mpi_ready()) return;
   const fs::path d = env().dir.path;
