@@ -81,6 +81,18 @@ void ProcessGroup::abort(const std::string& why) {
   std::_Exit(1);
 }
 
+namespace {
+struct DoneWork final : ProcessGroup::Work {
+  bool test() override { return true; }
+  void wait() override {}
+};
+}  // namespace
+
+std::unique_ptr<ProcessGroup::Work> ProcessGroup::allreduce_mean_async(Tensor& t, int) {
+  allreduce_mean(t);
+  return std::make_unique<DoneWork>();
+}
+
 ProcessGroup& process_group() { return *current(); }
 
 #ifndef PW_HAVE_MPI

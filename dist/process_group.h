@@ -67,6 +67,24 @@ class ProcessGroup {
   virtual void allreduce_mean(Tensor& t) = 0;
   virtual bool supports(Device d) const = 0;
 
+  // A non-blocking collective: test() makes progress and says whether it is complete;
+  // wait() completes it (within timeout_s, else every rank stops naming the missing ones).
+  class Work {
+   public:
+    virtual ~Work() = default;
+    virtual bool test() = 0;
+    virtual void wait() = 0;
+  };
+  // allreduce_mean started without waiting; the same arithmetic, so the same bits. `slot`
+  // (0..kSlots-1) tells concurrent reductions apart (the gradient buckets): at most one
+  // outstanding per slot, and every rank uses the same slot for the same buffer. t must
+  // stay alive and untouched until the work completes. Default (backends that cannot
+  // overlap): runs allreduce_mean now and returns completed work.
+  static constexpr int kSlots = 4096;
+  virtual std::unique_ptr<Work> allreduce_mean_async(Tensor& t, int slot);
+  // Whether allreduce_mean_async really returns before the data has moved (MPI: yes).
+  virtual bool overlaps() const { return false; }
+
   // Prints `why` (prefixed with this rank) and stops every rank; never returns.
   [[noreturn]] virtual void abort(const std::string& why);
 

@@ -21,6 +21,7 @@ struct DataParallel {
   std::unique_ptr<dist::GroupBatchNormSync> bn_sync;  // dist.sync_bn with more than one process
   double bucket_mb = 25;
   bool sync_bn = false;
+  bool overlap = true;  // dist.overlap: bucket all-reduces start inside the backward (MPI)
   int64_t bytes_at_start = 0;  // pg.bytes_sent after the start-up broadcast
 
   // Starts the process group the launcher asks for (dist.timeout_s); world 1 without one.
