@@ -9,6 +9,7 @@
 #include <set>
 
 #include "data/loader.h"
+#include "dist/tcp_store.h"
 #include "dist_util.h"
 #include "trainers/config.h"
 
@@ -135,6 +136,54 @@ TEST_CASE("dist.overlap: bucket all-reduces started inside the backward give the
   CHECK(on.output.find("(dist.overlap on)") != std::string::npos);
   CHECK(bit_identical(weights(d / "ov_on"), weights(d / "ov_off")));
   CHECK(bit_identical(weights(d / "ov_on"), weights(d / "ov_one_bucket")));
+}
+
+TEST_CASE("torchrun-style launch without MPI: the TCP store's group trains bit-identically to mpirun") {
+  if (!mpi_ready()) return;
+  const fs::path d = env().dir.path;
+  const std::string cfg = write_config("tr.yaml", config(24) + "dist:\n  timeout_s: 60\n");
+  Run mpi = launch(2, "train " + cfg + " --out " + (d / "tr_mpi").string());
+  REQUIRE_MESSAGE(mpi.rc == 0, mpi.output);
+  // Two plain processes with torchrun's variables (no mpirun): rank 0 serves the store.
+  const int port = dist::free_tcp_port();
+  auto rank_cmd = [&](int r) {
+    return "RANK=" + std::to_string(r) + " WORLD_SIZE=2 LOCAL_RANK=" + std::to_string(r) +
+           " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " timeout 300 " + PW_BINARY_DIR +
+           "/patchwork train " + cfg + " --out " + (d / "tr_store").string() + " > " +
+           (d / ("tr_rank" + std::to_string(r) + ".log")).string() + " 2>&1";
+  };
+  const std::string both = "(" + rank_cmd(1) + ") & " + rank_cmd(0) + "; a=$?; wait $!; b=$?; exit $((a|b))";
+  const int status = std::system(both.c_str());
+  std::ifstream f0(d / "tr_rank0.log"), f1(d / "tr_rank1.log");
+  const std::string out0((std::istreambuf_iterator<char>(f0)), std::istreambuf_iterator<char>()),
+      out1((std::istreambuf_iterator<char>(f1)), std::istreambuf_iterator<char>());
+  const std::string outs = out0 + out1;
+  REQUIRE_MESSAGE(status == 0, outs);
+  CHECK(out0.find("2 processes (tcp-store), global batch 24 x 2 = 48") != std::string::npos);
+  CHECK(bit_identical(weights(d / "tr_mpi"), weights(d / "tr_store")));
+}
+
+TEST_CASE("a real torchrun launch (its agent holds MASTER_PORT; the store takes the next port)") {
+  if (!mpi_ready()) return;
+  const char* torchrun = "/opt/torchenv/bin/torchrun";
+  if (!fs::exists(torchrun)) {
+    test::note_skipped("no torchrun at /opt/torchenv/bin/torchrun");
+    return;
+  }
+  const fs::path d = env().dir.path;
+  const std::string cfg = write_config("tr_real.yaml", config(24) + "dist:\n  timeout_s: 60\n");
+  Run mpi = launch(2, "train " + cfg + " --out " + (d / "tr_real_mpi").string());
+  REQUIRE_MESSAGE(mpi.rc == 0, mpi.output);
+  const std::string cmd = std::string("timeout 300 ") + torchrun + " --nproc_per_node=2 --master_port=" +
+                          std::to_string(dist::free_tcp_port()) + " --no-python " + PW_BINARY_DIR +
+                          "/patchwork train " + cfg + " --out " + (d / "tr_real").string() + " > " +
+                          (d / "tr_real.log").string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream f(d / "tr_real.log");
+  const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  REQUIRE_MESSAGE(status == 0, out);
+  CHECK(out.find("2 processes (tcp-store)") != std::string::npos);
+  CHECK(bit_identical(weights(d / "tr_real_mpi"), weights(d / "tr_real")));
 }
 
 TEST_CASE("a rank killed mid-run stops the others within dist.timeout_s, naming it; --resume matches") {
