@@ -102,6 +102,13 @@ TEST_CASE("SyncBN: 2 ranks x batch 24 with dist.sync_bn train like one process w
   CHECK(lr > 1e-4);
   // Deterministic: the same world size gives the same bits.
   CHECK(bit_identical(sync, weights(d / "bn_two_sync_again")));
+  // SyncBN's collectives inside the backward interleave with the bucket reductions that
+  // dist.overlap starts there (10 KB buckets): still the same bits.
+  std::string small = stem_config(24, true) + "  bucket_mb: 0.01\n";
+  Run ov = launch(2, "train " + write_config("bn_two_sync_ov.yaml", small) + " --out " + (d / "bn_two_sync_ov").string());
+  REQUIRE_MESSAGE(ov.rc == 0, ov.output);
+  CHECK(ov.output.find("(dist.overlap on)") != std::string::npos);
+  CHECK(bit_identical(sync, weights(d / "bn_two_sync_ov")));
 }
 
 // The number of gradient buckets whose reduction started inside the backward, from rank
