@@ -13,6 +13,12 @@ namespace pw {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+GradReadyHook g_grad_ready;
+}
+GradReadyHook set_grad_ready_hook(GradReadyHook hook) {
+  GradReadyHook prev = std::move(g_grad_ready);
+  g_grad_ready = std::move(hook);
+  return prev;
 }
 bool grad_enabled() { return g_grad_enabled; }
 NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
@@ -149,6 +155,7 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     Tensor g = this->grad();
     if (g.defined()) add_into(g, seed);
     else impl().grad = seed.impl_ptr();
+    if (g_grad_ready) g_grad_ready(*this);
     return;
   }
 
@@ -170,16 +177,58 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
   std::reverse(order.begin(), order.end());  // root first
 
   // dL/d(output of node), and dL/d(leaf) summed over this whole pass. A leaf's
-  // sum is added to its .grad once at the end (PyTorch's AccumulateGrad), so a
-  // second identical backward adds exactly the same values again.
+  // sum is added to its .grad once (PyTorch's AccumulateGrad), so a second identical
+  // backward adds exactly the same values again: right after the last node of `order`
+  // that uses the leaf (run or skipped), when the sum is final; then the
+  // gradient-ready hook is told. (Each leaf's .grad gets the same single addition
+  // whenever it happens, so the values do not depend on this timing.)
   std::unordered_map<Node*, Tensor> pending;
   std::unordered_map<TensorImpl*, std::pair<std::shared_ptr<TensorImpl>, Tensor>> leaf_sums;
+  // For each position in `order`: the leaves whose last use is that node.
+  std::vector<std::vector<TensorImpl*>> last_use(order.size());
+  {
+    std::unordered_map<TensorImpl*, size_t> last;
+    for (size_t k = 0; k < order.size(); ++k)
+      for (const Edge& e : order[k]->inputs)
+        if (e.leaf) last[e.leaf.get()] = k;
+    for (size_t k = 0; k < order.size(); ++k)
+      for (const Edge& e : order[k]->inputs)
+        if (e.leaf) {
+          auto it = last.find(e.leaf.get());
+          if (it != last.end() && it->second == k) {
+            last_use[k].push_back(e.leaf.get());
+            last.erase(it);  // once, even if this node uses the leaf twice
+          }
+        }
+  }
+  auto finish_leaves = [&](size_t k) {
+    for (TensorImpl* raw : last_use[k]) {
+      auto it = leaf_sums.find(raw);
+      if (it == leaf_sums.end()) continue;
+      auto& [leaf, sum] = it->second;
+      if (sum.defined()) {
+        if (leaf->grad) {
+          Tensor acc(leaf->grad);
+          add_into(acc, sum);
+        } else {
+          leaf->grad = sum.impl_ptr();
+        }
+        if (g_grad_ready) g_grad_ready(Tensor(leaf));
+      }
+      leaf_sums.erase(it);
+    }
+  };
   pending[grad_fn().get()] = seed;
-  for (Node* node : order) {
+  for (size_t k = 0; k < order.size(); ++k) {
+    Node* node = order[k];
     auto it = pending.find(node);
-    if (it == pending.end()) continue;  // no gradient reached this node
-    if (!it->second.defined()) {        // a consumer asked for the buffer but wrote nothing
+    if (it == pending.end()) {  // no gradient reached this node
+      finish_leaves(k);
+      continue;
+    }
+    if (!it->second.defined()) {  // a consumer asked for the buffer but wrote nothing
       pending.erase(it);
+      finish_leaves(k);
       continue;
     }
     PW_CHECK(!node->freed, "backward: trying to run backward through the graph a second time (op '",
@@ -209,17 +258,9 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
       node->freed = true;
       node->release();
     }
+    finish_leaves(k);
   }
-  for (auto& [raw, slot] : leaf_sums) {
-    auto& [leaf, sum] = slot;
-    if (!sum.defined()) continue;
-    if (leaf->grad) {
-      Tensor acc(leaf->grad);
-      add_into(acc, sum);
-    } else {
-      leaf->grad = sum.impl_ptr();
-    }
-  }
+  PW_CHECK(leaf_sums.empty(), "backward: ", leaf_sums.size(), " leaf gradient(s) were not finalised (engine bug)");
 }
 
 }  // namespace pw

@@ -101,6 +101,17 @@ struct NoGrad {
 
 bool any_requires_grad(std::initializer_list<const Tensor*> xs);
 
+// Gradient-ready hook (PyTorch's post-accumulate-grad hooks, one for the process): during
+// Tensor::backward, called once per leaf that received a gradient, as soon as that leaf's
+// .grad is final for this backward, i.e. right after the last node that uses the leaf has
+// run (a leaf used twice gets its gradient summed over both uses first). Leaves become
+// final in the backward's order, so the data-parallel reducer (dist/reducer.h) starts
+// reducing a bucket while the backward goes on. `leaf` is the parameter itself (its
+// .grad is set); the hook must not change .grad's values. Null (default): none. Returns
+// the previous hook.
+using GradReadyHook = std::function<void(const Tensor& leaf)>;
+GradReadyHook set_grad_ready_hook(GradReadyHook hook);
+
 namespace detail {
 void attach(Tensor& out, const std::shared_ptr<Node>& n, const std::vector<const Tensor*>& inputs);
 }

@@ -16,7 +16,8 @@ namespace pw::dist {
 
 namespace {
 
-enum Tag : int { kReduceScatter = 11, kAllGather = 12, kBroadcast = 13, kSizes = 14, kBytes = 15 };
+// Message tags; the gradient buckets' nonblocking all-reduces use kAsyncBase + 2 slot (+1).
+enum Tag : int { kReduceScatter = 11, kAllGather = 12, kBroadcast = 13, kSizes = 14, kBytes = 15, kAsyncBase = 100 };
 
 std::string mpi_error(int rc) {
   char buf[MPI_MAX_ERROR_STRING];
@@ -30,6 +31,21 @@ int as_count(int64_t n, const char* what) {
            " elements is over MPI's int count; lower dist.bucket_mb");
   return (int)n;
 }
+
+// Posted nonblocking requests and the peer of each; polled by MpiGroup::poll.
+struct Requests {
+  std::vector<MPI_Request> reqs;
+  std::vector<int> peers;
+  std::vector<char> done;
+  std::vector<int> idx;
+  int remaining = 0;
+  void clear() {
+    reqs.clear();
+    peers.clear();
+    done.clear();
+    remaining = 0;
+  }
+};
 
 class MpiGroup final : public ProcessGroup {
  public:
@@ -66,41 +82,103 @@ class MpiGroup final : public ProcessGroup {
   }
 
   void allreduce_mean(Tensor& t) override {
-    PW_CHECK(t.device() == Device::CPU && t.dtype() == DType::F32 && t.dim() == 1, "MpiGroup::allreduce_mean: ",
-             "expects a (n) f32 CPU tensor, got ", t.str(), " on ", device_name(t.device()));
-    float* p = t.data<float>();
-    const int64_t n = t.numel(), W = world_;
-    auto begin = [&](int64_t k) { return n * k / W; };
-    const int64_t mine = begin(rank_), len = begin(rank_ + 1) - mine;
-    // Reduce-scatter: chunk k of every rank goes to rank k, which sums them in rank order.
-    rbuf_.resize((size_t)(W * len));
-    std::memcpy(rbuf_.data() + rank_ * len, p + mine, (size_t)len * sizeof(float));
-    reqs_.clear();
-    peers_.clear();
-    for (int r = 0; r < world_; ++r) {
-      if (r == rank_) continue;
-      post_recv(rbuf_.data() + r * len, as_count(len, "all-reduce"), MPI_FLOAT, r, kReduceScatter);
-      const int64_t b = begin(r), l = begin(r + 1) - b;
-      post_send(p + b, as_count(l, "all-reduce"), MPI_FLOAT, r, kReduceScatter);
-      bytes_sent += l * 4;
-    }
-    wait_all("the gradient all-reduce (reduce-scatter)");
-    const double inv = 1.0 / (double)W;
-    for (int64_t i = 0; i < len; ++i) {
-      double s = 0;
-      for (int64_t r = 0; r < W; ++r) s += (double)rbuf_[(size_t)(r * len + i)];
-      p[mine + i] = (float)(s * inv);
-    }
-    // All-gather: every rank's reduced chunk to every rank.
-    for (int r = 0; r < world_; ++r) {
-      if (r == rank_) continue;
-      const int64_t b = begin(r), l = begin(r + 1) - b;
-      post_recv(p + b, as_count(l, "all-reduce"), MPI_FLOAT, r, kAllGather);
-      post_send(p + mine, as_count(len, "all-reduce"), MPI_FLOAT, r, kAllGather);
-      bytes_sent += len * 4;
-    }
-    wait_all("the gradient all-reduce (all-gather)");
+    MeanWork w(*this, t, kReduceScatter, kAllGather);
+    w.wait();
   }
+  std::unique_ptr<Work> allreduce_mean_async(Tensor& t, int slot) override {
+    PW_CHECK(slot >= 0 && slot < kSlots, "allreduce_mean_async: slot ", slot, " is outside 0..", kSlots - 1,
+             "; raise dist.bucket_mb (fewer buckets)");
+    return std::make_unique<MeanWork>(*this, t, kAsyncBase + 2 * slot, kAsyncBase + 2 * slot + 1);
+  }
+  bool overlaps() const override { return true; }
+
+  // The deterministic mean (dist/process_group.h) as a two-phase nonblocking collective:
+  // reduce-scatter (chunk k of every rank to rank k, summed there in rank order 0..W-1 in
+  // double), then all-gather of the reduced chunks. test() advances it as far as the
+  // messages that have arrived allow; only MPI calls make progress (MPI has no progress
+  // thread here), so the reducer calls test() on every gradient-ready event.
+  class MeanWork final : public Work {
+   public:
+    MeanWork(MpiGroup& g, Tensor& t, int tag_rs, int tag_ag) : g_(g), tag_ag_(tag_ag) {
+      PW_CHECK(t.device() == Device::CPU && t.dtype() == DType::F32 && t.dim() == 1, "MpiGroup::allreduce_mean: ",
+               "expects a (n) f32 CPU tensor, got ", t.str(), " on ", device_name(t.device()));
+      p_ = t.data<float>();
+      n_ = t.numel();
+      W_ = g.world_;
+      mine_ = begin(g.rank_);
+      len_ = begin(g.rank_ + 1) - mine_;
+      // Reduce-scatter: chunk k of every rank goes to rank k, which sums them in rank order.
+      rbuf_.resize((size_t)(W_ * len_));
+      std::memcpy(rbuf_.data() + g.rank_ * len_, p_ + mine_, (size_t)len_ * sizeof(float));
+      for (int r = 0; r < g.world_; ++r) {
+        if (r == g.rank_) continue;
+        g.post_recv(q_, rbuf_.data() + r * len_, as_count(len_, "all-reduce"), MPI_FLOAT, r, tag_rs);
+        const int64_t b = begin(r), l = begin(r + 1) - b;
+        g.post_send(q_, p_ + b, as_count(l, "all-reduce"), MPI_FLOAT, r, tag_rs);
+        g.bytes_sent += l * 4;
+      }
+    }
+    ~MeanWork() override {
+      // Abandoned unfinished (an error unwinding on this rank, which then stops the job):
+      // cancel what is pending so MPI never writes into freed memory.
+      if (phase_ == kDone) return;
+      for (size_t i = 0; i < q_.reqs.size(); ++i)
+        if (!q_.done[i] && q_.reqs[i] != MPI_REQUEST_NULL) {
+          MPI_Cancel(&q_.reqs[i]);
+          MPI_Request_free(&q_.reqs[i]);
+        }
+    }
+    bool test() override {
+      while (phase_ != kDone && g_.poll(q_, what())) advance();
+      return phase_ == kDone;
+    }
+    void wait() override {
+      using Clock = std::chrono::steady_clock;
+      const auto deadline = Clock::now() + std::chrono::duration<double>(g_.timeout_s);
+      int idle = 0;
+      while (!test()) {
+        if (Clock::now() > deadline) g_.timed_out(q_, what());
+        // Spin briefly, then sleep: ranks may share cores (mpirun --oversubscribe).
+        if (++idle > 200) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+
+   private:
+    enum Phase { kScatter, kGather, kDone };
+    int64_t begin(int64_t k) const { return n_ * k / W_; }
+    const char* what() const {
+      return phase_ == kScatter ? "the gradient all-reduce (reduce-scatter)" : "the gradient all-reduce (all-gather)";
+    }
+    void advance() {
+      q_.clear();
+      if (phase_ == kGather) {
+        phase_ = kDone;
+        return;
+      }
+      const double inv = 1.0 / (double)W_;
+      for (int64_t i = 0; i < len_; ++i) {
+        double s = 0;
+        for (int64_t r = 0; r < W_; ++r) s += (double)rbuf_[(size_t)(r * len_ + i)];
+        p_[mine_ + i] = (float)(s * inv);
+      }
+      // All-gather: every rank's reduced chunk to every rank.
+      for (int r = 0; r < g_.world_; ++r) {
+        if (r == g_.rank_) continue;
+        const int64_t b = begin(r), l = begin(r + 1) - b;
+        g_.post_recv(q_, p_ + b, as_count(l, "all-reduce"), MPI_FLOAT, r, tag_ag_);
+        g_.post_send(q_, p_ + mine_, as_count(len_, "all-reduce"), MPI_FLOAT, r, tag_ag_);
+        g_.bytes_sent += len_ * 4;
+      }
+      phase_ = kGather;
+    }
+    MpiGroup& g_;
+    int tag_ag_;
+    float* p_ = nullptr;
+    int64_t n_ = 0, W_ = 1, mine_ = 0, len_ = 0;
+    std::vector<float> rbuf_;
+    Requests q_;
+    Phase phase_ = kScatter;
+  };
 
   void broadcast(Tensor& t, int root) override {
     PW_CHECK(t.device() == Device::CPU, "MpiGroup::broadcast: ", t.str(), " is on ", device_name(t.device()),
@@ -110,11 +188,11 @@ class MpiGroup final : public ProcessGroup {
     if (rank_ == root) {
       for (int r = 0; r < world_; ++r)
         if (r != root) {
-          post_send(p, as_count(bytes, "broadcast"), MPI_BYTE, r, kBroadcast);
+          post_send(q_, p, as_count(bytes, "broadcast"), MPI_BYTE, r, kBroadcast);
           bytes_sent += bytes;
         }
     } else {
-      post_recv(p, as_count(bytes, "broadcast"), MPI_BYTE, root, kBroadcast);
+      post_recv(q_, p, as_count(bytes, "broadcast"), MPI_BYTE, root, kBroadcast);
     }
     wait_all("a broadcast from rank 0");
   }
@@ -125,8 +203,8 @@ class MpiGroup final : public ProcessGroup {
     int64_t my_size = (int64_t)mine.size();
     for (int r = 0; r < world_; ++r)
       if (r != rank_) {
-        post_recv(&sizes[(size_t)r], 1, MPI_INT64_T, r, kSizes);
-        post_send(&my_size, 1, MPI_INT64_T, r, kSizes);
+        post_recv(q_, &sizes[(size_t)r], 1, MPI_INT64_T, r, kSizes);
+        post_send(q_, &my_size, 1, MPI_INT64_T, r, kSizes);
       }
     wait_all("an all-gather (sizes)");
     std::vector<std::string> out((size_t)world_);
@@ -134,8 +212,8 @@ class MpiGroup final : public ProcessGroup {
     out[(size_t)rank_] = mine;
     for (int r = 0; r < world_; ++r)
       if (r != rank_) {
-        post_recv(out[(size_t)r].data(), as_count(sizes[(size_t)r], "all-gather"), MPI_BYTE, r, kBytes);
-        post_send(mine.data(), as_count(my_size, "all-gather"), MPI_BYTE, r, kBytes);
+        post_recv(q_, out[(size_t)r].data(), as_count(sizes[(size_t)r], "all-gather"), MPI_BYTE, r, kBytes);
+        post_send(q_, mine.data(), as_count(my_size, "all-gather"), MPI_BYTE, r, kBytes);
       }
     wait_all("an all-gather");
     return out;
@@ -155,65 +233,77 @@ class MpiGroup final : public ProcessGroup {
   }
 
  private:
-  void post_recv(void* buf, int count, MPI_Datatype type, int peer, int tag) {
-    reqs_.emplace_back();
-    peers_.push_back(peer);
-    int rc = MPI_Irecv(buf, count, type, peer, tag, MPI_COMM_WORLD, &reqs_.back());
+  void post_recv(Requests& q, void* buf, int count, MPI_Datatype type, int peer, int tag) {
+    q.reqs.emplace_back();
+    q.peers.push_back(peer);
+    q.done.push_back(0);
+    ++q.remaining;
+    int rc = MPI_Irecv(buf, count, type, peer, tag, MPI_COMM_WORLD, &q.reqs.back());
     if (rc != MPI_SUCCESS) abort("MPI_Irecv from rank " + std::to_string(peer) + " failed: " + mpi_error(rc));
   }
-  void post_send(const void* buf, int count, MPI_Datatype type, int peer, int tag) {
-    reqs_.emplace_back();
-    peers_.push_back(peer);
-    int rc = MPI_Isend(buf, count, type, peer, tag, MPI_COMM_WORLD, &reqs_.back());
+  void post_send(Requests& q, const void* buf, int count, MPI_Datatype type, int peer, int tag) {
+    q.reqs.emplace_back();
+    q.peers.push_back(peer);
+    q.done.push_back(0);
+    ++q.remaining;
+    int rc = MPI_Isend(buf, count, type, peer, tag, MPI_COMM_WORLD, &q.reqs.back());
     if (rc != MPI_SUCCESS) abort("MPI_Isend to rank " + std::to_string(peer) + " failed: " + mpi_error(rc));
   }
 
-  // Polls the posted requests until all complete; past the deadline names the peers
-  // whose messages are missing and stops every rank.
+  // One MPI_Testsome over q's requests: true once every one has completed.
+  bool poll(Requests& q, const char* what) {
+    if (q.remaining == 0) return true;
+    const int n = (int)q.reqs.size();
+    q.idx.resize((size_t)n);
+    int count = 0;
+    int rc = MPI_Testsome(n, q.reqs.data(), &count, q.idx.data(), MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS)
+      abort("MPI error in " + std::string(what) + " with rank(s) " + missing(q) + ": " + mpi_error(rc) +
+            context_line());
+    if (count == MPI_UNDEFINED) {  // no active request left
+      q.remaining = 0;
+      return true;
+    }
+    for (int i = 0; i < count; ++i) q.done[(size_t)q.idx[(size_t)i]] = 1;
+    q.remaining -= count;
+    return q.remaining == 0;
+  }
+  [[noreturn]] void timed_out(const Requests& q, const char* what) {
+    std::ostringstream os;
+    os << "rank(s) " << missing(q) << " did not answer within dist.timeout_s = " << timeout_s << " s in " << what
+       << "; a rank died or hangs. Stopping every rank." << context_line();
+    abort(os.str());
+  }
+
+  // Polls q_ until all complete; past the deadline names the peers whose messages are
+  // missing and stops every rank.
   void wait_all(const char* what) {
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-    const int n = (int)reqs_.size();
-    std::vector<int> idx((size_t)n);
-    std::vector<char> done((size_t)n, 0);
-    int remaining = n, idle = 0;
-    while (remaining > 0) {
-      int count = 0;
-      int rc = MPI_Testsome(n, reqs_.data(), &count, idx.data(), MPI_STATUSES_IGNORE);
-      if (rc != MPI_SUCCESS) abort("MPI error in " + std::string(what) + " with rank(s) " + missing(done) + ": " +
-                                   mpi_error(rc) + context_line());
-      if (count == MPI_UNDEFINED) break;
-      for (int i = 0; i < count; ++i) done[(size_t)idx[(size_t)i]] = 1;
-      remaining -= count;
-      if (count > 0) {
+    int idle = 0, left = q_.remaining;
+    while (!poll(q_, what)) {
+      if (q_.remaining < left) {
+        left = q_.remaining;
         idle = 0;
         continue;
       }
-      if (Clock::now() > deadline) {
-        std::ostringstream os;
-        os << "rank(s) " << missing(done) << " did not answer within dist.timeout_s = " << timeout_s << " s in "
-           << what << "; a rank died or hangs. Stopping every rank." << context_line();
-        abort(os.str());
-      }
+      if (Clock::now() > deadline) timed_out(q_, what);
       // Spin briefly, then sleep: ranks may share cores (mpirun --oversubscribe).
       if (++idle > 200) std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
-    reqs_.clear();
-    peers_.clear();
+    q_.clear();
   }
-  std::string missing(const std::vector<char>& done) const {
+  std::string missing(const Requests& q) const {
     std::set<int> m;
-    for (size_t i = 0; i < done.size(); ++i)
-      if (!done[i]) m.insert(peers_[i]);
+    for (size_t i = 0; i < q.done.size(); ++i)
+      if (!q.done[i]) m.insert(q.peers[i]);
     std::string s;
     for (int r : m) s += (s.empty() ? "" : ", ") + std::to_string(r);
     return s.empty() ? "(none)" : s;
   }
   std::string context_line() const { return context.empty() ? "" : " (" + context + ")"; }
 
-  std::vector<MPI_Request> reqs_;
-  std::vector<int> peers_;  // the peer of each request
-  std::vector<float> rbuf_;
+  Requests q_;  // the blocking collectives' requests
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The NCCL backend: CUDA tensors, one process per GPU (the local rank picks it); the
-// NCCL unique id is exchanged over the host group (MPI), which also carries the small
-// host collectives. Built with -DPW_NCCL=AUTO|ON on a real CUDA build (not EMU).
+// NCCL unique id is exchanged over the host group (MPI under an MPI launcher, the TCP
+// store in a torchrun-style launch), which also carries the small host collectives. Built with -DPW_NCCL=AUTO|ON on a real CUDA build (not EMU).
 #include <cuda_runtime.h>
 #include <nccl.h>
 

@@ -81,6 +81,18 @@ void ProcessGroup::abort(const std::string& why) {
   std::_Exit(1);
 }
 
+namespace {
+struct DoneWork final : ProcessGroup::Work {
+  bool test() override { return true; }
+  void wait() override {}
+};
+}  // namespace
+
+std::unique_ptr<ProcessGroup::Work> ProcessGroup::allreduce_mean_async(Tensor& t, int) {
+  allreduce_mean(t);
+  return std::make_unique<DoneWork>();
+}
+
 ProcessGroup& process_group() { return *current(); }
 
 #ifndef PW_HAVE_MPI
@@ -107,7 +119,9 @@ ProcessGroup& init_process_group(Device device, double timeout_s) {
   const LaunchEnv e = launch_env();
   initialised = true;
   if (e.world == 1) return *current();
-  std::unique_ptr<ProcessGroup> g = make_mpi_group(e, timeout_s);
+  // torchrun-style (RANK/WORLD_SIZE without an MPI launcher's variables): the TCP store.
+  std::unique_ptr<ProcessGroup> g =
+      e.launcher == "torchrun" ? make_store_group(e, timeout_s) : make_mpi_group(e, timeout_s);
   if (device != Device::CPU) g = make_nccl_group(std::move(g), timeout_s);
   current() = std::move(g);
   return *current();

@@ -10,7 +10,9 @@
 //
 // Backends: MPI (CPU tensors; -DPW_MPI=AUTO builds it when find_package(MPI) finds one)
 // and NCCL (CUDA tensors; -DPW_NCCL=AUTO with the CUDA toolkit), whose unique id is
-// exchanged over MPI.
+// exchanged over MPI, or, in a torchrun-style launch (no MPI launcher), over the TCP
+// store on MASTER_ADDR:MASTER_PORT (dist/tcp_store.h), whose group also moves CPU
+// tensors (slowly: through rank 0) when there is no MPI launcher.
 //
 // Determinism: allreduce_mean never leaves the arithmetic to the transport. Each rank
 // owns a contiguous chunk of the buffer; the chunk's elements from every rank are
@@ -67,6 +69,24 @@ class ProcessGroup {
   virtual void allreduce_mean(Tensor& t) = 0;
   virtual bool supports(Device d) const = 0;
 
+  // A non-blocking collective: test() makes progress and says whether it is complete;
+  // wait() completes it (within timeout_s, else every rank stops naming the missing ones).
+  class Work {
+   public:
+    virtual ~Work() = default;
+    virtual bool test() = 0;
+    virtual void wait() = 0;
+  };
+  // allreduce_mean started without waiting; the same arithmetic, so the same bits. `slot`
+  // (0..kSlots-1) tells concurrent reductions apart (the gradient buckets): at most one
+  // outstanding per slot, and every rank uses the same slot for the same buffer. t must
+  // stay alive and untouched until the work completes. Default (backends that cannot
+  // overlap): runs allreduce_mean now and returns completed work.
+  static constexpr int kSlots = 4096;
+  virtual std::unique_ptr<Work> allreduce_mean_async(Tensor& t, int slot);
+  // Whether allreduce_mean_async really returns before the data has moved (MPI: yes).
+  virtual bool overlaps() const { return false; }
+
   // Prints `why` (prefixed with this rank) and stops every rank; never returns.
   [[noreturn]] virtual void abort(const std::string& why);
 
@@ -81,7 +101,9 @@ class ProcessGroup {
 // The process's group: the single process until init() finds a launcher.
 ProcessGroup& process_group();
 // Starts the group the launch environment asks for (once; later calls return it):
-// world 1 = the single process; else MPI (device CPU) or NCCL over MPI (device CUDA).
+// world 1 = the single process; an MPI launcher (mpirun, srun, mpiexec): MPI (device CPU)
+// or NCCL over MPI (device CUDA); torchrun-style variables alone: the TCP store's group
+// (device CPU) or NCCL over it (device CUDA).
 // A multi-process launch on a build without the backend it needs is refused, saying how
 // to build it.
 ProcessGroup& init_process_group(Device device, double timeout_s);
@@ -95,6 +117,8 @@ void maybe_inject_fault(int rank, int64_t step);
 
 // Backend factories (dist/mpi_group.cpp, dist/nccl_group.cpp).
 std::unique_ptr<ProcessGroup> make_mpi_group(const LaunchEnv& env, double timeout_s);
+// torchrun-style launches (no MPI): the TCP store on MASTER_ADDR:MASTER_PORT (dist/store_group.cpp).
+std::unique_ptr<ProcessGroup> make_store_group(const LaunchEnv& env, double timeout_s);
 std::unique_ptr<ProcessGroup> make_nccl_group(std::unique_ptr<ProcessGroup> host, double timeout_s);
 
 }  // namespace pw::dist

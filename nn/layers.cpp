@@ -44,8 +44,15 @@ BatchNorm::BatchNorm(int64_t c, double momentum, double eps) : momentum(momentum
   running_mean = add_buffer("running_mean", zeros({c}));
   running_var = add_buffer("running_var", ones({c}));
 }
+namespace {
+BatchNormSync* g_bn_sync = nullptr;
+}
+void set_batch_norm_sync(BatchNormSync* sync) { g_bn_sync = sync; }
+BatchNormSync* batch_norm_sync() { return g_bn_sync; }
+
 Tensor BatchNorm::forward(const Tensor& x) {
-  return batch_norm(x, weight, bias, running_mean, running_var, training(), momentum, eps);
+  return batch_norm(x, weight, bias, running_mean, running_var, training(), momentum, eps,
+                    training() ? g_bn_sync : nullptr);
 }
 
 Conv2d::Conv2d(int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t padding, int64_t groups,

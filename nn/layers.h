@@ -35,6 +35,9 @@ struct LayerNorm : Module {
 };
 
 // x: (B,C) | (B,C,L) | (B,C,H,W); running statistics are buffers.
+// In training mode every BatchNorm uses the process's SyncBN hook when one is set
+// (set_batch_norm_sync; the data-parallel trainer installs it with dist.sync_bn), else
+// its local batch statistics.
 struct BatchNorm : Module {
   Tensor weight, bias, running_mean, running_var;
   double momentum, eps;
@@ -42,6 +45,10 @@ struct BatchNorm : Module {
   Tensor forward(const Tensor& x) override;
   const char* type_name() const override { return "BatchNorm"; }
 };
+
+// The SyncBN hook every BatchNorm passes to batch_norm in training (null: local statistics).
+void set_batch_norm_sync(BatchNormSync* sync);
+BatchNormSync* batch_norm_sync();
 
 // x: (B,C,H,W)  weight: (O, C/groups, K, K)
 struct Conv2d : Module {

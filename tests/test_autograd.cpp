@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "kernels/ops.h"
 #include "tests/gradcheck.h"
@@ -138,4 +139,60 @@ TEST_CASE("creation helpers and shape errors") {
   CHECK_THROWS_WITH_AS(x.reshape({5, -1}), doctest::Contains("reshape"), pw::Error);
   CHECK_THROWS_WITH_AS(x.data<double>(), doctest::Contains("f32[12]"), pw::Error);
   CHECK_THROWS_WITH_AS(x.size(3), doctest::Contains("out of range"), pw::Error);
+}
+
+// The gradient-ready hook (autograd/function.h; the data-parallel reducer's overlap):
+// once per leaf, right after its last use in the backward, with the final .grad.
+TEST_CASE("gradient-ready hook: once per leaf, after its last accumulation, values unchanged") {
+  auto leaf = [](std::vector<double> v) { return from_vector(v, {3}, DType::F64).requires_grad_(); };
+  Tensor a = leaf({0.3, -1.2, 2.0}), b = leaf({1.5, -0.5, 0.25}), c = leaf({-0.7, 0.9, 1.1}),
+         d = leaf({1, 2, 3}), unused = leaf({4, 5, 6});
+  // a is used early in the forward (mul) and again last (add), so its first gradient
+  // arrives at the start of the backward and its last at the end; d is used twice by
+  // one node; `unused` is in no graph.
+  auto forward = [&] { return sum(add(add(mul(mul(a, b), c), a), mul(d, d))); };
+  d.set_grad(from_vector({10, 20, 30}, {3}, DType::F64));  // an earlier gradient: the hook sees the sum
+
+  // Without the hook: the reference gradients.
+  forward().backward();
+  std::vector<std::vector<double>> want;
+  for (Tensor* t : {&a, &b, &c, &d}) want.push_back(t->grad().to_vector());
+  for (Tensor* t : {&a, &b, &c}) t->zero_grad();
+  d.set_grad(from_vector({10, 20, 30}, {3}, DType::F64));
+
+  std::vector<std::pair<const void*, std::vector<double>>> calls;
+  GradReadyHook prev = set_grad_ready_hook([&](const Tensor& t) {
+    calls.push_back({t.impl_ptr().get(), t.grad().to_vector()});
+  });
+  CHECK_FALSE(prev);
+  forward().backward();
+  set_grad_ready_hook(nullptr);
+
+  REQUIRE(calls.size() == 4);  // a, b, c, d once each; `unused` never
+  std::map<const void*, size_t> pos;
+  for (size_t i = 0; i < calls.size(); ++i) CHECK(pos.emplace(calls[i].first, i).second);
+  CHECK_FALSE(pos.count(unused.impl_ptr().get()));
+  // The grad the hook saw is the final one, and equals the run without the hook bit for bit.
+  const Tensor* leaves[] = {&a, &b, &c, &d};
+  for (size_t i = 0; i < 4; ++i) {
+    REQUIRE(pos.count(leaves[i]->impl_ptr().get()));
+    CHECK(calls[pos[leaves[i]->impl_ptr().get()]].second == want[i]);
+    CHECK(leaves[i]->grad().to_vector() == want[i]);
+  }
+  // c's last use (mul(.., c)) runs before a's and b's (mul(a, b)): c is final first.
+  CHECK(pos[c.impl_ptr().get()] < pos[a.impl_ptr().get()]);
+  CHECK(pos[c.impl_ptr().get()] < pos[b.impl_ptr().get()]);
+  // a's gradient b*c + 1 includes both uses.
+  auto av = a.grad().to_vector();
+  CHECK(av[0] == doctest::Approx(1.5 * -0.7 + 1));
+  // d: 10 + 2 d.
+  CHECK(d.grad().to_vector() == std::vector<double>{12, 24, 36});
+
+  // A backward on a leaf itself also reports it.
+  calls.clear();
+  set_grad_ready_hook([&](const Tensor& t) { calls.push_back({t.impl_ptr().get(), t.grad().to_vector()}); });
+  unused.backward(ones({3}, DType::F64));
+  set_grad_ready_hook(nullptr);
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].first == unused.impl_ptr().get());
 }

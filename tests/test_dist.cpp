@@ -9,6 +9,7 @@
 #include <set>
 
 #include "data/loader.h"
+#include "dist/tcp_store.h"
 #include "dist_util.h"
 #include "trainers/config.h"
 
@@ -47,6 +48,149 @@ TEST_CASE("2 and 3 ranks train like one process with the same global batch; same
   // Sharded evaluation of 70 images over 2 and 3 ranks sums to the single-process figures.
   CHECK(metric(d / "two", "test_top1") == doctest::Approx(metric(d / "one", "test_top1")));
   CHECK(metric(d / "three", "test_loss") == doctest::Approx(metric(d / "one", "test_loss")).epsilon(1e-4));
+}
+
+// The tiny SimpleViT with the convolutional stem: two 3x3 stride-2 convs, each with a
+// BatchNorm (28 -> 14 -> 7), so the batch statistics matter.
+std::string stem_config(int64_t batch, bool sync_bn) {
+  std::string c = config(batch);
+  c.replace(c.find("  patch_size: 7\n"), 16, "  patch_size: 4\n  patch_embed: conv_stem\n");
+  return c + "dist:\n  sync_bn: " + (sync_bn ? "true" : "false") + "\n";
+}
+// Largest |a - b| over the BatchNorm running statistics only.
+double running_diff(const std::map<std::string, Tensor>& a, const std::map<std::string, Tensor>& b) {
+  std::map<std::string, Tensor> ra, rb;
+  for (auto& [n, t] : a)
+    if (n.find("running_") != std::string::npos) {
+      ra[n] = t;
+      rb[n] = b.at(n);
+    }
+  REQUIRE(ra.size() == 4);  // two BatchNorms x (mean, var)
+  return max_diff(ra, rb);
+}
+
+TEST_CASE("SyncBN: 2 ranks x batch 24 with dist.sync_bn train like one process with batch 48; local BN does not") {
+  if (!mpi_ready()) return;
+  const fs::path d = env().dir.path;
+  auto run = [&](int np, int64_t batch, bool sync, const std::string& name) {
+    Run r = launch(np, "train " + write_config(name + ".yaml", stem_config(batch, sync)) + " --out " +
+                           (d / name).string());
+    REQUIRE_MESSAGE(r.rc == 0, r.output);
+    return r;
+  };
+  run(0, 48, false, "bn_one");
+  run(0, 48, true, "bn_one_sync");
+  Run two = run(2, 24, true, "bn_two_sync");
+  CHECK(two.output.find("global batch 24 x 2 = 48, SyncBN") != std::string::npos);
+  run(2, 24, false, "bn_two_local");
+  run(2, 24, true, "bn_two_sync_again");
+  auto one = weights(d / "bn_one"), sync = weights(d / "bn_two_sync"), local = weights(d / "bn_two_local");
+  // One process: dist.sync_bn changes nothing (there is nobody to synchronise with).
+  CHECK(bit_identical(one, weights(d / "bn_one_sync")));
+  // 8 SGD steps: weights and running statistics agree to float32 summation-order noise.
+  const double dw = max_diff(one, sync), dr = running_diff(one, sync);
+  const double lw = max_diff(one, local), lr = running_diff(one, local);
+  CAPTURE(dw);
+  CAPTURE(dr);
+  CAPTURE(lw);
+  CAPTURE(lr);
+  CHECK(dw < 1e-5);
+  CHECK(dr < 1e-5);
+  // Per-rank statistics (24 images each) are really different: the check is not vacuous.
+  CHECK(lw > 100 * dw);
+  CHECK(lr > 100 * dr);
+  CHECK(lr > 1e-4);
+  // Deterministic: the same world size gives the same bits.
+  CHECK(bit_identical(sync, weights(d / "bn_two_sync_again")));
+  // SyncBN's collectives inside the backward interleave with the bucket reductions that
+  // dist.overlap starts there (10 KB buckets): still the same bits.
+  std::string small = stem_config(24, true) + "  bucket_mb: 0.01\n";
+  Run ov = launch(2, "train " + write_config("bn_two_sync_ov.yaml", small) + " --out " + (d / "bn_two_sync_ov").string());
+  REQUIRE_MESSAGE(ov.rc == 0, ov.output);
+  CHECK(ov.output.find("(dist.overlap on)") != std::string::npos);
+  CHECK(bit_identical(sync, weights(d / "bn_two_sync_ov")));
+}
+
+// The number of gradient buckets whose reduction started inside the backward, from rank
+// 0's last line ("... N of M gradient bucket reductions started during the backward").
+std::pair<long, long> overlapped(const std::string& out) {
+  const size_t at = out.find(" gradient bucket reductions started during the backward");
+  REQUIRE_MESSAGE(at != std::string::npos, out);
+  const size_t of = out.rfind(" of ", at), sp = out.rfind(' ', of - 1);
+  return {std::stol(out.substr(sp + 1, of - sp - 1)), std::stol(out.substr(of + 4, at - of - 4))};
+}
+
+TEST_CASE("dist.overlap: bucket all-reduces started inside the backward give the same bits as after it") {
+  if (!mpi_ready()) return;
+  const fs::path d = env().dir.path;
+  // 10 KB buckets: the 8.5K-parameter model's 34 KB of gradients in several buckets, so
+  // most reductions start while the backward still runs.
+  auto run = [&](const std::string& name, const std::string& dist) {
+    Run r = launch(2, "train " + write_config(name + ".yaml", config(24) + "dist:\n" + dist) + " --out " +
+                          (d / name).string());
+    REQUIRE_MESSAGE(r.rc == 0, r.output);
+    return r;
+  };
+  Run on = run("ov_on", "  bucket_mb: 0.01\n  overlap: true\n");
+  Run off = run("ov_off", "  bucket_mb: 0.01\n  overlap: false\n");
+  run("ov_one_bucket", "  overlap: false\n");
+  auto [started_on, total_on] = overlapped(on.output);
+  auto [started_off, total_off] = overlapped(off.output);
+  CHECK(total_on == total_off);
+  CHECK(total_on >= 8 * 3);      // 8 steps x at least 3 buckets
+  CHECK(started_on >= total_on - 8);  // all but (at most) the last bucket of each step
+  CHECK(started_off == 0);
+  CHECK(on.output.find("(dist.overlap on)") != std::string::npos);
+  CHECK(bit_identical(weights(d / "ov_on"), weights(d / "ov_off")));
+  CHECK(bit_identical(weights(d / "ov_on"), weights(d / "ov_one_bucket")));
+}
+
+TEST_CASE("torchrun-style launch without MPI: the TCP store's group trains bit-identically to mpirun") {
+  if (!mpi_ready()) return;
+  const fs::path d = env().dir.path;
+  const std::string cfg = write_config("tr.yaml", config(24) + "dist:\n  timeout_s: 60\n");
+  Run mpi = launch(2, "train " + cfg + " --out " + (d / "tr_mpi").string());
+  REQUIRE_MESSAGE(mpi.rc == 0, mpi.output);
+  // Two plain processes with torchrun's variables (no mpirun): rank 0 serves the store.
+  const int port = dist::free_tcp_port();
+  auto rank_cmd = [&](int r) {
+    return "RANK=" + std::to_string(r) + " WORLD_SIZE=2 LOCAL_RANK=" + std::to_string(r) +
+           " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " timeout 300 " + PW_BINARY_DIR +
+           "/patchwork train " + cfg + " --out " + (d / "tr_store").string() + " > " +
+           (d / ("tr_rank" + std::to_string(r) + ".log")).string() + " 2>&1";
+  };
+  const std::string both = "(" + rank_cmd(1) + ") & " + rank_cmd(0) + "; a=$?; wait $!; b=$?; exit $((a|b))";
+  const int status = std::system(both.c_str());
+  std::ifstream f0(d / "tr_rank0.log"), f1(d / "tr_rank1.log");
+  const std::string out0((std::istreambuf_iterator<char>(f0)), std::istreambuf_iterator<char>()),
+      out1((std::istreambuf_iterator<char>(f1)), std::istreambuf_iterator<char>());
+  const std::string outs = out0 + out1;
+  REQUIRE_MESSAGE(status == 0, outs);
+  CHECK(out0.find("2 processes (tcp-store), global batch 24 x 2 = 48") != std::string::npos);
+  CHECK(bit_identical(weights(d / "tr_mpi"), weights(d / "tr_store")));
+}
+
+TEST_CASE("a real torchrun launch (its agent holds MASTER_PORT; the store takes the next port)") {
+  if (!mpi_ready()) return;
+  const char* torchrun = "/opt/torchenv/bin/torchrun";
+  if (!fs::exists(torchrun)) {
+    test::note_skipped("no torchrun at /opt/torchenv/bin/torchrun");
+    return;
+  }
+  const fs::path d = env().dir.path;
+  const std::string cfg = write_config("tr_real.yaml", config(24) + "dist:\n  timeout_s: 60\n");
+  Run mpi = launch(2, "train " + cfg + " --out " + (d / "tr_real_mpi").string());
+  REQUIRE_MESSAGE(mpi.rc == 0, mpi.output);
+  const std::string cmd = std::string("timeout 300 ") + torchrun + " --nproc_per_node=2 --master_port=" +
+                          std::to_string(dist::free_tcp_port()) + " --no-python " + PW_BINARY_DIR +
+                          "/patchwork train " + cfg + " --out " + (d / "tr_real").string() + " > " +
+                          (d / "tr_real.log").string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream f(d / "tr_real.log");
+  const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  REQUIRE_MESSAGE(status == 0, out);
+  CHECK(out.find("2 processes (tcp-store)") != std::string::npos);
+  CHECK(bit_identical(weights(d / "tr_real_mpi"), weights(d / "tr_real")));
 }
 
 TEST_CASE("a rank killed mid-run stops the others within dist.timeout_s, naming it; --resume matches") {

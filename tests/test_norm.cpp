@@ -109,3 +109,29 @@ TEST_CASE("norm bad inputs") {
   CHECK_THROWS_WITH_AS(batch_norm(normal({1, 6}, 0, 1, DType::F64), w6, w6, rm, rv, true),
                        doctest::Contains("batch_norm: training needs more than 1 value per channel"), pw::Error);
 }
+
+// SyncBN's combination of per-channel (count, mean, M2) over processes (kernels/norm/norm.h):
+// the parts of a set split unevenly give the whole set's statistics, whatever the split.
+TEST_CASE("combine_moments of a split set equals the whole set's moments") {
+  std::vector<double> v;
+  for (int i = 0; i < 37; ++i) v.push_back(100.0 + std::sin(0.7 * i) * 3 + 0.01 * i);  // a large mean
+  auto moments = [&](size_t a, size_t b) {
+    double m = 0, ss = 0;
+    for (size_t i = a; i < b; ++i) m += v[i];
+    m /= (double)(b - a);
+    for (size_t i = a; i < b; ++i) ss += (v[i] - m) * (v[i] - m);
+    return std::vector<double>{(double)(b - a), m, ss};
+  };
+  const std::vector<double> whole = moments(0, v.size());
+  for (std::vector<size_t> cuts : {std::vector<size_t>{0, 5, 37}, {0, 1, 20, 36, 37}, {0, 37}}) {
+    std::vector<std::vector<double>> parts;
+    for (size_t k = 0; k + 1 < cuts.size(); ++k) parts.push_back(moments(cuts[k], cuts[k + 1]));
+    std::vector<double> got = combine_moments(parts);
+    CHECK(got[0] == whole[0]);
+    CHECK(got[1] == doctest::Approx(whole[1]).epsilon(1e-14));
+    CHECK(got[2] == doctest::Approx(whole[2]).epsilon(1e-11));
+  }
+  // An empty part changes nothing; parts of another channel count are refused.
+  CHECK(combine_moments({whole, {0, 0, 0}}) == whole);
+  CHECK_THROWS_AS(combine_moments({whole, {1, 2, 3, 4, 5, 6}}), pw::Error);
+}

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "autograd/function.h"
+#include "nn/layers.h"
 #include "runtime/check.h"
 
 namespace pw {
@@ -21,6 +22,13 @@ void register_dist_keys(Schema& s) {
                            "result does not depend on it)")
             .gt(0)
             .runtime());
+  s.add("dist", "overlap",
+        KeySpec::Bool(true, "data-parallel runs: start each gradient bucket's all-reduce during the backward, as soon "
+                            "as its gradients are final (MPI; bit-identical to false, which reduces after the backward)")
+            .runtime());
+  s.add("dist", "sync_bn",
+        KeySpec::Bool(false, "data-parallel runs: every BatchNorm in training normalises with the statistics of the "
+                             "global batch (all ranks), as torch.nn.SyncBatchNorm; false: each rank's own batch"));
 }
 ConfigKeys dist_keys(register_dist_keys);
 
@@ -33,7 +41,13 @@ Generator rank_generator(uint64_t seed, int rank) {
 
 DataParallel::DataParallel(const Config& cfg, Device device)
     : pg(dist::init_process_group(device, cfg.get_float("dist.timeout_s"))),
-      bucket_mb(cfg.get_float("dist.bucket_mb")) {}
+      bucket_mb(cfg.get_float("dist.bucket_mb")),
+      sync_bn(cfg.get_bool("dist.sync_bn")),
+      overlap(cfg.get_bool("dist.overlap")) {}
+
+DataParallel::~DataParallel() {
+  if (bn_sync && batch_norm_sync() == bn_sync.get()) set_batch_norm_sync(nullptr);
+}
 
 void DataParallel::start(Module& model, const LoadedCheckpoint& ck, TrainState& st, int64_t spe,
                          const std::string& resume_dir) {
@@ -60,6 +74,11 @@ void DataParallel::start(Module& model, const LoadedCheckpoint& ck, TrainState& 
   st.world_size = W;
   if (!active()) return;
   reducer = std::make_unique<dist::GradReducer>(pg, model, bucket_mb);
+  if (overlap) reducer->attach_overlap();  // where the backend can (MPI)
+  if (sync_bn) {  // every BatchNorm's training statistics over all ranks (nn/layers.h)
+    bn_sync = std::make_unique<dist::GroupBatchNormSync>(pg);
+    set_batch_norm_sync(bn_sync.get());
+  }
   NoGrad ng;
   reducer->broadcast_parameters();
   bytes_at_start = pg.bytes_sent;
@@ -95,17 +114,19 @@ std::string DataParallel::describe(int64_t batch_size) const {
   if (!active()) return "";
   return std::to_string(pg.world()) + " processes (" + pg.backend() + "), global batch " +
          std::to_string(batch_size) + " x " + std::to_string(pg.world()) + " = " +
-         std::to_string(batch_size * pg.world());
+         std::to_string(batch_size * pg.world()) + (bn_sync ? ", SyncBN" : "");
 }
 
 std::string DataParallel::traffic(int64_t steps) const {
   if (!active() || steps <= 0) return "";
-  char buf[256];
+  char buf[512];
   std::snprintf(buf, sizeof buf,
                 "rank %d sent %.1f KB per optimizer step on average (the model's parameters: %.1f KB as float32, "
-                "buffers %.1f KB)",
+                "buffers %.1f KB); %lld of %lld gradient bucket reductions started during the backward (dist.overlap %s)",
                 pg.rank(), (double)(pg.bytes_sent - bytes_at_start) / (double)steps / 1024.0, (double)reducer->param_bytes() / 1024.0,
-                (double)reducer->buffer_bytes() / 1024.0);
+                (double)reducer->buffer_bytes() / 1024.0, (long long)reducer->buckets_overlapped(),
+                (long long)(steps * (int64_t)reducer->num_buckets()),
+                reducer->overlapping() ? "on" : (overlap ? "on, but this backend cannot overlap" : "off"));
   return buf;
 }
 

@@ -9,6 +9,7 @@
 
 #include "dist/process_group.h"
 #include "dist/reducer.h"
+#include "dist/sync_bn.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
 
@@ -17,11 +18,15 @@ namespace pw {
 struct DataParallel {
   dist::ProcessGroup& pg;
   std::unique_ptr<dist::GradReducer> reducer;
+  std::unique_ptr<dist::GroupBatchNormSync> bn_sync;  // dist.sync_bn with more than one process
   double bucket_mb = 25;
+  bool sync_bn = false;
+  bool overlap = true;  // dist.overlap: bucket all-reduces start inside the backward (MPI)
   int64_t bytes_at_start = 0;  // pg.bytes_sent after the start-up broadcast
 
   // Starts the process group the launcher asks for (dist.timeout_s); world 1 without one.
   DataParallel(const Config& cfg, Device device);
+  ~DataParallel();  // uninstalls the SyncBN hook
   bool active() const { return pg.world() > 1; }
   bool writes() const { return pg.rank() == 0; }  // logs, metrics, checkpoints
 
@@ -29,7 +34,9 @@ struct DataParallel {
   // every rank; each rank's RNG (the checkpoint's for this rank, else a rank-specific
   // stream; rank 0 keeps the single-process one). A checkpoint of another world size is
   // accepted at an epoch boundary (the step count becomes epoch x the new steps per
-  // epoch, so the schedule goes on at the same point) and refused mid-epoch.
+  // epoch, so the schedule goes on at the same point) and refused mid-epoch. With
+  // dist.sync_bn (and more than one process) installs the SyncBN hook every BatchNorm
+  // uses in training (nn/layers.h set_batch_norm_sync).
   void start(Module& model, const LoadedCheckpoint& ck, TrainState& st, int64_t steps_per_epoch,
              const std::string& resume_dir);
   // Between the backward and the optimizer: gradients averaged, buffers from rank 0.

@@ -23,9 +23,10 @@ PW_OP_ROW(kLayerNorm, "layer_norm", "norm", LayerNormFwd, LayerNormBwd, layer_no
 // y = batch_norm(x, w, b).   x, y: (B,C,S)  w, b, rm, rv: (C) or undefined  mean, rstd: (C)
 using BatchNormFwd = void(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w, const Tensor& b,
                           const Tensor& rm, const Tensor& rv, int64_t B, int64_t C, int64_t S, bool training,
-                          double momentum, double eps);
+                          double momentum, double eps, BatchNormSync* sync, double* count);
 using BatchNormBwd = void(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x, const Tensor& mean,
-                          const Tensor& rstd, const Tensor& w, int64_t B, int64_t C, int64_t S, bool training);
+                          const Tensor& rstd, const Tensor& w, int64_t B, int64_t C, int64_t S, bool training,
+                          BatchNormSync* sync, double count);
 PW_OP_ROW(kBatchNorm, "batch_norm", "norm", BatchNormFwd, BatchNormBwd, batch_norm_forward_cpu,
           PW_CUDA_KERNEL(batch_norm_forward_cuda), batch_norm_backward_cpu, PW_CUDA_KERNEL(batch_norm_backward_cuda));
 
@@ -53,14 +54,19 @@ struct LayerNormFn final : Node {
 // y = batch_norm(x, weight, bias).   x: (B,C,S)  weight, bias: (C) or undefined  mean, rstd: (C)
 // training: mean/rstd are the batch statistics (gradient flows through them);
 // eval: they came from the running statistics (constants).
+// sync (SyncBN): the statistics were every process's; backward sums over them too, and
+// runs on every process (a collective), even where no gradient is needed here.
 struct BatchNormFn final : Node {
   Tensor x, weight, mean, rstd;
   int64_t B = 0, C = 0, S = 0;
   bool training = true;
+  BatchNormSync* sync = nullptr;
+  double count = 0;  // the normalised set's size (global with sync)
   const char* name() const override { return "batch_norm"; }
   void backward(const Tensor& dy, Grads& g) override {
-    if (!g.needs(0) && !g.needs(1) && !g.needs(2)) return;
-    kBatchNorm.bwd(dy.device())(g.buf(0), g.buf(1), g.buf(2), dy, x, mean, rstd, weight, B, C, S, training);
+    if (!sync && !g.needs(0) && !g.needs(1) && !g.needs(2)) return;
+    kBatchNorm.bwd(dy.device())(g.buf(0), g.buf(1), g.buf(2), dy, x, mean, rstd, weight, B, C, S, training, sync,
+                                count);
   }
   void release() override { x = weight = mean = rstd = Tensor(); }
 };
@@ -88,8 +94,26 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   return y;
 }
 
+std::vector<double> combine_moments(const std::vector<std::vector<double>>& parts) {
+  PW_CHECK(!parts.empty() && parts[0].size() % 3 == 0, "combine_moments: expected parts of (count, mean, M2) triples");
+  std::vector<double> r = parts[0];
+  for (size_t p = 1; p < parts.size(); ++p) {
+    PW_CHECK(parts[p].size() == r.size(), "combine_moments: part ", p, " has ", parts[p].size(), " values, part 0 ",
+             r.size(), "; every process must have the same channels (the same model)");
+    for (size_t c = 0; c + 2 < r.size(); c += 3) {
+      const double na = r[c], nb = parts[p][c], n = na + nb;
+      if (nb == 0) continue;
+      const double delta = parts[p][c + 1] - r[c + 1];
+      r[c + 1] = na == 0 ? parts[p][c + 1] : r[c + 1] + delta * (nb / n);
+      r[c + 2] = r[c + 2] + parts[p][c + 2] + delta * delta * (na * nb / n);
+      r[c] = n;
+    }
+  }
+  return r;
+}
+
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, double momentum, double eps) {
+                  const Tensor& running_var, bool training, double momentum, double eps, BatchNormSync* sync) {
   const char* op = "batch_norm";
   PW_CHECK(x.dim() >= 2 && x.dim() <= 4, op, ": expected an input of shape (B,C), (B,C,L) or (B,C,H,W), got ",
            x.str());
@@ -107,9 +131,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   PW_CHECK(!training || B * S > 1, op, ": training needs more than 1 value per channel to estimate a variance, got input ",
            x.str());
   PW_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
+  if (!training) sync = nullptr;  // eval normalises with the running statistics: nothing to share
   Tensor y = empty_like(x), mean = empty({C}, x.dtype(), x.device()), rstd = empty({C}, x.dtype(), x.device());
+  double count = (double)(B * S);
   kBatchNorm.fwd(x.device())(y, mean, rstd, x, weight, bias, running_mean, running_var, B, C, S, training, momentum,
-                             eps);
+                             eps, sync, &count);
   if (auto n = record<BatchNormFn>(y, {x, weight, bias})) {
     n->x = x;
     n->weight = weight;
@@ -119,6 +145,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     n->C = C;
     n->S = S;
     n->training = training;
+    n->sync = sync;
+    n->count = count;
   }
   return y;
 }

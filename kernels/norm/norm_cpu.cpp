@@ -116,20 +116,32 @@ double channel_sum(const T* x, int64_t B, int64_t C, int64_t S, int64_t c, F f) 
 
 // Batch (training) or running (eval) statistics, running statistics updated in training,
 // then y = norm_fwd per element.   x, y: (B,C,S)  w, b, rm, rv: (C) or null  mean, rstd: (C)
+// sync (training; may be null): the per-channel (count, mean, M2) are combined over the
+// processes before the rest; *count = the normalised set's size.
 template <class T>
 void batch_norm_forward_loop(T* py, T* pm, T* pr, const T* px, const T* w, const T* b, T* rm, T* rv, int64_t B,
-                             int64_t C, int64_t S, bool training, double momentum, double eps) {
+                             int64_t C, int64_t S, bool training, double momentum, double eps, BatchNormSync* sync,
+                             double* count) {
   if (training) {
     const double n = (double)(B * S);
+    // Per channel (count, mean, M2): two passes (the squares around the mean).
+    std::vector<double> mom(3 * (size_t)C);
 #pragma omp parallel for if (B * C * S > kParallelGrain)
     for (int64_t c = 0; c < C; ++c) {
       const double m = channel_sum(px, B, C, S, c, [](T v, int64_t) { return v; }) / n;
-      const double ss = channel_sum(px, B, C, S, c, [&](T v, int64_t) { double d = v - m; return d * d; });
+      mom[3 * c] = n;
+      mom[3 * c + 1] = m;
+      mom[3 * c + 2] = channel_sum(px, B, C, S, c, [&](T v, int64_t) { double d = v - m; return d * d; });
+    }
+    if (sync) sync->combine_moments(mom);  // SyncBN: every process's batch together
+    if (C > 0) *count = mom[0];
+    for (int64_t c = 0; c < C; ++c) {
+      const double N = mom[3 * c], m = mom[3 * c + 1], ss = mom[3 * c + 2];
       pm[c] = (T)m;
-      pr[c] = (T)math::norm_rstd(ss / n, eps);  // biased variance normalises
+      pr[c] = (T)math::norm_rstd(ss / N, eps);  // biased variance normalises
       if (rm) {
         rm[c] = (T)math::running_update((double)rm[c], m, momentum);
-        rv[c] = (T)math::running_update((double)rv[c], ss / (n - 1), momentum);  // unbiased is tracked
+        rv[c] = (T)math::running_update((double)rv[c], ss / (N - 1), momentum);  // unbiased is tracked
       }
     }
   } else {
@@ -151,10 +163,12 @@ void batch_norm_forward_loop(T* py, T* pm, T* pr, const T* px, const T* w, const
 // Forward was y = batch_norm(x) * w + b.   dx, dy, x: (B,C,S)  dw, db, w, mean, rstd: (C), may be null
 // dw (+)= sum dy * xhat, db (+)= sum dy per channel; dx (+)= norm_bwd (training) or dy * w * rstd (eval).
 // kAccX, acc_w, acc_b: add into dx, dw, db, else write them (GradBuf contract).
+// sync (training; may be null): dx uses the sums over every process and `count` (forward's).
 template <class T, bool kAccX>
 void batch_norm_backward_loop(T* dx, T* dw, T* db, const T* pdy, const T* px, const T* pm, const T* pr, const T* w,
-                              int64_t B, int64_t C, int64_t S, bool training, bool acc_w, bool acc_b) {
-  const double n = (double)(B * S);
+                              int64_t B, int64_t C, int64_t S, bool training, bool acc_w, bool acc_b,
+                              BatchNormSync* sync, double count) {
+  double n = (double)(B * S);
   // Per channel: sdy = sum dy, sdyx = sum dy * xhat (over B and S).
   std::vector<double> sdy(C), sdyx(C);
 #pragma omp parallel for if (B * C * S > kParallelGrain)
@@ -164,6 +178,19 @@ void batch_norm_backward_loop(T* dx, T* dw, T* db, const T* pdy, const T* px, co
     sdyx[c] = channel_sum(pdy, B, C, S, c, [&](T v, int64_t k) { return v * ((px[k] - m) * rs); });
     if (dw) dw[c] = (acc_w ? dw[c] : T(0)) + (T)sdyx[c];
     if (db) db[c] = (acc_b ? db[c] : T(0)) + (T)sdy[c];
+  }
+  if (sync && training) {  // SyncBN: the sums over every process's batch (a collective: before any return)
+    std::vector<double> sums(2 * (size_t)C);
+    for (int64_t c = 0; c < C; ++c) {
+      sums[(size_t)c] = sdy[c];
+      sums[(size_t)(C + c)] = sdyx[c];
+    }
+    sync->sum(sums);
+    for (int64_t c = 0; c < C; ++c) {
+      sdy[c] = sums[(size_t)c];
+      sdyx[c] = sums[(size_t)(C + c)];
+    }
+    n = count;
   }
   if (!dx) return;
 #pragma omp parallel for if (B * C * S > kParallelGrain)
@@ -217,25 +244,25 @@ void layer_norm_backward_cpu(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& d
 
 void batch_norm_forward_cpu(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
                             const Tensor& b, const Tensor& rm, const Tensor& rv, int64_t B, int64_t C, int64_t S,
-                            bool training, double momentum, double eps) {
+                            bool training, double momentum, double eps, BatchNormSync* sync, double* count) {
   dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     batch_norm_forward_loop<T>(y.data<T>(), mean.data<T>(), rstd.data<T>(), x.data<T>(), ptr_or_null<T>(w),
                                ptr_or_null<T>(b), ptr_or_null<T>(rm), ptr_or_null<T>(rv), B, C, S, training, momentum,
-                               eps);
+                               eps, sync, count);
   });
 }
 
 void batch_norm_backward_cpu(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x,
                              const Tensor& mean, const Tensor& rstd, const Tensor& w, int64_t B, int64_t C, int64_t S,
-                             bool training) {
+                             bool training, BatchNormSync* sync, double count) {
   dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     auto run = [&](auto acc_x) {
       batch_norm_backward_loop<T, decltype(acc_x)::value>(dx.data<T>(), dw.data<T>(), db.data<T>(), dy.data<T>(),
                                                           x.data<T>(), mean.data<T>(), rstd.data<T>(),
                                                           ptr_or_null<T>(w), B, C, S, training, dw.accumulate,
-                                                          db.accumulate);
+                                                          db.accumulate, sync, count);
     };
     if (dx && dx.accumulate) run(std::true_type{});
     else run(std::false_type{});

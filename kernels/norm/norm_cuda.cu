@@ -1,6 +1,8 @@
 // layer_norm and batch_norm on CUDA: kernels and tensor-level launchers (declared in
 // norm_kernels.h); element math from norm_math.h. Backward kernels take `acc` flags:
 // add into a gradient buffer, else write it (GradBuf contract).
+#include <vector>
+
 #include "autograd/dispatch.h"
 #include "kernels/norm/norm_kernels.h"
 #include "kernels/norm/norm_math.h"
@@ -144,6 +146,42 @@ __global__ void bn_stats_kernel(T* mean, T* rstd, T* rm, T* rv, const T* __restr
     }
   }
 }
+// SyncBN, before the combination over processes: moments[3c..3c+2] = (count, mean, M2) of
+// channel c, as bn_stats_kernel computes them.   grid: (C), block: kRowBlock.   x: (B,C,S)
+template <class T>
+__global__ void bn_moments_kernel(double* moments, const T* __restrict__ x, int64_t B, int64_t C, int64_t S) {
+  __shared__ double sh[32];
+  const int64_t c = blockIdx.x, n = B * S;
+  double s = 0;
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) s += (double)x[bn_at(k, c, C, S)];
+  const double m = cuda::block_sum(s, sh) / (double)n;
+  double ss = 0;
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+    const double d = (double)x[bn_at(k, c, C, S)] - m;
+    ss += d * d;
+  }
+  ss = cuda::block_sum(ss, sh);
+  if (threadIdx.x == 0) {
+    moments[3 * c] = (double)n;
+    moments[3 * c + 1] = m;
+    moments[3 * c + 2] = ss;
+  }
+}
+// SyncBN, after the combination: mean, rstd and the running statistics from the global
+// (count, mean, M2) of each channel.   moments: (3C)  mean, rstd, rm, rv: (C)
+template <class T>
+__global__ void bn_stats_from_moments_kernel(T* mean, T* rstd, T* rm, T* rv, const double* moments, int64_t C,
+                                             double momentum, double eps) {
+  PW_GRID_STRIDE(c, C) {
+    const double n = moments[3 * c], m = moments[3 * c + 1], ss = moments[3 * c + 2];
+    mean[c] = (T)m;
+    rstd[c] = (T)math::norm_rstd(ss / n, eps);
+    if (rm) {
+      rm[c] = (T)math::running_update((double)rm[c], m, momentum);
+      rv[c] = (T)math::running_update((double)rv[c], ss / (n - 1), momentum);
+    }
+  }
+}
 template <class T>
 __global__ void bn_eval_stats_kernel(T* mean, T* rstd, const T* rm, const T* rv, int64_t C, double eps) {
   PW_GRID_STRIDE(c, C) {
@@ -183,12 +221,11 @@ __global__ void bn_bwd_sums_kernel(double* sums, T* dw, T* db, const T* __restri
     if (db) db[c] = (acc_b ? db[c] : T(0)) + (T)sdy;
   }
 }
-// acc: add into dx, else write it.
+// acc: add into dx, else write it. n: the normalised set's size (B*S; global with SyncBN).
 template <class T>
 __global__ void bn_bwd_dx_kernel(T* dx, const double* sums, const T* __restrict__ dy, const T* __restrict__ x,
                                  const T* mean, const T* rstd, const T* w, int64_t B, int64_t C, int64_t S,
-                                 bool training, bool acc) {
-  const double n = (double)(B * S);
+                                 bool training, bool acc, double n) {
   PW_GRID_STRIDE(k, B * C * S) {
     const int64_t c = (k / S) % C;
     const T m = mean[c], rs = rstd[c], wc = w ? w[c] : T(1);
@@ -262,12 +299,27 @@ void layer_norm_backward_cuda(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& 
 
 void batch_norm_forward_cuda(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
                              const Tensor& b, const Tensor& rm, const Tensor& rv, int64_t B, int64_t C, int64_t S,
-                             bool training, double momentum, double eps) {
+                             bool training, double momentum, double eps, BatchNormSync* sync, double* count) {
   dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     if (C == 0) return;
     check_grid("batch_norm", C);
-    if (training)
+    if (training && sync) {
+      // SyncBN: the per-channel moments go through the host to the process group's
+      // combination (a host collective), then back.
+      const size_t bytes = 3 * (size_t)C * sizeof(double);
+      Tensor dmom = empty({3 * C}, DType::F64, Device::CUDA);
+      bn_moments_kernel<T><<<(unsigned)C, kRowBlock, 0, cuda::stream()>>>(dmom.data<double>(), x.data<T>(), B, C, S);
+      PW_CUDA_LAUNCH_CHECK();
+      std::vector<double> mom(3 * (size_t)C);
+      cuda::copy_d2h(mom.data(), dmom.data<double>(), bytes);
+      sync->combine_moments(mom);
+      *count = mom[0];
+      cuda::copy_h2d(dmom.data<double>(), mom.data(), bytes);
+      bn_stats_from_moments_kernel<T><<<cuda::grid_for(C), cuda::kBlock, 0, cuda::stream()>>>(
+          mean.data<T>(), rstd.data<T>(), ptr_or_null<T>(rm), ptr_or_null<T>(rv), dmom.data<double>(), C, momentum,
+          eps);
+    } else if (training)
       bn_stats_kernel<T><<<(unsigned)C, kRowBlock, 0, cuda::stream()>>>(mean.data<T>(), rstd.data<T>(),
                                                                         ptr_or_null<T>(rm), ptr_or_null<T>(rv),
                                                                         x.data<T>(), B, C, S, momentum, eps);
@@ -285,7 +337,7 @@ void batch_norm_forward_cuda(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor
 
 void batch_norm_backward_cuda(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x,
                               const Tensor& mean, const Tensor& rstd, const Tensor& w, int64_t B, int64_t C,
-                              int64_t S, bool training) {
+                              int64_t S, bool training, BatchNormSync* sync, double count) {
   dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     if (C == 0) return;
@@ -295,10 +347,18 @@ void batch_norm_backward_cuda(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& 
         sums.data<double>(), dw.data<T>(), db.data<T>(), dy.data<T>(), x.data<T>(), mean.data<T>(), rstd.data<T>(),
         B, C, S, dw.accumulate, db.accumulate);
     PW_CUDA_LAUNCH_CHECK();
+    double n = (double)(B * S);
+    if (training && sync) {  // SyncBN: the sums over every process, through the host
+      std::vector<double> host(2 * (size_t)C);
+      cuda::copy_d2h(host.data(), sums.data<double>(), host.size() * sizeof(double));
+      sync->sum(host);
+      cuda::copy_h2d(sums.data<double>(), host.data(), host.size() * sizeof(double));
+      n = count;
+    }
     if (!dx || B * C * S == 0) return;
     bn_bwd_dx_kernel<T><<<cuda::grid_for(B * C * S), cuda::kBlock, 0, cuda::stream()>>>(
         dx.data<T>(), sums.data<double>(), dy.data<T>(), x.data<T>(), mean.data<T>(), rstd.data<T>(),
-        ptr_or_null<T>(w), B, C, S, training, dx.accumulate);
+        ptr_or_null<T>(w), B, C, S, training, dx.accumulate, n);
     PW_CUDA_LAUNCH_CHECK();
   });
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "autograd/function.h"
+#include "kernels/norm/norm.h"
 
 namespace pw {
 
@@ -27,20 +28,25 @@ void layer_norm_backward_cuda(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& 
 // training: mean and rstd are the batch statistics per channel (biased variance), and
 // rm, rv when defined are updated IN PLACE (momentum, unbiased variance; torch).
 // eval: mean = rm, rstd from rv. Then y = (x - mean[c]) * rstd[c] * w[c] + b[c].
+// sync (training only, may be null): the per-channel (count, mean, M2) are combined over the
+// processes between the reduction and the rest (SyncBN, norm.h); *count gets the count of the
+// normalised set (B*S, or the global count with sync).
 // x, y: (B,C,S)  w, b, rm, rv: (C) or undefined  mean, rstd: (C) out
 void batch_norm_forward_cpu(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
                             const Tensor& b, const Tensor& rm, const Tensor& rv, int64_t B, int64_t C, int64_t S,
-                            bool training, double momentum, double eps);
+                            bool training, double momentum, double eps, BatchNormSync* sync, double* count);
 void batch_norm_forward_cuda(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
                              const Tensor& b, const Tensor& rm, const Tensor& rv, int64_t B, int64_t C, int64_t S,
-                             bool training, double momentum, double eps);
+                             bool training, double momentum, double eps, BatchNormSync* sync, double* count);
 // Forward was y = batch_norm(x) * w + b.   dx, dy, x: (B,C,S)  dw, db, w, mean, rstd: (C) (w may be undefined)
 // dw (+)= sum dy * xhat, db (+)= sum dy per channel; dx (+)= norm_bwd (training) or dy * w * rstd (eval).
+// sync (training only, may be null): dx uses the two sums summed over the processes and `count`
+// (forward's global count); dw, db stay this process's sums.
 void batch_norm_backward_cpu(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x,
                              const Tensor& mean, const Tensor& rstd, const Tensor& w, int64_t B, int64_t C, int64_t S,
-                             bool training);
+                             bool training, BatchNormSync* sync, double count);
 void batch_norm_backward_cuda(GradBuf dx, GradBuf dw, GradBuf db, const Tensor& dy, const Tensor& x,
                               const Tensor& mean, const Tensor& rstd, const Tensor& w, int64_t B, int64_t C,
-                              int64_t S, bool training);
+                              int64_t S, bool training, BatchNormSync* sync, double count);
 
 }  // namespace pw

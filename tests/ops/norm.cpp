@@ -21,6 +21,25 @@ std::vector<In> bn_inputs(Shape x) {
   return {In(x), In({C}), In({C}), In({C}).no_grad(), In({C}, Domain::Positive).no_grad()};
 }
 
+// SyncBN seen by one process of two: the other ("phantom") process's batch has fixed
+// per-channel statistics and contributes zero backward sums (its dy is 0), so the op stays
+// a function of this process's x alone, whose gradient gradcheck can check: the global
+// mean, variance and count enter forward and dx; dw, db are this process's.
+struct PhantomSync final : BatchNormSync {
+  void combine_moments(std::vector<double>& m) override {
+    std::vector<double> other(m.size());
+    for (size_t k = 0; k + 2 < m.size(); k += 3) {
+      other[k] = 6;                          // count
+      other[k + 1] = 0.3 - 0.05 * (double)k;  // mean
+      other[k + 2] = 2.0 + 0.5 * (double)k;   // M2
+    }
+    m = pw::combine_moments({m, other});  // this process is rank 0
+  }
+  void sum(std::vector<double>&) override {}  // + the phantom's zeros
+};
+PhantomSync phantom;
+Tensor bn_sync(X x) { return batch_norm(x[0], x[1], x[2], x[3], x[4], /*training=*/true, 0.1, 1e-5, &phantom); }
+
 }  // namespace
 
 PW_OP_TEST(OpTest("layer_norm", {In({3, 5, 7}), In({7}), In({7})}, ln_affine)
@@ -53,6 +72,10 @@ PW_OP_TEST(OpTest("batch_norm", bn_inputs({3, 3, 5, 3}), bn_train)
 PW_OP_TEST(OpTest("batch_norm", {In({3, 5, 7})},
                   [](X x) { return batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true); })
                .variant("train, no affine, no running statistics"));
+PW_OP_TEST(OpTest("batch_norm", bn_inputs({3, 4, 5}), bn_sync)
+               .variant("train 3d, SyncBN with a phantom second process")
+               .parity(bn_inputs({6, 5, 7, 9}))
+               .parity_tol(1e-4, 1e-4));
 PW_OP_TEST(OpTest("batch_norm", bn_inputs({3, 5, 3, 3}), bn_eval).variant("eval 4d").ref("norm", "batch_norm_eval_4d"));
 PW_OP_TEST(OpTest("batch_norm", bn_inputs({5, 3}), bn_eval).variant("eval 2d").ref("norm", "batch_norm_eval_2d"));
 PW_OP_TEST(OpTest("batch_norm", bn_inputs({5, 3}),
