@@ -139,7 +139,14 @@ Audio decode_wav_bytes(const std::vector<uint8_t>& b, const std::string& path) {
                           std::to_string(i) + " is not finite");
           acc += v;
         }
+        // A finite 64-bit sample (or the channels' mean) can still be beyond float's range.
         a.samples[i] = (float)(acc / channels);
+        if (!std::isfinite(a.samples[i])) {
+          char val[32];
+          std::snprintf(val, sizeof val, "%g", acc / channels);
+          bad(path, "byte offset " + std::to_string(body + i * channels * bps) + ": sample " + std::to_string(i) +
+                        " (" + val + ") is beyond float32's range; audio samples lie in [-1, 1]");
+        }
       }
       return a;
     }

@@ -135,6 +135,16 @@ TEST_CASE("WAV: bad files get one BadSampleError naming the file and the byte of
   std::vector<float> nan = {0.f, NAN, 0.f};
   write_wav(dir / "nan.wav", nan, 1, 8000, WavEncoding::F32);
   CHECK_THROWS_WITH_AS(read_wav(dir / "nan.wav"), doctest::Contains("float sample 1 is not finite"), BadSampleError);
+  // A finite 64-bit float beyond float32's range (found by fuzz_wav: it became inf).
+  write_wav(dir / "big.wav", {0.f, 0.5f, 0.f}, 1, 8000, WavEncoding::F64);
+  std::vector<uint8_t> big = read_bytes(dir / "big.wav");
+  const std::string tag(big.begin(), big.end());
+  const size_t data = tag.find("data");
+  REQUIRE(data != std::string::npos);
+  const double huge = 1e300;
+  std::memcpy(big.data() + data + 8 + 8, &huge, 8);  // sample 1
+  CHECK_THROWS_WITH_AS(decode_wav_bytes(big, "big.wav"), doctest::Contains("sample 1 (1e+300)"), BadSampleError);
+  CHECK_THROWS_WITH_AS(decode_wav_bytes(big, "big.wav"), doctest::Contains("beyond float32's range"), BadSampleError);
   CHECK_THROWS_WITH_AS(read_wav(dir / "missing.wav"), doctest::Contains("cannot open it"), BadSampleError);
 }
 
