@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # The test command (CI: .ci/run). Installs what is missing, builds (Release, -j2) and
-# runs the whole suite with ctest (the gpu suites skip there: no GPU); then builds the
-# CUDA sources for the CPU execution backend (PW_CUDA=EMU, g++, build-emu) and runs
-# every gpu-labelled suite there (a suite that reports itself skipped fails the run).
-# SANITIZE=1 runs instead, as the second build:
-#   scripts/sanitize.sh  everything again with clang under ASan+UBSan, PW_CUDA=EMU: the
-#                        CPU suites sanitized and every gpu suite executing the CUDA
-#                        kernels under ASan;
-#   scripts/fuzz.sh N    each libFuzzer target for N = FUZZ_SECONDS (20) seconds.
-# Not CI's default yet: that path has not passed whole from a clean machine
-# (docs/sanitizers.md), and CI must not depend on it until it has.
+# runs the whole suite with ctest (the gpu suites skip there: no GPU), then:
+#   SANITIZE=1 (the default; what CI runs):
+#     scripts/sanitize.sh  everything again with clang under ASan+UBSan, PW_CUDA=EMU: the
+#                          CPU suites sanitized and every gpu suite executing the CUDA
+#                          kernels on the CPU execution backend under ASan (a gpu suite
+#                          that reports itself skipped fails the run);
+#     scripts/fuzz.sh N    each libFuzzer target for N = FUZZ_SECONDS (20) seconds.
+#   SANITIZE=0 (quicker, by hand): the CUDA sources built by g++ for the CPU execution
+#     backend (PW_CUDA=EMU, build-emu) and every gpu-labelled suite run there.
 # Exits non-zero on any failure. docs/sanitizers.md, docs/cuda.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +16,7 @@ scripts/install_deps.sh
 scripts/build.sh
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "${JOBS:-2}")
 
-if [ "${SANITIZE:-0}" != 0 ]; then
+if [ "${SANITIZE:-1}" != 0 ]; then
   scripts/sanitize.sh
   scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
   exit 0
