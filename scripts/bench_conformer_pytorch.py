@@ -8,7 +8,8 @@ front ESPnet's Conv2dSubsampling, the head a mean over frames -> Linear.
 Run with /opt/torchenv/bin/python; docs/speech.md has the side-by-side command.
 
   bench_conformer_pytorch.py [--dim 96 --depth 4 --heads 4 --ff-mult 4 --kernel 15]
-                             [--batch 32 --mels 80 --frames 80 --classes 20] [--threads 2]
+                             [--batch 32 --mels 80 --frames 80 --classes 20] [--threads 2] [--compile]
+(nn.MultiheadAttention runs PyTorch's fused scaled_dot_product_attention in training.)
 """
 import argparse
 import statistics
@@ -88,6 +89,7 @@ def main():
                      threads=2, steps=10, warmup=3, repeat=3).items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (inductor); warmup compiles")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -97,15 +99,17 @@ def main():
     x = torch.randn(a.batch, 1, a.mels, a.frames)
     y = torch.tensor([(i * 7 + 3) % a.classes for i in range(a.batch)])
 
+    fwd = torch.compile(m) if a.compile else m
+
     def step():
-        loss = F.cross_entropy(m(x), y, label_smoothing=0.1)
+        loss = F.cross_entropy(fwd(x), y, label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return loss
 
     params = sum(p.numel() for p in m.parameters())
-    print(f"pytorch {torch.__version__} eager conformer: {params} parameters, batch {a.batch} of 1x{a.mels}x{a.frames}, "
+    print(f"pytorch {torch.__version__} {'torch.compile' if a.compile else 'eager'} conformer: {params} parameters, batch {a.batch} of 1x{a.mels}x{a.frames}, "
           f"{a.threads} threads")
     for _ in range(a.warmup):
         step()
