@@ -122,21 +122,31 @@ __device__ __forceinline__ int64_t bn_at(int64_t k, int64_t c, int64_t C, int64_
   return (b * C + c) * S + (k - b * S);
 }
 
+// Channel c's mean m and sum of squared deviations ss over (B, S), two passes in double;
+// every thread of the block gets both (block_sum broadcasts).   x: (B,C,S)
+template <class T>
+__device__ void bn_channel_moments(double& m, double& ss, const T* __restrict__ x, int64_t c, int64_t B, int64_t C,
+                                   int64_t S, double* sh) {
+  const int64_t n = B * S;
+  double s = 0;
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) s += (double)x[bn_at(k, c, C, S)];
+  m = cuda::block_sum(s, sh) / (double)n;
+  double q = 0;
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+    const double d = (double)x[bn_at(k, c, C, S)] - m;
+    q += d * d;
+  }
+  ss = cuda::block_sum(q, sh);
+}
+
 // grid: (C), block: kRowBlock.   x: (B,C,S)  mean, rstd, rm, rv: (C)
 template <class T>
 __global__ void bn_stats_kernel(T* mean, T* rstd, T* rm, T* rv, const T* __restrict__ x, int64_t B, int64_t C,
                                 int64_t S, double momentum, double eps) {
   __shared__ double sh[32];
   const int64_t c = blockIdx.x, n = B * S;
-  double s = 0;
-  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) s += (double)x[bn_at(k, c, C, S)];
-  const double m = cuda::block_sum(s, sh) / (double)n;
-  double ss = 0;
-  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
-    const double d = (double)x[bn_at(k, c, C, S)] - m;
-    ss += d * d;
-  }
-  ss = cuda::block_sum(ss, sh);
+  double m, ss;
+  bn_channel_moments(m, ss, x, c, B, C, S, sh);
   if (threadIdx.x == 0) {
     mean[c] = (T)m;
     rstd[c] = (T)math::norm_rstd(ss / (double)n, eps);  // the biased variance normalises
@@ -152,15 +162,8 @@ template <class T>
 __global__ void bn_moments_kernel(double* moments, const T* __restrict__ x, int64_t B, int64_t C, int64_t S) {
   __shared__ double sh[32];
   const int64_t c = blockIdx.x, n = B * S;
-  double s = 0;
-  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) s += (double)x[bn_at(k, c, C, S)];
-  const double m = cuda::block_sum(s, sh) / (double)n;
-  double ss = 0;
-  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
-    const double d = (double)x[bn_at(k, c, C, S)] - m;
-    ss += d * d;
-  }
-  ss = cuda::block_sum(ss, sh);
+  double m, ss;
+  bn_channel_moments(m, ss, x, c, B, C, S, sh);
   if (threadIdx.x == 0) {
     moments[3 * c] = (double)n;
     moments[3 * c + 1] = m;
