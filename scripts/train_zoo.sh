@@ -32,17 +32,11 @@ while [[ $# -gt 0 ]]; do
     *) echo "train_zoo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-if [[ -z $BUILD ]]; then
-  for d in build-nocuda build; do [[ -x $d/patchwork ]] && { BUILD=$d; break; }; done
-fi
-PW=$PWD/${BUILD:-build}/patchwork
-[[ -x $PW ]] || { echo "train_zoo.sh: no patchwork binary at $PW; build first (--build DIR)" >&2; exit 1; }
+source scripts/lib/recipe.sh
+PW=$(find_patchwork train_zoo.sh "$BUILD")
 DATA=/usr/share/datasets/fashion-mnist
 mkdir -p "$OUT"
-if [[ $TRAIN_SUBSET != 0 || $TEST_SUBSET != 0 ]]; then
-  python3 scripts/fmnist_subset.py "$DATA" "$OUT/data" "$TRAIN_SUBSET" "$TEST_SUBSET"
-  SETS+=("data.root=$OUT/data")
-fi
+SETS+=("data.root=$(data_subset scripts/fmnist_subset.py "$DATA" "$OUT" "$TRAIN_SUBSET" "$TEST_SUBSET")")
 [[ -n $EPOCHS ]] && SETS+=("train.epochs=$EPOCHS")
 SETS+=(train.seed=0 train.eval_every=0 train.log_every=10 train.checkpoint_every=0)
 
