@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 namespace pw {
 
@@ -264,7 +265,55 @@ Tensor RotaryQK::qkv_term(const Tensor& qkv) {
   return rope_qkv(qkv, cos.to(qkv.dtype()), sin.to(qkv.dtype()), heads);
 }
 
-ShawTerm::ShawTerm(RelIndex idx, int64_t dim_head, bool values) : index(std::move(idx)) {
+UsedRows used_rows(const std::vector<RelIndex>& full) {
+  UsedRows u;
+  const int64_t T = full.at(0).T;
+  std::vector<std::vector<double>> host;
+  std::vector<int64_t> id(T, -1);  // table row -> its compact row
+  for (const RelIndex& r : full) {
+    PW_CHECK(r.T == T, "used_rows: indexes over tables of ", T, " and ", r.T, " rows");
+    host.push_back(r.idx.to(Device::CPU).to_vector());
+    for (double v : host.back())
+      if (v >= 0) id[(int64_t)v] = 0;
+  }
+  std::vector<double> rows;
+  for (int64_t t = 0; t < T; ++t)
+    if (id[t] == 0) {
+      id[t] = (int64_t)rows.size();
+      rows.push_back((double)t);
+    }
+  if ((int64_t)rows.size() == T) {
+    u.index = full;
+    return u;
+  }
+  for (size_t p = 0; p < full.size(); ++p) {
+    std::vector<int64_t> c(host[p].size());
+    for (size_t e = 0; e < c.size(); ++e) c[e] = host[p][e] < 0 ? -1 : id[(int64_t)host[p][e]];
+    u.index.push_back(RelIndex::build(c, full[p].N, (int64_t)rows.size(), full[p].device()));
+  }
+  u.rows = from_vector(rows, {(int64_t)rows.size()}, DType::I64).to(full[0].device());
+  return u;
+}
+
+namespace {
+// The rows of table that u reads: (T_used, ...), or table itself when it reads all.
+Tensor read_rows(const Tensor& table, const UsedRows& u) {
+  return u.rows.defined() ? index_select(table, 0, u.rows) : table;
+}
+// Registers u's tensors as constants, so Module::to() moves them with the term.
+void add_used_constants(const UsedRows& u, const std::vector<std::string>& names,
+                        const std::function<void(const std::string&, const Tensor&)>& add) {
+  if (!u.rows.defined()) return;
+  add("used_rows", u.rows);
+  for (size_t p = 0; p < u.index.size(); ++p) {
+    add(names[p] + "_used", u.index[p].idx);
+    add(names[p] + "_used_inv_off", u.index[p].inv_off);
+    add(names[p] + "_used_inv_pos", u.index[p].inv_pos);
+  }
+}
+}  // namespace
+
+ShawTerm::ShawTerm(RelIndex idx, int64_t dim_head, bool values) : index(std::move(idx)), used(used_rows({index})) {
   table_k = add_param("table_k", zeros({index.T, dim_head}), /*decay=*/false);
   init_trunc_normal(table_k, 0.02);
   if (values) {
@@ -274,15 +323,17 @@ ShawTerm::ShawTerm(RelIndex idx, int64_t dim_head, bool values) : index(std::mov
   add_constant("index", index.idx);
   add_constant("index_inv_off", index.inv_off);
   add_constant("index_inv_pos", index.inv_pos);
+  add_used_constants(used, {"index"}, [this](const std::string& n, const Tensor& t) { add_constant(n, t); });
 }
 
 Tensor ShawTerm::logits_term(const Tensor& q, const Tensor& k) {
   const double scale = 1.0 / std::sqrt((double)q.size(-1));
-  return rel_logits_gather(matmul(q * scale, transpose(table_k, 0, 1)), index);  // (B,NH,N,T) -> (B,NH,N,N)
+  Tensor rk = read_rows(table_k, used);                                                  // (T_used,HD)
+  return rel_logits_gather(matmul(q * scale, transpose(rk, 0, 1)), used.index[0]);  // (B,NH,N,T_used) -> (B,NH,N,N)
 }
 
 Tensor ShawTerm::output_term(const Tensor& attn, const Tensor& v) {
-  return matmul(rel_logits_scatter(attn, index), table_v);  // (B,NH,N,T) (T,HD)
+  return matmul(rel_logits_scatter(attn, used.index[0]), read_rows(table_v, used));  // (B,NH,N,T_used) (T_used,HD)
 }
 
 IrpeContextTerm::IrpeContextTerm(std::vector<RelIndex> idx, int64_t th, int64_t dim_head, const std::string& on)
@@ -435,7 +486,8 @@ Tensor XlTerm::logits_term(const Tensor& q, const Tensor& k) {
   return (bd + c) * scale;
 }
 
-HuangTerm::HuangTerm(RelIndex idx, RelIndex idx_t, int64_t dim_head) : index(std::move(idx)), index_t(std::move(idx_t)) {
+HuangTerm::HuangTerm(RelIndex idx, RelIndex idx_t, int64_t dim_head)
+    : index(std::move(idx)), index_t(std::move(idx_t)), used(used_rows({index, index_t})) {
   table = add_param("table", zeros({index.T, dim_head}), /*decay=*/false);
   init_trunc_normal(table, 0.02);
   add_constant("index", index.idx);
@@ -444,13 +496,15 @@ HuangTerm::HuangTerm(RelIndex idx, RelIndex idx_t, int64_t dim_head) : index(std
   add_constant("index_t", index_t.idx);
   add_constant("index_t_inv_off", index_t.inv_off);
   add_constant("index_t_inv_pos", index_t.inv_pos);
+  add_used_constants(used, {"index", "index_t"},
+                     [this](const std::string& n, const Tensor& t) { add_constant(n, t); });
 }
 
 Tensor HuangTerm::logits_term(const Tensor& q, const Tensor& k) {
   const double scale = 1.0 / std::sqrt((double)q.size(-1));
-  Tensor pt = transpose(table, 0, 1);                              // (HD,T)
-  Tensor qp = rel_logits_gather(matmul(q, pt), index);             // q_i . p_idx(i,j)      (B,NH,N,N)
-  Tensor kp = rel_logits_gather(matmul(k, pt), index_t);           // [j,i] = k_j . p_idx(i,j)
+  Tensor pt = transpose(read_rows(table, used), 0, 1);             // (HD,T_used)
+  Tensor qp = rel_logits_gather(matmul(q, pt), used.index[0]);     // q_i . p_idx(i,j)      (B,NH,N,N)
+  Tensor kp = rel_logits_gather(matmul(k, pt), used.index[1]);     // [j,i] = k_j . p_idx(i,j)
   return (qp + transpose(kp, -2, -1)) * scale;
 }
 

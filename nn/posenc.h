@@ -151,11 +151,24 @@ struct RotaryQK : AttentionTerm {
   const char* type_name() const override { return "RotaryQK"; }
 };
 
+// The rows of a (T, ...) relative table that a grid reads, and its indexes renumbered onto
+// them. A grid smaller than the clipping distance k reads (2 min(k,h-1)+1)(2 min(k,w-1)+1)
+// of Shaw's (2k+1)^2 rows (169 of 1089 for a 7x7 grid and k = 16), so the (B,NH,N,T)
+// products q r^T and scatter(a) r shrink by that factor; the table keeps its paper shape
+// (checkpoints, another grid at evaluation). rows: (T_used) int64, undefined when every
+// row is read (then the indexes are the given ones).
+struct UsedRows {
+  Tensor rows;
+  std::vector<RelIndex> index;
+};
+UsedRows used_rows(const std::vector<RelIndex>& full);
+
 // Shaw et al.'s relative representations on the key and (optionally) value side.
 //   table_k, table_v: (T, HD)
 struct ShawTerm : AttentionTerm {
   Tensor table_k, table_v;
-  RelIndex index;
+  RelIndex index;  // (M,M) into the table's T rows
+  UsedRows used;   // the rows this grid reads (logits_term, output_term use them)
   ShawTerm(RelIndex index, int64_t dim_head, bool values);
   Tensor logits_term(const Tensor& q, const Tensor& k) override;  // scale * q . rK -> (B,NH,N,N)
   bool has_output_term() const override { return table_v.defined(); }
@@ -234,6 +247,7 @@ struct XlTerm : AttentionTerm {
 struct HuangTerm : AttentionTerm {
   Tensor table;
   RelIndex index, index_t;  // idx and its transpose (idx_t[j,i] = idx[i,j])
+  UsedRows used;            // the rows this grid reads: index, index_t renumbered onto them
   HuangTerm(RelIndex index, RelIndex index_t, int64_t dim_head);
   Tensor logits_term(const Tensor& q, const Tensor& k) override;  // -> (B,NH,N,N)
   const char* type_name() const override { return "HuangTerm"; }

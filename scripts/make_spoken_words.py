@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates a spoken-word data set with espeak-ng, in the Speech Commands layout.
 
-    scripts/make_spoken_words.py OUT [--speakers 60] [--ctc 400] [--jobs 2] [--seed 0]
+    scripts/make_spoken_words.py OUT [--speakers 60] [--ctc 3000] [--jobs 2] [--seed 0]
 
 Writes
     OUT/kws/<word>/<speaker>_nohash_0.wav   1 s, 16 kHz, mono, 16-bit PCM
@@ -174,7 +174,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
     ap.add_argument("--speakers", type=int, default=60, help="speakers; each says every word once")
-    ap.add_argument("--ctc", type=int, default=400, help="digit-string utterances for CTC")
+    ap.add_argument("--ctc", type=int, default=3000, help="digit-string utterances for CTC")
     ap.add_argument("--words", type=int, default=len(WORDS), help="use only the first N words (tests)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <tuple>
 #include <map>
 #include <string>
@@ -338,6 +339,71 @@ TEST_CASE("Huang et al.'s method 4: q.k + term = (q + p_ij).(k + p_ij) - p_ij.p_
           const double g = got[((b * NH + hh) * M + i) * M + j];
           if (std::abs(g - s * scale) > 1e-5 * (1 + std::abs(s))) FAIL_CHECK("(", i, ",", j, "): ", g, " vs ", s * scale);
         }
+}
+
+TEST_CASE("Shaw and Huang read only the table rows the grid uses: the same values and gradients as the whole table") {
+  const int64_t h = 2, w = 3, M = h * w + 1, B = 2, NH = 2, HD = 4;
+  const double scale = 1 / std::sqrt((double)HD);
+  Tensor q = normal({B, NH, M, HD}, 0, 1), k = normal({B, NH, M, HD}, 0, 1);
+  Tensor attn = softmax(normal({B, NH, M, M}, 0, 1), -1), gl = normal({B, NH, M, M}, 0, 1);
+  Tensor go = normal({B, NH, M, HD}, 0, 1);
+  // both sides' loss and the tables' gradients: {values..., gradients...}
+  auto run = [&](const std::vector<Tensor>& tables, const std::function<Tensor()>& loss) {
+    for (Tensor t : tables) t.zero_grad();
+    Tensor l = loss();
+    l.backward();
+    std::vector<double> out = {l.item()};
+    for (const Tensor& t : tables) {
+      std::vector<double> g = t.grad().to_vector();
+      out.insert(out.end(), g.begin(), g.end());
+    }
+    return out;
+  };
+  SUBCASE("shaw") {
+    RelPosOptions o = rel("shaw");
+    o.clip = 4;  // (2*4+1)^2 = 81 rows; a 2x3 grid reads 3 x 5 of them
+    auto t = std::dynamic_pointer_cast<ShawTerm>(make_rel_pos(o, h, w, NH, HD, 1));
+    REQUIRE(t);
+    REQUIRE(t->used.rows.defined());
+    CHECK(t->table_k.size(0) == 81);
+    CHECK(t->used.rows.numel() == 15);
+    CHECK(t->used.index[0].T == 15);
+    init_uniform(t->table_k, -1, 1);
+    init_uniform(t->table_v, -1, 1);
+    std::vector<double> got = run({t->table_k, t->table_v}, [&] {
+      return sum(t->logits_term(q, k) * gl) + sum(t->output_term(attn, Tensor()) * go);
+    });
+    std::vector<double> want = run({t->table_k, t->table_v}, [&] {
+      Tensor l = rel_logits_gather(matmul(q * scale, transpose(t->table_k, 0, 1)), t->index);
+      Tensor o = matmul(rel_logits_scatter(attn, t->index), t->table_v);
+      return sum(l * gl) + sum(o * go);
+    });
+    check_close(got, want, 1e-5, 1e-4, "shaw: used rows vs the whole table");
+  }
+  SUBCASE("huang") {
+    RelPosOptions o = rel("huang");
+    o.clip = 4;
+    auto t = std::dynamic_pointer_cast<HuangTerm>(make_rel_pos(o, h, w, NH, HD, 1));
+    REQUIRE(t);
+    REQUIRE(t->used.rows.defined());
+    CHECK(t->used.rows.numel() == 15);
+    init_uniform(t->table, -1, 1);
+    std::vector<double> got = run({t->table}, [&] { return sum(t->logits_term(q, k) * gl); });
+    std::vector<double> want = run({t->table}, [&] {
+      Tensor pt = transpose(t->table, 0, 1);
+      Tensor qp = rel_logits_gather(matmul(q, pt), t->index), kp = rel_logits_gather(matmul(k, pt), t->index_t);
+      return sum((qp + transpose(kp, -2, -1)) * scale * gl);
+    });
+    check_close(got, want, 1e-5, 1e-4, "huang: used rows vs the whole table");
+  }
+  SUBCASE("a grid as large as the clipping window reads every row: nothing renumbered") {
+    RelPosOptions o = rel("shaw");
+    o.clip = 1;
+    auto t = std::dynamic_pointer_cast<ShawTerm>(make_rel_pos(o, h, w, NH, HD, 1));
+    REQUIRE(t);
+    CHECK_FALSE(t->used.rows.defined());
+    CHECK(t->used.index[0].T == t->table_k.size(0));
+  }
 }
 
 TEST_CASE("iRPE contextual on q, k and v equals the by-hand sums (iRPE's rpe_k(q), rpe_q(k)^T, rpe_v(attn))") {
