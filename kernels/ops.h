@@ -6,6 +6,7 @@
 #include "kernels/activation/activation.h"
 #include "kernels/attention/attention.h"
 #include "kernels/linear_attention/linear_attention.h"
+#include "kernels/local_attention/local_attention.h"
 #include "kernels/conv/conv.h"
 #include "kernels/dropout/dropout.h"
 #include "kernels/elementwise/elementwise.h"
