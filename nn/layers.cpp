@@ -126,13 +126,17 @@ Tensor Attention::forward(const Tensor& x) {
   Tensor q = parts[0].reshape({B, heads, N, dim_head});
   Tensor k = parts[1].reshape({B, heads, N, dim_head});
   Tensor v = parts[2].reshape({B, heads, N, dim_head});
+  Tensor o;
+  if (term && (attn_dropout == 0 || !training())) o = term->attend(q, k, v);  // (B,NH,N,HD) or undefined
+  if (o.defined())
+    return dropout((*proj)(permute(o, {0, 2, 1, 3}).reshape({B, N, heads * dim_head})), proj_dropout, training());
   Tensor logits = matmul(q * scale, transpose(k, -2, -1));  // (B,NH,N,N)
   if (term && term->has_logits_term()) {
     Tensor t = term->logits_term(q, k);
     if (t.defined()) logits = logits + t;
   }
   Tensor attn = dropout(softmax(logits, -1), attn_dropout, training());
-  Tensor o = matmul(attn, v);  // (B,NH,N,HD)
+  o = matmul(attn, v);  // (B,NH,N,HD)
   if (term && term->has_output_term()) o = o + term->output_term(attn, v);
   Tensor out = permute(o, {0, 2, 1, 3}).reshape({B, N, heads * dim_head});  // (B,N,NH*HD)
   return dropout((*proj)(out), proj_dropout, training());

@@ -108,6 +108,10 @@ struct AttentionTerm : Module {
   // has_output_term(); such a term makes Attention compose op by op.
   virtual bool has_output_term() const { return false; }
   virtual Tensor output_term(const Tensor& attn, const Tensor& v) { return Tensor(); }
+  // A term that computes the whole attention itself (SASA's local window): the output
+  // (B,NH,N,HD) from q, k, v, or undefined (the default) to compose the logits op by op.
+  // Attention asks only when no dropout acts on the probabilities.
+  virtual Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) { return Tensor(); }
 };
 
 // Multi-head self-attention.   x: (B,N,D) -> (B,N,D)

@@ -413,11 +413,19 @@ Tensor KeyPaddingTerm::logits_term(const Tensor& q, const Tensor& k) {
   return t.defined() ? t + m : m;
 }
 
-SasaTerm::SasaTerm(int64_t h, int64_t w, int64_t dim_head, int64_t K, int64_t skip) {
+SasaTerm::SasaTerm(int64_t h, int64_t w, int64_t dim_head, int64_t K, int64_t skip)
+    : h(h), w(w), kernel(K), skip(skip) {
   PW_CHECK(K % 2 == 1, "SasaTerm: model.sasa_kernel must be odd (a window centred on its patch), got ", K);
   PW_CHECK(dim_head % 2 == 0, "SasaTerm: model.dim_head must be even (half for row, half for column offsets), got ",
            dim_head);
-  const int64_t N = h * w, M = N + skip, r = K / 2;
+  row = add_param("row", zeros({K, dim_head / 2}), /*decay=*/false);
+  col = add_param("col", zeros({K, dim_head / 2}), /*decay=*/false);
+  init_trunc_normal(row, 0.02);
+  init_trunc_normal(col, 0.02);
+}
+
+void SasaTerm::build_masked(Device d) {
+  const int64_t N = h * w, M = N + skip, r = kernel / 2;
   std::vector<int64_t> ir(M * M, -1), ic(M * M, -1);
   std::vector<double> m(M * M, 0.0);
   for (int64_t i = 0; i < N; ++i)
@@ -430,27 +438,39 @@ SasaTerm::SasaTerm(int64_t h, int64_t w, int64_t dim_head, int64_t K, int64_t sk
         m[e] = -1e9;
       }
     }
-  index_row = RelIndex::build(ir, M, K);
-  index_col = RelIndex::build(ic, M, K);
-  row = add_param("row", zeros({K, dim_head / 2}), /*decay=*/false);
-  col = add_param("col", zeros({K, dim_head / 2}), /*decay=*/false);
-  init_trunc_normal(row, 0.02);
-  init_trunc_normal(col, 0.02);
-  add_constant("index_row", index_row.idx);
-  add_constant("index_row_inv_off", index_row.inv_off);
-  add_constant("index_row_inv_pos", index_row.inv_pos);
-  add_constant("index_col", index_col.idx);
-  add_constant("index_col_inv_off", index_col.inv_off);
-  add_constant("index_col_inv_pos", index_col.inv_pos);
-  mask = add_constant("mask", from_vector(m, {M, M}));
+  index_row_ = RelIndex::build(ir, M, kernel, d);
+  index_col_ = RelIndex::build(ic, M, kernel, d);
+  add_constant("index_row", index_row_.idx);
+  add_constant("index_row_inv_off", index_row_.inv_off);
+  add_constant("index_row_inv_pos", index_row_.inv_pos);
+  add_constant("index_col", index_col_.idx);
+  add_constant("index_col_inv_off", index_col_.inv_off);
+  add_constant("index_col_inv_pos", index_col_.inv_pos);
+  mask_ = add_constant("mask", from_vector(m, {M, M}).to(d));
 }
 
-Tensor SasaTerm::logits_term(const Tensor& q, const Tensor& k) {
+Tensor SasaTerm::attend(const Tensor& q, const Tensor& k, const Tensor& v) {
+  if (masked) return Tensor();
+  auto same = [&](const Tensor& t) { return t.dtype() == q.dtype() ? t : t.to(q.dtype()); };
+  return local_attention_rel(q, k, v, same(row), same(col), h, w, kernel, skip);
+}
+
+Tensor SasaTerm::logits_term(const Tensor& q, const Tensor& k) { return masked_logits(q, row, col); }
+
+Tensor SasaTerm::masked_logits(const Tensor& q, const Tensor& r, const Tensor& c) {
+  if (!mask_.defined()) build_masked(q.device());
   const int64_t half = q.size(-1) / 2;
   Tensor qs = q * (1.0 / std::sqrt((double)q.size(-1)));
-  Tensor a = rel_logits_gather(matmul(narrow(qs, 3, 0, half), transpose(row, 0, 1)), index_row);     // (B,NH,M,M)
-  Tensor b = rel_logits_gather(matmul(narrow(qs, 3, half, half), transpose(col, 0, 1)), index_col);  // (B,NH,M,M)
-  return a + b + (mask.dtype() == q.dtype() ? mask : mask.to(q.dtype()));
+  Tensor a = rel_logits_gather(matmul(narrow(qs, 3, 0, half), transpose(r, 0, 1)), index_row_);     // (B,NH,M,M)
+  Tensor b = rel_logits_gather(matmul(narrow(qs, 3, half, half), transpose(c, 0, 1)), index_col_);  // (B,NH,M,M)
+  return a + b + (mask_.dtype() == q.dtype() ? mask_ : mask_.to(q.dtype()));
+}
+
+Tensor SasaTerm::masked_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& row_,
+                                  const Tensor& col_) {
+  Tensor logits = matmul(q * (1.0 / std::sqrt((double)q.size(-1))), transpose(k, -2, -1));  // (B,NH,M,M)
+  logits = logits + masked_logits(q, row_.defined() ? row_ : row, col_.defined() ? col_ : col);
+  return matmul(softmax(logits, -1), v);  // (B,NH,M,HD)
 }
 
 XlTerm::XlTerm(int64_t n, int64_t heads, int64_t dim_head, int64_t skip) : heads(heads), dim_head(dim_head) {

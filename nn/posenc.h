@@ -212,19 +212,35 @@ struct KeyPaddingTerm : AttentionTerm {
 };
 
 // SASA (Ramachandran et al. 2019, arXiv 1906.05909): each patch attends to the patches of
-// the k x k window centred on it (keys outside the window, or past the image border, get
-// -1e9: no attention), with factorised relative embeddings: logits += scale *
-// (q[:HD/2] . r_row[dr] + q[HD/2:] . r_col[dc]), (dr, dc) = p_j - p_i in [-k/2, k/2]^2.
-// Composed op by op over the full N x N logits (O(N^2), not the O(N k^2) of an unfolded
-// window: fine for the small grids here). A class token attends to and is attended by
-// every token, with no relative embedding.   row, col: (k, HD/2)
+// the k x k window centred on it (clipped at the image border: no padding keys), with
+// factorised relative embeddings: logits += scale * (q[:HD/2] . r_row[dr] + q[HD/2:] .
+// r_col[dc]), (dr, dc) = p_j - p_i in [-k/2, k/2]^2. A class token attends to and is
+// attended by every token, with no relative embedding.   row, col: (k, HD/2)
+// attend() runs the fused local_attention_rel (kernels/local_attention): O(M k^2 HD) per
+// head, only the window's keys. The masked composition is kept (masked = true, or
+// Attention with attention dropout in training, which never calls attend()):
+// logits_term is the embeddings gathered over the full M x M logits plus -1e9 outside
+// the window, O(M^2); its index and mask constants are built on first use only.
+// Checkpoints hold row and col alone (constants are not state), in both forms.
 struct SasaTerm : AttentionTerm {
   Tensor row, col;
-  RelIndex index_row, index_col;  // dr + k/2, dc + k/2 inside the window, else -1
-  Tensor mask;                    // (M,M): 0 inside the window, -1e9 outside
+  int64_t h, w, kernel, skip;
+  bool masked = false;  // true: attend() declines, Attention composes with logits_term
   SasaTerm(int64_t h, int64_t w, int64_t dim_head, int64_t kernel, int64_t skip);
-  Tensor logits_term(const Tensor& q, const Tensor& k) override;  // -> (B,NH,M,M)
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) override;  // -> (B,NH,M,HD)
+  Tensor logits_term(const Tensor& q, const Tensor& k) override;             // -> (B,NH,M,M)
+  // softmax(scale q k^T + logits_term(q, k)) v: the masked O(M^2) composition that
+  // Attention runs without attend() (the reference of tests and `patchwork bench attention
+  // --sasa`). row_, col_: other tables in place of row, col (a float64 test), or undefined.
+  Tensor masked_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& row_ = Tensor(),
+                          const Tensor& col_ = Tensor());
   const char* type_name() const override { return "SasaTerm"; }
+
+ private:
+  RelIndex index_row_, index_col_;  // (M,M): dr + k/2, dc + k/2 inside the window, else -1
+  Tensor mask_;                     // (M,M): 0 inside the window, -1e9 outside
+  void build_masked(Device d);      // the three above, as constants on d
+  Tensor masked_logits(const Tensor& q, const Tensor& r, const Tensor& c);  // logits_term with tables r, c
 };
 
 // Transformer-XL's relative terms (b), (c), (d) over M = N + skip tokens in raster order:

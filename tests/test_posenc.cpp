@@ -726,3 +726,127 @@ TEST_CASE("SASA: the window's logits are the factorised embeddings, and a token 
   CHECK_THROWS_WITH_AS(Config::parse("model:\n  type: vit\n  attention: sasa\n  sasa_kernel: 4\n", "r.yaml"),
                        doctest::Contains("odd model.sasa_kernel"), pw::Error);
 }
+
+TEST_CASE("SASA: the fused local_attention_rel equals the masked O(N^2) composition (float64, forward and gradients)") {
+  struct Case { int64_t h, w, K, skip; };
+  // non-square grids; K 5 and 7 exceed the 3-row grid (every window clipped)
+  for (const Case c : {Case{3, 5, 3, 0}, Case{3, 5, 3, 1}, Case{3, 5, 5, 0}, Case{3, 5, 5, 1}, Case{5, 3, 7, 2}}) {
+    CAPTURE(c.h);
+    CAPTURE(c.w);
+    CAPTURE(c.K);
+    CAPTURE(c.skip);
+    const int64_t B = 2, NH = 3, HD = 6, M = c.skip + c.h * c.w;
+    SasaTerm t(c.h, c.w, HD, c.K, c.skip);
+    auto leaf = [](Shape s) { return normal(s, 0, 1, DType::F64).requires_grad_(); };
+    Tensor q = leaf({B, NH, M, HD}), k = leaf({B, NH, M, HD}), v = leaf({B, NH, M, HD});
+    Tensor row = leaf({c.K, HD / 2}), col = leaf({c.K, HD / 2});
+    Tensor dy = normal({B, NH, M, HD}, 0, 1, DType::F64);
+    std::vector<Tensor> leaves = {q, k, v, row, col};
+    auto run = [&](bool fused) {
+      for (Tensor& l : leaves) l.zero_grad();
+      Tensor y = fused ? local_attention_rel(q, k, v, row, col, c.h, c.w, c.K, c.skip)
+                       : t.masked_attention(q, k, v, row, col);
+      y.backward(dy);
+      std::vector<std::vector<double>> out = {y.to_vector()};
+      for (Tensor& l : leaves) out.push_back(l.grad().to_vector());
+      return out;
+    };
+    const auto got = run(true), ref = run(false);
+    const char* what[] = {"y", "dq", "dk", "dv", "drow", "dcol"};
+    for (size_t n = 0; n < got.size(); ++n) check_close(got[n], ref[n], 1e-12, 1e-12, what[n]);
+  }
+}
+
+// The calls of op `name` (forward and backward) that the profile has seen.
+static int64_t op_calls(OpProfile& prof, const std::string& name) {
+  prof.flush();
+  int64_t n = 0;
+  for (auto& [op, t] : prof.ops)
+    if (name == op) n += t.forward_calls + t.backward_calls;
+  return n;
+}
+
+TEST_CASE("SASA: Attention runs the fused op by default, the masked composition with attention dropout; same outputs") {
+  const int64_t h = 4, w = 5, NH = 2, HD = 8, D = 16;
+  for (const int64_t skip : {0, 1}) {
+    CAPTURE(skip);
+    const int64_t M = skip + h * w;
+    auto t = std::make_shared<SasaTerm>(h, w, HD, 3, skip);
+    init_uniform(t->row, -1, 1);
+    init_uniform(t->col, -1, 1);
+    Attention attn(D, NH, HD, true);
+    attn.set_term(t);
+    Tensor x = normal({2, M, D}, 0, 1).requires_grad_();
+    Tensor dy = normal({2, M, D}, 0, 1);
+    auto run = [&](bool masked) {
+      t->masked = masked;
+      x.zero_grad();
+      for (Param p : attn.parameters()) p.tensor.zero_grad();
+      OpProfile prof;  // which ops ran
+      Tensor y = attn(x);
+      y.backward(dy);
+      std::vector<std::vector<double>> out = {y.to_vector(), x.grad().to_vector(), t->row.grad().to_vector(),
+                                              t->col.grad().to_vector()};
+      return std::make_pair(out, op_calls(prof, "local_attention_rel") == 2);
+    };
+    const auto [fused, ran_local] = run(false);
+    const auto [masked, ran_local_masked] = run(true);
+    CHECK(ran_local);
+    CHECK(!ran_local_masked);
+    const char* what[] = {"y", "dx", "drow", "dcol"};
+    for (size_t n = 0; n < fused.size(); ++n) check_close(fused[n], masked[n], 1e-5, 1e-4, what[n]);
+    // attention dropout in training: the masked composition (attend() is not asked)
+    t->masked = false;
+    Attention drop(D, NH, HD, true, /*attn_dropout=*/0.1);
+    auto t2 = std::make_shared<SasaTerm>(h, w, HD, 3, skip);
+    drop.set_term(t2);
+    {
+      OpProfile prof;
+      drop(x);
+      CHECK(op_calls(prof, "local_attention_rel") == 0);
+    }
+    drop.eval();
+    {
+      OpProfile prof;
+      drop(x);
+      CHECK(op_calls(prof, "local_attention_rel") == 1);
+    }
+  }
+}
+
+TEST_CASE("SASA checkpoints: a model's state holds each block's term.row and term.col only; they load across the forms") {
+  VitOptions o = VitOptions::vit();
+  o.image_size = 8;
+  o.patch_size = 2;
+  o.channels = 1;
+  o.num_classes = 3;
+  o.dim = 16;
+  o.depth = 2;
+  o.heads = 2;
+  o.dim_head = 8;
+  o.mlp_dim = 16;
+  o.pos_embed = "none";
+  o.attention = "sasa";
+  o.rel_pos.sasa_kernel = 3;
+  manual_seed(5);
+  VisionTransformer a(o);
+  std::vector<std::string> terms;
+  std::map<std::string, Tensor> sd;
+  for (auto& [n, t] : a.state_dict()) {
+    sd[n] = t;
+    if (n.find(".term.") != std::string::npos) terms.push_back(n);
+  }
+  // what SasaTerm saved before the fused op (its index and mask were constants, never state)
+  CHECK(terms == std::vector<std::string>{"blocks.0.attn.term.row", "blocks.0.attn.term.col",
+                                          "blocks.1.attn.term.row", "blocks.1.attn.term.col"});
+  manual_seed(6);
+  VisionTransformer b(o);
+  b.load_state_dict(sd);  // strict
+  a.eval();
+  b.eval();
+  Tensor x = normal({2, 1, 8, 8}, 0, 1);
+  const std::vector<double> ya = a(x).to_vector();
+  CHECK(b(x).to_vector() == ya);
+  for (auto& blk : b.blocks) std::dynamic_pointer_cast<SasaTerm>(blk->attn->term)->masked = true;
+  check_close(b(x).to_vector(), ya, 1e-5, 1e-5, "masked form of the loaded model");
+}
