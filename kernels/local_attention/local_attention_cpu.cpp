@@ -1,5 +1,5 @@
 // local_attention_rel on the CPU. Forward: one work item per query row (every row
-// of every head), an online softmax over the row's window. Backward: one item per
+// of every head): the window's logits, then a two-pass softmax (max, vectorised exp). Backward: one item per
 // (batch, head), which owns that head's dk, dv and its partial drow, dcol (reduced
 // over the heads in a fixed order afterwards), so the results do not depend on the
 // thread count. Compute only; the op, node and dispatch row are in local_attention.cpp.
@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/dispatch.h"
@@ -32,33 +33,80 @@ int64_t pairs_per_head(const LocalAttnDims& d) {
   return d.skip * d.M + d.H * d.W * d.skip + span(d.H) * span(d.W);
 }
 
-// y, q, k, v: (B,NH,M,HD)  lse: (B,NH,M)  row, col: (K,half)
+// Calls f(std::integral_constant<int, HD>) for the common head widths (the per-key
+// loops then have a fixed trip count the compiler unrolls), else with 0 (HD at run time).
+template <class F>
+void with_head_dim(int64_t HD, F&& f) {
+  switch (HD) {
+    case 8: f(std::integral_constant<int, 8>{}); return;
+    case 16: f(std::integral_constant<int, 16>{}); return;
+    case 32: f(std::integral_constant<int, 32>{}); return;
+    case 64: f(std::integral_constant<int, 64>{}); return;
+    default: f(std::integral_constant<int, 0>{}); return;
+  }
+}
+
+// Per-thread scratch of one query row: its keys and their logits / probabilities.
 template <class T>
+struct RowScratch {
+  std::vector<int64_t> key;      // the keys of the row, in local_for_each's order
+  std::vector<int64_t> tr, tc;   // their row / column offsets, -1 for a class pair
+  std::vector<T> l, p, rel, g, dq;
+  explicit RowScratch(const LocalAttnDims& d)
+      : key(d.M), tr(d.M), tc(d.M), l(d.M), p(d.M), rel(2 * d.K), g(2 * d.K), dq(d.HD) {}
+};
+
+// Fills x.key, x.tr, x.tc, x.l with the keys of query row qi (token i of its head; kb: the
+// head's keys (M,HD)) and their logits; returns their count.
+template <class T, int kHD>
+int64_t row_logits(RowScratch<T>& x, int64_t i, const T* qi, const T* kb, const T* row, const T* col,
+                   const LocalAttnDims& d, T scale) {
+  const int64_t HD = kHD > 0 ? kHD : d.HD, K = d.K, r = d.r();
+  const math::LocalSpan sp = math::local_span(i, d.skip, d.H, d.W, r);
+  if (sp.rel) math::local_rel_terms(x.rel.data(), qi, row, col, K, HD, scale);
+  int64_t n = 0;
+  math::local_for_each(sp, d.skip, d.W, r, [&](int64_t j, bool rl, int64_t tr, int64_t tc) {
+    x.key[n] = j;
+    x.tr[n] = rl ? tr : -1;
+    x.tc[n] = tc;
+    x.l[n++] = math::local_logit(math::local_dot(qi, kb + j * HD, HD), scale, rl, x.rel.data(), tr, tc, K);
+  });
+  return n;
+}
+
+// y, q, k, v: (B,NH,M,HD)  lse: (B,NH,M)  row, col: (K,half)
+// Per row: the window's logits, their max, exp (vectorised), then y = sum_j p_j v_j / s.
+template <class T, int kHD>
 void forward_rows(T* y, T* lse, const T* q, const T* k, const T* v, const T* row, const T* col,
                   const LocalAttnDims& d) {
-  const int64_t M = d.M, HD = d.HD, K = d.K, r = d.r(), rows = d.rows();
+  const int64_t M = d.M, HD = kHD > 0 ? kHD : d.HD, rows = d.rows();
   const T scale = T(1.0 / std::sqrt((double)HD));
   const bool spread = !omp_in_parallel() && rows > 1 && rows * row_work(d) > kParallelGrain;
 #pragma omp parallel if (spread)
   {
-    std::vector<T> rel(2 * K);
+    RowScratch<T> x(d);
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < rows; ++n) {
-      const int64_t i = n % M, bh = n / M;
-      const T* qi = q + n * HD;
-      const T* kb = k + bh * M * HD;
+      const int64_t bh = n / M;
       const T* vb = v + bh * M * HD;
-      T* yi = y + n * HD;
-      const math::LocalSpan sp = math::local_span(i, d.skip, d.H, d.W, r);
-      if (sp.rel) math::local_rel_terms(rel.data(), qi, row, col, K, HD, scale);
-      for (int64_t e = 0; e < HD; ++e) yi[e] = T(0);
-      T m = -INFINITY, s = 0;
-      math::local_for_each(sp, d.skip, d.W, r, [&](int64_t j, bool rl, int64_t tr, int64_t tc) {
-        const T l = math::local_logit(math::local_dot(qi, kb + j * HD, HD), scale, rl, rel.data(), tr, tc, K);
-        math::local_online_add(yi, m, s, l, vb + j * HD, HD);
-      });
+      const int64_t nk = row_logits<T, kHD>(x, n % M, q + n * HD, k + bh * M * HD, row, col, d, scale);
+      T m = x.l[0];
+      for (int64_t t = 1; t < nk; ++t) m = x.l[t] > m ? x.l[t] : m;
+      T s = 0;
+      T* p = x.p.data();
+      const T* l = x.l.data();
+      PW_LOCAL_SIMD
+      for (int64_t t = 0; t < nk; ++t) p[t] = math::vexp(l[t] - m);
+      for (int64_t t = 0; t < nk; ++t) s += p[t];
       const T inv = T(1) / s;
-      for (int64_t e = 0; e < HD; ++e) yi[e] *= inv;
+      T* yi = y + n * HD;
+      for (int64_t e = 0; e < HD; ++e) yi[e] = T(0);
+      for (int64_t t = 0; t < nk; ++t) {
+        const T pt = p[t] * inv;
+        const T* vj = vb + x.key[t] * HD;
+        PW_LOCAL_SIMD
+        for (int64_t e = 0; e < HD; ++e) yi[e] += pt * vj[e];
+      }
       lse[n] = m + std::log(s);
     }
   }
@@ -66,24 +114,29 @@ void forward_rows(T* y, T* lse, const T* q, const T* k, const T* v, const T* row
 
 // One head (b,h) of the backward. dq, dk, dv, y, dy: this head's (M,HD) (dq, dk, dv may
 // be null); part: this head's (2K,half) partial of [drow; dcol] (null: not needed), zeroed.
-// acc_*: add into dq (dk, dv were zeroed or hold earlier gradients: always added to).
-template <class T>
+// acc_q: add into dq (dk, dv were zeroed or hold earlier gradients: always added to).
+template <class T, int kHD>
 void backward_head(T* dq, bool acc_q, T* dk, T* dv, T* part, const T* q, const T* k, const T* v, const T* row,
-                   const T* col, const T* y, const T* lse, const T* dy, const LocalAttnDims& d, T* rel, T* g, T* dqi) {
-  const int64_t M = d.M, HD = d.HD, K = d.K, r = d.r(), half = d.half();
+                   const T* col, const T* y, const T* lse, const T* dy, const LocalAttnDims& d, RowScratch<T>& x) {
+  const int64_t M = d.M, HD = kHD > 0 ? kHD : d.HD, K = d.K, half = HD / 2;
   const T scale = T(1.0 / std::sqrt((double)HD));
+  T* g = x.g.data();
+  T* dqi = x.dq.data();
   for (int64_t i = 0; i < M; ++i) {
     const T* qi = q + i * HD;
     const T* dyi = dy + i * HD;
-    const math::LocalSpan sp = math::local_span(i, d.skip, d.H, d.W, r);
-    if (sp.rel) math::local_rel_terms(rel, qi, row, col, K, HD, scale);
+    const int64_t nk = row_logits<T, kHD>(x, i, qi, k, row, col, d, scale);
     const T dyy = math::local_dot(dyi, y + i * HD, HD), lsei = lse[i];
+    T* p = x.p.data();
+    const T* l = x.l.data();
+    PW_LOCAL_SIMD
+    for (int64_t t = 0; t < nk; ++t) p[t] = math::local_prob(l[t], lsei);
     for (int64_t t = 0; t < 2 * K; ++t) g[t] = T(0);
     for (int64_t e = 0; e < HD; ++e) dqi[e] = T(0);
-    math::local_for_each(sp, d.skip, d.W, r, [&](int64_t j, bool rl, int64_t tr, int64_t tc) {
+    for (int64_t t = 0; t < nk; ++t) {
+      const int64_t j = x.key[t];
       const T* kj = k + j * HD;
-      const T p = math::local_prob(math::local_logit(math::local_dot(qi, kj, HD), scale, rl, rel, tr, tc, K), lsei);
-      const T ds = math::local_ds(p, math::local_dot(dyi, v + j * HD, HD), dyy), sds = scale * ds;
+      const T ds = math::local_ds(p[t], math::local_dot(dyi, v + j * HD, HD), dyy), sds = scale * ds;
       if (dq) {
         PW_LOCAL_SIMD
         for (int64_t e = 0; e < HD; ++e) dqi[e] += sds * kj[e];
@@ -95,20 +148,22 @@ void backward_head(T* dq, bool acc_q, T* dk, T* dv, T* part, const T* q, const T
       }
       if (dv) {
         T* dvj = dv + j * HD;
+        const T pt = p[t];
         PW_LOCAL_SIMD
-        for (int64_t e = 0; e < HD; ++e) dvj[e] += p * dyi[e];
+        for (int64_t e = 0; e < HD; ++e) dvj[e] += pt * dyi[e];
       }
-      if (rl) {
-        g[tr] += ds;
-        g[K + tc] += ds;
+      if (x.tr[t] >= 0) {
+        g[x.tr[t]] += ds;
+        g[K + x.tc[t]] += ds;
       }
-    });
+    }
+    const bool rel = i >= d.skip;
     if (dq) {
-      if (sp.rel) math::local_rel_dq(dqi, g, row, col, K, HD, scale);
+      if (rel) math::local_rel_dq(dqi, g, row, col, K, HD, scale);
       T* o = dq + i * HD;
       for (int64_t e = 0; e < HD; ++e) o[e] = acc_q ? o[e] + dqi[e] : dqi[e];
     }
-    if (part && sp.rel)
+    if (part && rel)
       for (int64_t t = 0; t < K; ++t) {
         const T gr = scale * g[t], gc = scale * g[K + t];
         T* pr = part + t * half;
@@ -131,8 +186,10 @@ void local_attention_forward_cpu(Tensor& y, LocalAttnSaved& s) {
   count_flops(d.B * d.NH * (4 * d.HD * pairs_per_head(d) + 2 * d.K * d.HD * d.H * d.W));
   dispatch_float(s.q.dtype(), d.op, [&](auto tag) {
     using T = decltype(tag);
-    forward_rows<T>(y.data<T>(), s.lse.data<T>(), s.q.data<T>(), s.k.data<T>(), s.v.data<T>(), s.row.data<T>(),
-                    s.col.data<T>(), d);
+    with_head_dim(d.HD, [&](auto hd) {
+      forward_rows<T, decltype(hd)::value>(y.data<T>(), s.lse.data<T>(), s.q.data<T>(), s.k.data<T>(), s.v.data<T>(),
+                                           s.row.data<T>(), s.col.data<T>(), d);
+    });
   });
 }
 
@@ -157,7 +214,7 @@ void local_attention_backward_cpu(GradBuf dq, GradBuf dk, GradBuf dv, GradBuf dr
     const bool spread = !omp_in_parallel() && items > 1 && items * d.M * row_work(d) * 2 > kParallelGrain;
 #pragma omp parallel if (spread)
     {
-      std::vector<T> rel(2 * K), g(2 * K), dqi(d.HD);
+      RowScratch<T> x(d);
 #pragma omp for schedule(static)
       for (int64_t it = 0; it < items; ++it) {
         const int64_t o = it * MH;
@@ -165,9 +222,11 @@ void local_attention_backward_cpu(GradBuf dq, GradBuf dk, GradBuf dv, GradBuf dr
           for (int64_t e = 0; e < MH; ++e) pdk[o + e] = T(0);
         if (pdv && !acc_v)
           for (int64_t e = 0; e < MH; ++e) pdv[o + e] = T(0);
-        backward_head<T>(pdq ? pdq + o : nullptr, dq.accumulate, pdk ? pdk + o : nullptr, pdv ? pdv + o : nullptr,
+        with_head_dim(d.HD, [&](auto hd) {
+          backward_head<T, decltype(hd)::value>(pdq ? pdq + o : nullptr, dq.accumulate, pdk ? pdk + o : nullptr, pdv ? pdv + o : nullptr,
                          rel_grad ? part.data() + it * P : nullptr, q + o, k + o, v + o, s.row.data<T>(),
-                         s.col.data<T>(), y + o, lse + it * d.M, g_dy + o, d, rel.data(), g.data(), dqi.data());
+                         s.col.data<T>(), y + o, lse + it * d.M, g_dy + o, d, x);
+        });
       }
     }
     // [drow; dcol] = the heads' partials summed in head order

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/softmax/softmax_math.h"  // vexp
 #include "runtime/hd.h"
 
 // `#pragma omp simd` on the CPU loops (nvcc compiles the same lines without it).
@@ -94,23 +95,24 @@ PW_HD inline T local_logit(T qk, T scale, bool rel, const T* reli, int64_t tr, i
 template <class T>
 PW_HD inline void local_online_add(T* acc, T& m, T& s, T l, const T* v, int64_t HD) {
   if (l > m) {
-    const T c = std::exp(m - l);  // 0 for the first key (m = -inf)
+    const T c = vexp(m - l);  // 0 for the first key (m = -inf)
     s *= c;
     PW_LOCAL_SIMD
     for (int64_t e = 0; e < HD; ++e) acc[e] *= c;
     m = l;
   }
-  const T p = std::exp(l - m);
+  const T p = vexp(l - m);
   s += p;
   PW_LOCAL_SIMD
   for (int64_t e = 0; e < HD; ++e) acc[e] += p * v[e];
 }
 
+// exp is vexp (softmax_math.h): the vectorisable one in float, libm's in double.
 // Backward of one pair (forward: p_ij = exp(l_ij - lse_i), y_i = sum_j p_ij v_j):
 //   p = exp(l - lse);  ds = dL/dl_ij = p (dy_i.v_j - dy_i.y_i)
 template <class T>
 PW_HD inline T local_prob(T l, T lse) {
-  return std::exp(l - lse);
+  return vexp(l - lse);
 }
 template <class T>
 PW_HD inline T local_ds(T p, T dyv, T dyy) {
