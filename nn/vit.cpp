@@ -48,7 +48,8 @@ void VitOptions::bind(KeyBinder& b) {
                   "token mixing: softmax attention, or linear attention (Katharopoulos et al. 2020) with the "
                   "feature map [1, x/|x|] (1 + q^.k^, first-order Taylor) or elu(x)+1; O(N) in the tokens, "
                   "attn_dropout unused; or sasa: softmax attention in a local model.sasa_kernel window with "
-                  "SASA's factorised row/column relative embeddings (nn/posenc.h)"));
+                  "SASA's factorised row/column relative embeddings, O(N k^2) (nn/posenc.h; with attn_dropout > 0 "
+                  "training composes it masked, O(N^2))"));
 }
 
 VitOptions VitOptions::from(const Options& model) {

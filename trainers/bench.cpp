@@ -21,6 +21,7 @@
 #include "kernels/attention/attention.h"
 #include "kernels/attention/flash_attention_cuda.h"
 #include "kernels/linear_attention/linear_attention.h"
+#include "nn/posenc.h"
 #include "runtime/cuda/runtime.h"
 #include "trainers/config.h"
 #include "trainers/device.h"
@@ -295,15 +296,60 @@ void bench_attention_sweep_cpu(int64_t B, int64_t NH, int64_t HD, const std::vec
     std::printf("RESULT softmax is faster at the largest N swept\n");
 }
 
+// SASA on the CPU in fp32, forward + backward: the fused local_attention_rel against the
+// masked O(N^2) composition (SasaTerm::masked_attention) over square grids of the given
+// sides, no class token. Rounds alternate as in the sweep; each form keeps its fastest.
+void bench_sasa_cpu(int64_t B, int64_t NH, int64_t HD, int64_t K, const std::vector<int64_t>& sides, int64_t iters) {
+  std::printf("# patchwork bench attention --device cpu --sasa: B=%lld NH=%lld HD=%lld K=%lld fp32, threads=%d\n"
+              "# fwd+bwd ms per call (best of 5 alternating rounds)\n",
+              (long long)B, (long long)NH, (long long)HD, (long long)K, omp_get_max_threads());
+  std::printf("%6s %6s %12s %12s %10s\n", "side", "N", "local", "masked", "speedup");
+  for (int64_t side : sides) {
+    const int64_t N = side * side;
+    Generator gen(1);
+    SasaTerm term(side, side, HD, K, 0);
+    auto leaf = [&] { return normal({B, NH, N, HD}, 0, 1, DType::F32, &gen).requires_grad_(); };
+    Tensor q = leaf(), k = leaf(), v = leaf();
+    Tensor dy = normal({B, NH, N, HD}, 0, 1, DType::F32, &gen);
+    std::vector<std::function<Tensor()>> ops = {
+        [&] { return local_attention_rel(q, k, v, term.row, term.col, side, side, K, 0); },
+        [&] { return term.masked_attention(q, k, v); },
+    };
+    auto once = [&](size_t o, int64_t n) {
+      const auto t0 = Clock::now();
+      for (int64_t i = 0; i < n; ++i) ops[o]().backward(dy);
+      return 1000.0 * seconds(t0) / (double)n;
+    };
+    std::vector<int64_t> n(ops.size());
+    std::vector<double> best(ops.size(), 1e30);
+    for (size_t o = 0; o < ops.size(); ++o) {
+      once(o, 1);  // warm up (the masked form builds its index here), then size the rounds
+      const double ms = once(o, 1);
+      n[o] = std::max<int64_t>(1, std::min<int64_t>(iters, (int64_t)(200.0 / std::max(ms, 1e-3))));
+    }
+    for (int r = 0; r < 5; ++r)
+      for (size_t o = 0; o < ops.size(); ++o) best[o] = std::min(best[o], once(o, n[o]));
+    std::printf("%6lld %6lld %12.3f %12.3f %10.2f\n", (long long)side, (long long)N, best[0], best[1],
+                best[1] / best[0]);
+    std::fflush(stdout);
+  }
+}
+
 int cmd_bench_attention(const std::vector<std::string>& a) {
   const char* usage =
       "usage: patchwork bench attention [--device cuda|cpu] [--batch B] [--heads NH] [--n N] [--hd HD] "
       "[--bf16|--fp32] [--iters I] [--threads T]\n"
       "       patchwork bench attention --device cpu --sweep [--ns N1,N2,...] [--batch B] [--heads NH] [--hd HD]\n"
       "  --sweep: softmax vs linear attention (taylor, elu), fwd+bwd ms over N (default B 1, NH 4, HD 64,\n"
-      "  N 64,128,...,4096)";
+      "  N 64,128,...,4096)\n"
+      "       patchwork bench attention --device cpu --sasa [--sides S1,S2,...] [--kernel K] [--batch B] [--heads NH]\n"
+      "         [--hd HD] [--threads T]\n"
+      "  --sasa: SASA's fused local_attention_rel vs the masked O(N^2) composition, fwd+bwd ms on S x S grids\n"
+      "  (default sides 7,14,28, K 7, B 8, NH 4, HD 16)";
   int64_t B = 8, NH = 12, N = 1024, HD = 64, iters = 20, threads = 0;
-  bool bf16 = true, cpu = false, sweep = false, set_b = false, set_nh = false;
+  bool bf16 = true, cpu = false, sweep = false, sasa = false, set_b = false, set_nh = false, set_hd = false;
+  int64_t kernel = 7;
+  std::vector<int64_t> sides = {7, 14, 28};
   std::vector<int64_t> ns = {64, 128, 256, 512, 1024, 2048, 4096};
   for (size_t i = 3; i < a.size(); ++i) {
     const std::string& s = a[i];
@@ -311,22 +357,28 @@ int cmd_bench_attention(const std::vector<std::string>& a) {
       sweep = true;
       continue;
     }
-    if (s == "--ns") {
-      PW_CHECK(i + 1 < a.size(), "bench attention: --ns needs a list such as 128,256,512\n", usage);
-      ns.clear();
+    if (s == "--sasa") {
+      sasa = true;
+      continue;
+    }
+    if (s == "--ns" || s == "--sides") {
+      PW_CHECK(i + 1 < a.size(), "bench attention: ", s, " needs a list such as 128,256,512\n", usage);
+      std::vector<int64_t>& list = s == "--ns" ? ns : sides;
+      list.clear();
       std::stringstream ss(a[++i]);
       std::string item;
       while (std::getline(ss, item, ',')) {
         char* end = nullptr;
         const long long n = std::strtoll(item.c_str(), &end, 10);
-        PW_CHECK(end && *end == 0 && n >= 1 && n <= (1 << 20), "bench attention: --ns: expected integers in ",
+        PW_CHECK(end && *end == 0 && n >= 1 && n <= (1 << 20), "bench attention: ", s, ": expected integers in ",
                  "[1, 2^20] separated by commas, got '", a[i], "'");
-        ns.push_back(n);
+        list.push_back(n);
       }
       continue;
     }
     set_b = set_b || s == "--batch";
     set_nh = set_nh || s == "--heads";
+    set_hd = set_hd || s == "--hd";
     if (s == "--bf16" || s == "--fp32") {
       bf16 = s == "--bf16";
       continue;
@@ -338,7 +390,7 @@ int cmd_bench_attention(const std::vector<std::string>& a) {
       continue;
     }
     int64_t* dst = s == "--batch" ? &B : s == "--heads" ? &NH : s == "--n" ? &N : s == "--hd" ? &HD
-                 : s == "--iters" ? &iters : s == "--threads" ? &threads : nullptr;
+                 : s == "--iters" ? &iters : s == "--threads" ? &threads : s == "--kernel" ? &kernel : nullptr;
     PW_CHECK(dst, "bench attention: unknown option '", s, "'\n", usage);
     PW_CHECK(i + 1 < a.size(), "bench attention: option ", s, " needs a value\n", usage);
     const std::string v = a[++i];
@@ -349,6 +401,13 @@ int cmd_bench_attention(const std::vector<std::string>& a) {
     *dst = n;
   }
   PW_CHECK(!sweep || cpu, "bench attention: --sweep runs on the CPU; add --device cpu\n", usage);
+  PW_CHECK(!sasa || cpu, "bench attention: --sasa runs on the CPU; add --device cpu\n", usage);
+  if (sasa) {
+    PW_CHECK(kernel % 2 == 1, "bench attention: --kernel must be odd, got ", kernel);
+    if (threads > 0) omp_set_num_threads((int)threads);
+    bench_sasa_cpu(set_b ? B : 8, set_nh ? NH : 4, set_hd ? HD : 16, kernel, sides, iters);
+    return 0;
+  }
   if (sweep) {
     if (threads > 0) omp_set_num_threads((int)threads);
     bench_attention_sweep_cpu(set_b ? B : 1, set_nh ? NH : 4, HD, ns, iters);
