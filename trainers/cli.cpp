@@ -38,6 +38,8 @@ const char* kUsage =
     "                                                training images/s, per-op profile\n"
     "  patchwork bench attention [--device cuda|cpu --batch B --heads NH --n N --hd HD --bf16|--fp32 --iters I --threads T]\n"
     "                                          attention kernel speed (CUDA: flash attention TFLOP/s)\n"
+    "  patchwork bench attention --device cpu --sasa [--sides S1,S2,... --kernel K --threads T]\n"
+    "                                          SASA: the fused local op against the masked O(N^2) form\n"
     "  patchwork data check CONFIG [--set k=v]...    read every sample of both splits once; list unreadable files\n"
     "  patchwork keys                                the core config keys: type, default, range, meaning\n"
     "  patchwork keys --model NAME | --data NAME     the keys a model (model.type) or data set (data.dataset) adds\n";
