@@ -757,6 +757,21 @@ TEST_CASE("SASA: the fused local_attention_rel equals the masked O(N^2) composit
   }
 }
 
+TEST_CASE("local_attention_rel: bad shapes are errors that name the op, the shapes and the fix") {
+  Tensor q = normal({1, 2, 16, 6}, 0, 1), rc = normal({3, 3}, 0, 1);
+  CHECK_THROWS_WITH_AS(local_attention_rel(q, q, q, rc, rc, 3, 5, 4, 1),
+                       doctest::Contains("the window K must be odd"), pw::Error);
+  CHECK_THROWS_WITH_AS(local_attention_rel(q, q, q, rc, rc, 3, 4, 3, 1),
+                       doctest::Contains("has M = 16 tokens but skip + H*W = 1 + 3*4 = 13"), pw::Error);
+  Tensor q5 = normal({1, 2, 16, 5}, 0, 1), rc2 = normal({3, 2}, 0, 1);
+  CHECK_THROWS_WITH_AS(local_attention_rel(q5, q5, q5, rc2, rc2, 3, 5, 3, 1),
+                       doctest::Contains("the head dim must be even"), pw::Error);
+  CHECK_THROWS_WITH_AS(local_attention_rel(q, q, q, normal({5, 3}, 0, 1), normal({5, 3}, 0, 1), 3, 5, 3, 1),
+                       doctest::Contains("row and col must be (K, HD/2) = (3,3)"), pw::Error);
+  CHECK_THROWS_WITH_AS(local_attention_rel(q, normal({1, 2, 15, 6}, 0, 1), q, rc, rc, 3, 5, 3, 1),
+                       doctest::Contains("q, k and v must have one shape"), pw::Error);
+}
+
 // The calls of op `name` (forward and backward) that the profile has seen.
 static int64_t op_calls(OpProfile& prof, const std::string& name) {
   prof.flush();
