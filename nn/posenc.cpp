@@ -231,12 +231,21 @@ std::map<std::string, Tensor> fit_state_dict_to_resolution(const Module& model, 
 
 // ---- terms ----
 
+namespace {
+// Registers r's tensors as constants NAME, NAME_inv_off, NAME_inv_pos through add (a term's
+// add_constant), so Module::to() moves them with the term.
+using AddConstant = std::function<void(const std::string&, const Tensor&)>;
+void add_index_constants(const AddConstant& add, const std::string& name, const RelIndex& r) {
+  add(name, r.idx);
+  add(name + "_inv_off", r.inv_off);
+  add(name + "_inv_pos", r.inv_pos);
+}
+}  // namespace
+
 void RelTableBias::add_table(const std::string& name, RelIndex index, int64_t heads, double init_std) {
   Tensor t = add_param(name, zeros({index.T, heads}), /*decay=*/false);  // Swin: no decay on the table
   if (init_std > 0) init_trunc_normal(t, init_std);
-  add_constant("index", index.idx);
-  add_constant("index_inv_off", index.inv_off);
-  add_constant("index_inv_pos", index.inv_pos);
+  add_index_constants([this](const std::string& n, const Tensor& t) { add_constant(n, t); }, "index", index);
   tables.push_back(t);
   indexes.push_back(std::move(index));
 }
@@ -301,15 +310,10 @@ Tensor read_rows(const Tensor& table, const UsedRows& u) {
   return u.rows.defined() ? index_select(table, 0, u.rows) : table;
 }
 // Registers u's tensors as constants, so Module::to() moves them with the term.
-void add_used_constants(const UsedRows& u, const std::vector<std::string>& names,
-                        const std::function<void(const std::string&, const Tensor&)>& add) {
+void add_used_constants(const AddConstant& add, const UsedRows& u, const std::vector<std::string>& names) {
   if (!u.rows.defined()) return;
   add("used_rows", u.rows);
-  for (size_t p = 0; p < u.index.size(); ++p) {
-    add(names[p] + "_used", u.index[p].idx);
-    add(names[p] + "_used_inv_off", u.index[p].inv_off);
-    add(names[p] + "_used_inv_pos", u.index[p].inv_pos);
-  }
+  for (size_t p = 0; p < u.index.size(); ++p) add_index_constants(add, names[p] + "_used", u.index[p]);
 }
 }  // namespace
 
@@ -320,10 +324,9 @@ ShawTerm::ShawTerm(RelIndex idx, int64_t dim_head, bool values) : index(std::mov
     table_v = add_param("table_v", zeros({index.T, dim_head}), /*decay=*/false);
     init_trunc_normal(table_v, 0.02);
   }
-  add_constant("index", index.idx);
-  add_constant("index_inv_off", index.inv_off);
-  add_constant("index_inv_pos", index.inv_pos);
-  add_used_constants(used, {"index"}, [this](const std::string& n, const Tensor& t) { add_constant(n, t); });
+  AddConstant add = [this](const std::string& n, const Tensor& t) { add_constant(n, t); };
+  add_index_constants(add, "index", index);
+  add_used_constants(add, used, {"index"});
 }
 
 Tensor ShawTerm::logits_term(const Tensor& q, const Tensor& k) {
@@ -348,9 +351,7 @@ IrpeContextTerm::IrpeContextTerm(std::vector<RelIndex> idx, int64_t th, int64_t 
       table_k.push_back(add_param("table_k" + sfx, zeros({th, dim_head, r.T}), /*decay=*/false));
     if (on.find('v') != std::string::npos)
       table_v.push_back(add_param("table_v" + sfx, zeros({th, r.T, dim_head}), /*decay=*/false));
-    add_constant("index" + sfx, r.idx);
-    add_constant("index_inv_off" + sfx, r.inv_off);
-    add_constant("index_inv_pos" + sfx, r.inv_pos);
+    add_index_constants([this](const std::string& n, const Tensor& t) { add_constant(n, t); }, "index" + sfx, r);
   }
 }
 
@@ -440,12 +441,9 @@ void SasaTerm::build_masked(Device d) {
     }
   index_row_ = RelIndex::build(ir, M, kernel, d);
   index_col_ = RelIndex::build(ic, M, kernel, d);
-  add_constant("index_row", index_row_.idx);
-  add_constant("index_row_inv_off", index_row_.inv_off);
-  add_constant("index_row_inv_pos", index_row_.inv_pos);
-  add_constant("index_col", index_col_.idx);
-  add_constant("index_col_inv_off", index_col_.inv_off);
-  add_constant("index_col_inv_pos", index_col_.inv_pos);
+  AddConstant add = [this](const std::string& n, const Tensor& t) { add_constant(n, t); };
+  add_index_constants(add, "index_row", index_row_);
+  add_index_constants(add, "index_col", index_col_);
   mask_ = add_constant("mask", from_vector(m, {M, M}).to(d));
 }
 
@@ -510,14 +508,10 @@ HuangTerm::HuangTerm(RelIndex idx, RelIndex idx_t, int64_t dim_head)
     : index(std::move(idx)), index_t(std::move(idx_t)), used(used_rows({index, index_t})) {
   table = add_param("table", zeros({index.T, dim_head}), /*decay=*/false);
   init_trunc_normal(table, 0.02);
-  add_constant("index", index.idx);
-  add_constant("index_inv_off", index.inv_off);
-  add_constant("index_inv_pos", index.inv_pos);
-  add_constant("index_t", index_t.idx);
-  add_constant("index_t_inv_off", index_t.inv_off);
-  add_constant("index_t_inv_pos", index_t.inv_pos);
-  add_used_constants(used, {"index", "index_t"},
-                     [this](const std::string& n, const Tensor& t) { add_constant(n, t); });
+  AddConstant add = [this](const std::string& n, const Tensor& t) { add_constant(n, t); };
+  add_index_constants(add, "index", index);
+  add_index_constants(add, "index_t", index_t);
+  add_used_constants(add, used, {"index", "index_t"});
 }
 
 Tensor HuangTerm::logits_term(const Tensor& q, const Tensor& k) {
