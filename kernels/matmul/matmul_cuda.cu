@@ -13,15 +13,28 @@ namespace pw {
 
 namespace {
 
+// a has every output slice and b's slices repeat in order over a's leading dims
+// (a (B,NH,M,K) @ b (NH,K,N): Transformer-XL's projected relative table).
+bool b_repeats_over_leading_dims(const MatmulPlan& p) {
+  if (p.a_bn != p.out_bn || p.out_bn % p.b_bn != 0) return false;
+  for (int64_t i = 0; i < p.out_bn; ++i)
+    if (p.ia[i] != i || p.ib[i] != i % p.b_bn) return false;
+  return true;
+}
+
 // y (out_bn,M,N) = a (a_bn,M,K) @ b (b_bn,K,N), slices paired by the plan.
 template <class T>
 void matmul_forward_gemms(T* y, const T* a, const T* b, const MatmulPlan& p) {
   const int64_t M = p.M, K = p.K, N = p.N;
   if (p.b_bn == 1) {
     gemm_cuda<T>(false, false, 1, p.out_bn * M, N, K, T(1), a, K, 0, b, N, 0, T(0), y, N, 0);
-  } else if (p.a_bn == p.out_bn || p.a_bn == 1) {  // b_bn == out_bn here
+  } else if (p.b_bn == p.out_bn && (p.a_bn == p.out_bn || p.a_bn == 1)) {
     gemm_cuda<T>(false, false, p.out_bn, M, N, K, T(1), a, K, p.a_bn == 1 ? 0 : M * K, b, N, K * N, T(0), y, N,
                  M * N);
+  } else if (b_repeats_over_leading_dims(p)) {  // a (G,b_bn,M,K) @ b (b_bn,K,N): G calls of b_bn
+    for (int64_t g = 0; g < p.out_bn / p.b_bn; ++g)
+      gemm_cuda<T>(false, false, p.b_bn, M, N, K, T(1), a + g * p.b_bn * M * K, K, M * K, b, N, K * N, T(0),
+                   y + g * p.b_bn * M * N, N, M * N);
   } else {
     for (int64_t i = 0; i < p.out_bn; ++i)
       gemm_cuda<T>(false, false, 1, M, N, K, T(1), a + p.ia[i] * M * K, K, 0, b + p.ib[i] * K * N, N, 0, T(0),

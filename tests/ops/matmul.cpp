@@ -21,6 +21,14 @@ PW_OP_TEST(OpTest("matmul", {In({2, 1, 3, 4}), In({5, 4, 3})}, mm)
                .ref("matmul", "matmul_broadcast")
                .parity({In({2, 1, 7, 12}), In({3, 12, 5})})
                .parity_tol(1e-4, 1e-4));
+PW_OP_TEST(OpTest("matmul", {In({2, 3, 4, 5}), In({3, 5, 2})}, mm)
+               .variant("b repeated over a's leading dim")  // XL: (B,NH,M,HD) @ (NH,HD,2M-1)
+               .parity({In({3, 4, 9, 16}), In({4, 16, 17})})
+               .parity_tol(1e-4, 1e-4));
+PW_OP_TEST(OpTest("matmul", {In({2, 3, 4, 5}), In({2, 1, 5, 2})}, mm)
+               .variant("b repeated over a's inner dim")  // no strided-batched form: one GEMM per slice
+               .parity({In({2, 3, 9, 16}), In({2, 1, 16, 7})})
+               .parity_tol(1e-4, 1e-4));
 PW_OP_TEST(OpTest("matmul", {In({2, 3, 5}), In({5, 3})}, mm)
                .variant("batched a, 2-d b")
                .ref("matmul", "matmul_b2d")
