@@ -13,6 +13,7 @@
 #include "kernels/ops.h"
 #include "nn/vit.h"
 #include "tests/cuda_parity.h"
+#include "tests/model_parity.h"
 #include "tests/test_data_util.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
@@ -59,7 +60,7 @@ TEST_CASE("Module::to(CUDA) moves a ViT's fixed position table, which stays out 
   }
 }
 
-TEST_CASE("every relative encoding gives the CUDA model the CPU model's loss and gradients") {
+TEST_CASE("every relative encoding gives the CUDA model the CPU model's logits and gradients") {
   PW_SKIP_WITHOUT_CUDA();
   // a 3x3 grid + class token; clip 4 > the grid, so Shaw/Huang read 25 of their 81 rows
   const std::vector<std::string> encodings = {
@@ -71,24 +72,7 @@ TEST_CASE("every relative encoding gives the CUDA model the CPU model's loss and
     const std::string yaml = "model:\n  type: vit\n  image_size: 12\n  patch_size: 4\n  channels: 1\n"
                              "  num_classes: 10\n  dim: 32\n  depth: 1\n  heads: 2\n  dim_head: 16\n"
                              "  mlp_dim: 32\n  pos_embed: none\n  " + e + "\n";
-    Config cfg = Config::parse(yaml, "tiny.yaml");
-    std::shared_ptr<Module> mc = build_model(cfg), mg = build_model(cfg);  // same seed: same weights
-    mg->to(Device::CUDA);
-    Generator gen(5);
-    Tensor x = normal({4, 1, 12, 12}, 0, 1, DType::F32, &gen);
-    Tensor labels = from_indices({1, 7, 3, 0}, {4});
-    Tensor lc = cross_entropy((*mc)(x), labels);
-    Tensor lg = cross_entropy((*mg)(x.to(Device::CUDA)), labels.to(Device::CUDA));
-    check_close(lg.to_vector(), lc.to_vector(), 1e-4, 1e-4, "loss");
-    lc.backward();
-    lg.backward();
-    std::vector<Param> pc = mc->parameters(), pg = mg->parameters();
-    REQUIRE(pc.size() == pg.size());
-    for (size_t k = 0; k < pc.size(); ++k) {
-      CAPTURE(pc[k].name);
-      REQUIRE(pg[k].tensor.grad().defined());
-      check_close(pg[k].tensor.grad().to_vector(), pc[k].tensor.grad().to_vector(), 1e-4, 1e-3, "gradient");
-    }
+    check_model_on_cuda(yaml, 1, 12);
   }
 }
 
