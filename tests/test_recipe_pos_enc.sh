@@ -3,6 +3,8 @@
 # docs/pos_enc*.md keeps working: DATASET cifar10 on a synthetic set in CIFAR-10's exact binary
 # format (scripts/cifar_subset.py --synthetic), fashion_mnist on the real files when
 # Debian's dataset-fashion-mnist is installed (else exit 77: ctest reports it skipped).
+# On the CPU (train.device cpu) in every build: the script is under test, not a device, and
+# the EMU build's emulated CUDA under ASan took over 10 min for these three tiny runs.
 #   tests/test_recipe_pos_enc.sh BUILD_DIR cifar10|fashion_mnist
 set -euo pipefail
 BUILD=$1 DATASET=$2
@@ -16,7 +18,7 @@ case "$DATASET" in
 esac
 scripts/compare_pos_enc.sh --build "$BUILD" --dataset "$DATASET" --data "$DATA" --smoke --epochs 1 \
   --train-subset 64 --test-subset 32 --only none,swin,rope2d --out "$TMP/grid" --doc "$TMP/doc.md" \
-  --set train.threads=1
+  --set train.threads=1 --set train.device=cpu
 # three rows: a parameter count, two accuracies, images/s ("-": no step was logged at this size)
 rows=$(grep -cE '^\| (none|swin|rope2d) \| [0-9,]+ \| [0-9.]+% \| [0-9.]+% \| ([0-9]+|-) \|' "$TMP/doc.md" || true)
 [[ $rows == 3 ]] || { echo "FAIL: expected 3 result rows in the doc, got $rows:"; cat "$TMP/doc.md"; exit 1; }
