@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 
 namespace pw {
 
@@ -231,21 +230,22 @@ std::map<std::string, Tensor> fit_state_dict_to_resolution(const Module& model, 
 
 // ---- terms ----
 
-namespace {
-// Registers r's tensors as constants NAME, NAME_inv_off, NAME_inv_pos through add (a term's
-// add_constant), so Module::to() moves them with the term.
-using AddConstant = std::function<void(const std::string&, const Tensor&)>;
-void add_index_constants(const AddConstant& add, const std::string& name, const RelIndex& r) {
-  add(name, r.idx);
-  add(name + "_inv_off", r.inv_off);
-  add(name + "_inv_pos", r.inv_pos);
+void RelIndexTerm::add_index(const std::string& name, const RelIndex& r) {
+  add_constant(name, r.idx);
+  add_constant(name + "_inv_off", r.inv_off);
+  add_constant(name + "_inv_pos", r.inv_pos);
 }
-}  // namespace
+
+void RelIndexTerm::add_used(const UsedRows& u, const std::vector<std::string>& names) {
+  if (!u.rows.defined()) return;
+  add_constant("used_rows", u.rows);
+  for (size_t p = 0; p < u.index.size(); ++p) add_index(names[p] + "_used", u.index[p]);
+}
 
 void RelTableBias::add_table(const std::string& name, RelIndex index, int64_t heads, double init_std) {
   Tensor t = add_param(name, zeros({index.T, heads}), /*decay=*/false);  // Swin: no decay on the table
   if (init_std > 0) init_trunc_normal(t, init_std);
-  add_index_constants([this](const std::string& n, const Tensor& t) { add_constant(n, t); }, "index", index);
+  add_index("index", index);
   tables.push_back(t);
   indexes.push_back(std::move(index));
 }
@@ -309,12 +309,6 @@ namespace {
 Tensor read_rows(const Tensor& table, const UsedRows& u) {
   return u.rows.defined() ? index_select(table, 0, u.rows) : table;
 }
-// Registers u's tensors as constants, so Module::to() moves them with the term.
-void add_used_constants(const AddConstant& add, const UsedRows& u, const std::vector<std::string>& names) {
-  if (!u.rows.defined()) return;
-  add("used_rows", u.rows);
-  for (size_t p = 0; p < u.index.size(); ++p) add_index_constants(add, names[p] + "_used", u.index[p]);
-}
 }  // namespace
 
 ShawTerm::ShawTerm(RelIndex idx, int64_t dim_head, bool values) : index(std::move(idx)), used(used_rows({index})) {
@@ -324,9 +318,8 @@ ShawTerm::ShawTerm(RelIndex idx, int64_t dim_head, bool values) : index(std::mov
     table_v = add_param("table_v", zeros({index.T, dim_head}), /*decay=*/false);
     init_trunc_normal(table_v, 0.02);
   }
-  AddConstant add = [this](const std::string& n, const Tensor& t) { add_constant(n, t); };
-  add_index_constants(add, "index", index);
-  add_used_constants(add, used, {"index"});
+  add_index("index", index);
+  add_used(used, {"index"});
 }
 
 Tensor ShawTerm::logits_term(const Tensor& q, const Tensor& k) {
@@ -351,7 +344,7 @@ IrpeContextTerm::IrpeContextTerm(std::vector<RelIndex> idx, int64_t th, int64_t 
       table_k.push_back(add_param("table_k" + sfx, zeros({th, dim_head, r.T}), /*decay=*/false));
     if (on.find('v') != std::string::npos)
       table_v.push_back(add_param("table_v" + sfx, zeros({th, r.T, dim_head}), /*decay=*/false));
-    add_index_constants([this](const std::string& n, const Tensor& t) { add_constant(n, t); }, "index" + sfx, r);
+    add_index("index" + sfx, r);
   }
 }
 
@@ -441,9 +434,8 @@ void SasaTerm::build_masked(Device d) {
     }
   index_row_ = RelIndex::build(ir, M, kernel, d);
   index_col_ = RelIndex::build(ic, M, kernel, d);
-  AddConstant add = [this](const std::string& n, const Tensor& t) { add_constant(n, t); };
-  add_index_constants(add, "index_row", index_row_);
-  add_index_constants(add, "index_col", index_col_);
+  add_index("index_row", index_row_);
+  add_index("index_col", index_col_);
   mask_ = add_constant("mask", from_vector(m, {M, M}).to(d));
 }
 
@@ -464,10 +456,10 @@ Tensor SasaTerm::masked_logits(const Tensor& q, const Tensor& r, const Tensor& c
   return a + b + (mask_.dtype() == q.dtype() ? mask_ : mask_.to(q.dtype()));
 }
 
-Tensor SasaTerm::masked_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& row_,
-                                  const Tensor& col_) {
+Tensor SasaTerm::masked_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& r,
+                                  const Tensor& c) {
   Tensor logits = matmul(q * (1.0 / std::sqrt((double)q.size(-1))), transpose(k, -2, -1));  // (B,NH,M,M)
-  logits = logits + masked_logits(q, row_.defined() ? row_ : row, col_.defined() ? col_ : col);
+  logits = logits + masked_logits(q, r.defined() ? r : row, c.defined() ? c : col);
   return matmul(softmax(logits, -1), v);  // (B,NH,M,HD)
 }
 
@@ -508,10 +500,9 @@ HuangTerm::HuangTerm(RelIndex idx, RelIndex idx_t, int64_t dim_head)
     : index(std::move(idx)), index_t(std::move(idx_t)), used(used_rows({index, index_t})) {
   table = add_param("table", zeros({index.T, dim_head}), /*decay=*/false);
   init_trunc_normal(table, 0.02);
-  AddConstant add = [this](const std::string& n, const Tensor& t) { add_constant(n, t); };
-  add_index_constants(add, "index", index);
-  add_index_constants(add, "index_t", index_t);
-  add_used_constants(add, used, {"index", "index_t"});
+  add_index("index", index);
+  add_index("index_t", index_t);
+  add_used(used, {"index", "index_t"});
 }
 
 Tensor HuangTerm::logits_term(const Tensor& q, const Tensor& k) {

@@ -124,8 +124,29 @@ std::map<std::string, Tensor> fit_state_dict_to_resolution(const Module& model, 
 
 // --- the terms ---
 
+// The rows of a (T, ...) relative table that a grid reads, and its indexes renumbered onto
+// them. A grid smaller than the clipping distance k reads (2 min(k,h-1)+1)(2 min(k,w-1)+1)
+// of Shaw's (2k+1)^2 rows (169 of 1089 for a 7x7 grid and k = 16), so the (B,NH,N,T)
+// products q r^T and scatter(a) r shrink by that factor; the table keeps its paper shape
+// (checkpoints, another grid at evaluation). rows: (T_used) int64, undefined when every
+// row is read (then the indexes are the given ones).
+struct UsedRows {
+  Tensor rows;
+  std::vector<RelIndex> index;
+};
+UsedRows used_rows(const std::vector<RelIndex>& full);
+
+// A term that keeps relative indexes: registers their tensors as constants, so that
+// Module::to() moves them with the term (constants are not state: not in checkpoints).
+struct RelIndexTerm : AttentionTerm {
+ protected:
+  void add_index(const std::string& name, const RelIndex& r);  // NAME, NAME_inv_off, NAME_inv_pos
+  // used_rows and NAME_used... for each names[p] (u.index[p]); nothing when every row is read
+  void add_used(const UsedRows& u, const std::vector<std::string>& names);
+};
+
 // A sum of learned tables, each gathered by its index into an additive bias (swin, irpe).
-struct RelTableBias : AttentionTerm {
+struct RelTableBias : RelIndexTerm {
   std::vector<Tensor> tables;      // (T_k, NH or 1)
   std::vector<RelIndex> indexes;   // (N,N) each, tensors moved with the model
   void add_table(const std::string& name, RelIndex index, int64_t heads, double init_std);
@@ -151,21 +172,9 @@ struct RotaryQK : AttentionTerm {
   const char* type_name() const override { return "RotaryQK"; }
 };
 
-// The rows of a (T, ...) relative table that a grid reads, and its indexes renumbered onto
-// them. A grid smaller than the clipping distance k reads (2 min(k,h-1)+1)(2 min(k,w-1)+1)
-// of Shaw's (2k+1)^2 rows (169 of 1089 for a 7x7 grid and k = 16), so the (B,NH,N,T)
-// products q r^T and scatter(a) r shrink by that factor; the table keeps its paper shape
-// (checkpoints, another grid at evaluation). rows: (T_used) int64, undefined when every
-// row is read (then the indexes are the given ones).
-struct UsedRows {
-  Tensor rows;
-  std::vector<RelIndex> index;
-};
-UsedRows used_rows(const std::vector<RelIndex>& full);
-
 // Shaw et al.'s relative representations on the key and (optionally) value side.
 //   table_k, table_v: (T, HD)
-struct ShawTerm : AttentionTerm {
+struct ShawTerm : RelIndexTerm {
   Tensor table_k, table_v;
   RelIndex index;  // (M,M) into the table's T rows
   UsedRows used;   // the rows this grid reads (logits_term, output_term use them)
@@ -179,7 +188,7 @@ struct ShawTerm : AttentionTerm {
 // iRPE's contextual mode: per bucket index (one; two for cross), tables on the key,
 // query and value sides (any of them; the others empty).
 //   table_k[p], table_q[p]: (NH or 1, HD, T_p)   table_v[p]: (NH or 1, T_p, HD)
-struct IrpeContextTerm : AttentionTerm {
+struct IrpeContextTerm : RelIndexTerm {
   std::vector<RelIndex> indexes;
   std::vector<Tensor> table_q, table_k, table_v;
   IrpeContextTerm(std::vector<RelIndex> indexes, int64_t th, int64_t dim_head, const std::string& on);
@@ -222,7 +231,7 @@ struct KeyPaddingTerm : AttentionTerm {
 // logits_term is the embeddings gathered over the full M x M logits plus -1e9 outside
 // the window, O(M^2); its index and mask constants are built on first use only.
 // Checkpoints hold row and col alone (constants are not state), in both forms.
-struct SasaTerm : AttentionTerm {
+struct SasaTerm : RelIndexTerm {
   Tensor row, col;
   int64_t h, w, kernel, skip;
   bool masked = false;  // true: attend() declines, Attention composes with logits_term
@@ -231,9 +240,9 @@ struct SasaTerm : AttentionTerm {
   Tensor logits_term(const Tensor& q, const Tensor& k) override;             // -> (B,NH,M,M)
   // softmax(scale q k^T + logits_term(q, k)) v: the masked O(M^2) composition that
   // Attention runs without attend() (the reference of tests and `patchwork bench attention
-  // --sasa`). row_, col_: other tables in place of row, col (a float64 test), or undefined.
-  Tensor masked_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& row_ = Tensor(),
-                          const Tensor& col_ = Tensor());
+  // --sasa`). r, c: other tables in place of row, col (a float64 test), or undefined.
+  Tensor masked_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& r = Tensor(),
+                          const Tensor& c = Tensor());
   const char* type_name() const override { return "SasaTerm"; }
 
  private:
@@ -260,7 +269,7 @@ struct XlTerm : AttentionTerm {
 };
 
 // Huang et al.'s method 4: scale * (q_i . p_idx(i,j) + p_idx(i,j) . k_j).   table: (T, HD)
-struct HuangTerm : AttentionTerm {
+struct HuangTerm : RelIndexTerm {
   Tensor table;
   RelIndex index, index_t;  // idx and its transpose (idx_t[j,i] = idx[i,j])
   UsedRows used;            // the rows this grid reads: index, index_t renumbered onto them

@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 case "$DATASET" in
-  cifar10) python3 scripts/cifar_subset.py --synthetic "$TMP/cifar" 64 32; DATA=$TMP/cifar ;;
-  fashion_mnist) DATA=/usr/share/datasets/fashion-mnist
+  cifar10) python3 scripts/cifar_subset.py --synthetic "$TMP/cifar" 64 32; DATA=$TMP/cifar NAME=CIFAR-10 ;;
+  fashion_mnist) DATA=/usr/share/datasets/fashion-mnist NAME=Fashion-MNIST
     [[ -f $DATA/t10k-images-idx3-ubyte.gz ]] || { echo "SKIPPED: no Fashion-MNIST at $DATA (apt-get install dataset-fashion-mnist)"; exit 77; } ;;
 esac
 scripts/compare_pos_enc.sh --build "$BUILD" --dataset "$DATASET" --data "$DATA" --smoke --epochs 1 \
@@ -22,7 +22,7 @@ scripts/compare_pos_enc.sh --build "$BUILD" --dataset "$DATASET" --data "$DATA" 
 # three rows: a parameter count, two accuracies, images/s ("-": no step was logged at this size)
 rows=$(grep -cE '^\| (none|swin|rope2d) \| [0-9,]+ \| [0-9.]+% \| [0-9.]+% \| ([0-9]+|-) \|' "$TMP/doc.md" || true)
 [[ $rows == 3 ]] || { echo "FAIL: expected 3 result rows in the doc, got $rows:"; cat "$TMP/doc.md"; exit 1; }
-grep -q "on $( [[ $DATASET == cifar10 ]] && echo CIFAR-10 || echo Fashion-MNIST )" "$TMP/doc.md" ||
+grep -q "on $NAME" "$TMP/doc.md" ||
   { echo "FAIL: the doc does not name the data set"; exit 1; }
 for r in none swin rope2d; do
   [[ -f $TMP/grid/runs/$r/metrics.jsonl ]] || { echo "FAIL: no metrics for $r"; exit 1; }
